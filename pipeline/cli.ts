@@ -1,0 +1,54 @@
+import { parseArgs } from 'node:util';
+import path from 'node:path';
+import { loadConfig } from './config.ts';
+import { runPipeline } from './runner.ts';
+import { STAGES } from './stages/index.ts';
+import { runCli } from '../src/cli/run-cli.ts';
+
+const USAGE = `usage: npm run pipeline -- [--config pipeline/configs/NAME.yaml] [--out DIR] [--only STAGE | --from STAGE]
+                             [--force] [--backend auto|tensorflow|wasm-blas|wasm|cpu] [--seed N] [--workers N] [--verbose]
+
+Runs the stages of a config in order; unchanged stages are skipped. Default config: pipeline/configs/mnist.yaml.
+Stage types: ${Object.values(STAGES).map((s) => `\n  ${s.type.padEnd(12)} ${s.description}`).join('')}`;
+
+await runCli(USAGE, async (argv) => {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      config: { type: 'string', default: 'pipeline/configs/mnist.yaml' },
+      out: { type: 'string' },
+      only: { type: 'string' },
+      from: { type: 'string' },
+      force: { type: 'boolean', default: false },
+      backend: { type: 'string' },
+      seed: { type: 'string' },
+      workers: { type: 'string' },
+      verbose: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    console.log(USAGE);
+    return;
+  }
+  const int = (flag: string, v: string | undefined, min: number): number | undefined => {
+    if (v === undefined) return undefined;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min) throw new Error(`--${flag} expects an integer >= ${min}, got '${v}'`);
+    return n;
+  };
+  const config = loadConfig(values.config, STAGES);
+  const result = await runPipeline(config, {
+    ...(values.out !== undefined ? { out: values.out } : {}),
+    ...(values.only !== undefined ? { only: values.only } : {}),
+    ...(values.from !== undefined ? { from: values.from } : {}),
+    force: values.force,
+    ...(values.backend !== undefined ? { backend: values.backend } : {}),
+    ...(values.seed !== undefined ? { seed: int('seed', values.seed, 0)! } : {}),
+    workers: int('workers', values.workers, 1) ?? 1,
+  });
+  const rel = path.relative(process.cwd(), result.runDir) || '.';
+  console.log(`\n${config.name}: ${result.stages.map((s) => `${s.name} ${s.status}${s.status === 'ran' ? ` ${s.seconds.toFixed(1)}s` : ''}`).join(', ')}`);
+  console.log(`artifacts in ${rel}/ (npm run inspect -- ${rel}/<stage>)`);
+});

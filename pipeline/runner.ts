@@ -1,0 +1,275 @@
+import { promises as fs, existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { initBackend, type BackendInfo } from '../src/backend/select.ts';
+import { hashTree, sha256, sha256File, stableStringify } from '../src/artifacts/hash.ts';
+import { MANIFEST, readManifest, type Manifest } from '../src/artifacts/manifest.ts';
+import { writeJsonAtomic } from '../src/artifacts/atomic.ts';
+import { acquireLock } from '../src/artifacts/lock.ts';
+import { ArtifactError, ConfigError, UserError } from '../src/util/errors.ts';
+import { createLogger, type Logger } from '../src/util/log.ts';
+import type { PipelineConfig, StageConfig } from './config.ts';
+
+/** The repository root (where package.json is). */
+export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+/** Options of {@link runPipeline}. */
+export interface RunOptions {
+  /** Run folder; default `artifacts/<config name>/`. */
+  out?: string;
+  /** Run just this stage (its upstream stages must have finished). */
+  only?: string;
+  /** Rerun this stage and every stage after it. */
+  from?: string;
+  /** Rerun the selected stages even when unchanged. */
+  force?: boolean;
+  /** Backend override (`--backend`). */
+  backend?: string;
+  /** Seed override (`--seed`). */
+  seed?: number;
+  /** Parallel worker processes for stages that can use them. Default 1. */
+  workers?: number;
+  /** Folder for dataset files shared across runs. Default `artifacts/datasets/`. */
+  cacheDir?: string;
+  /** Logger; default stderr. */
+  log?: Logger;
+  /** Called before each stage runs (tests use this to simulate crashes). */
+  onStageStart?: (name: string) => void;
+}
+
+/** What happened to one stage. */
+export interface StageOutcome {
+  name: string;
+  status: 'ran' | 'skipped';
+  seconds: number;
+  dir: string;
+}
+
+/** What {@link runPipeline} did. */
+export interface RunResult {
+  runDir: string;
+  backend: BackendInfo;
+  stages: StageOutcome[];
+}
+
+const packageVersion = (JSON.parse(readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+
+/** sha256 over the source files that key a stage's cache (folders: every .ts file below them). */
+async function codeHash(files: string[]): Promise<{ sha256: string; files: number }> {
+  const parts: string[] = [];
+  for (const rel of [...files].sort()) {
+    const abs = path.join(REPO_ROOT, rel);
+    let stat;
+    try {
+      stat = await fs.stat(abs);
+    } catch {
+      throw new Error(`stage code path ${rel} does not exist (a bug in the stage definition)`);
+    }
+    if (stat.isDirectory()) {
+      const tree = await hashTree(abs, (f) => !f.endsWith('.ts'));
+      for (const [f, h] of Object.entries(tree)) parts.push(`${rel}/${f}:${h}`);
+    } else {
+      parts.push(`${rel}:${await sha256File(abs)}`);
+    }
+  }
+  return { sha256: sha256(parts.join('\n')), files: parts.length };
+}
+
+/** Checks that a finished stage folder still holds exactly what its manifest says. */
+async function verifyOutputs(dir: string, m: Manifest): Promise<string | undefined> {
+  const actual = await hashTree(dir, (f) => f === MANIFEST);
+  for (const [f, h] of Object.entries(m.outputs)) {
+    if (actual[f] === undefined) return `${f} is missing`;
+    if (actual[f] !== h) return `${f} was modified after the stage wrote it`;
+  }
+  for (const f of Object.keys(actual)) if (m.outputs[f] === undefined) return `${f} was added after the stage ran`;
+  return undefined;
+}
+
+/**
+ * Finishes or undoes a folder swap that a crash interrupted: a complete `.tmp-<stage>` (it has
+ * its manifest) replaces the stage folder; otherwise a left-over `.old-<stage>` is restored.
+ */
+async function recoverSwap(runDir: string, name: string): Promise<void> {
+  const dir = path.join(runDir, name);
+  const tmp = path.join(runDir, `.tmp-${name}`);
+  const old = path.join(runDir, `.old-${name}`);
+  if (existsSync(path.join(tmp, MANIFEST)) && !existsSync(dir)) await fs.rename(tmp, dir);
+  else if (existsSync(old) && !existsSync(dir)) await fs.rename(old, dir);
+  await fs.rm(old, { recursive: true, force: true });
+  await fs.rm(tmp, { recursive: true, force: true });
+}
+
+/** Picks which stages must be considered, and which are forced to rerun. */
+function selectStages(config: PipelineConfig, opts: RunOptions): { run: StageConfig[]; forced: Set<string> } {
+  const names = config.stages.map((s) => s.name);
+  for (const [flag, v] of [['--only', opts.only], ['--from', opts.from]] as const) {
+    if (v !== undefined && !names.includes(v)) throw new ConfigError(`${flag} ${v}: no such stage in ${config.file}; stages are ${names.join(', ')}`);
+  }
+  if (opts.only && opts.from) throw new ConfigError('--only and --from cannot be used together');
+  const forced = new Set<string>();
+  if (opts.only) {
+    const s = config.stages.find((x) => x.name === opts.only)!;
+    if (opts.force) forced.add(s.name);
+    return { run: [s], forced };
+  }
+  if (opts.from) {
+    const i = names.indexOf(opts.from);
+    for (const s of config.stages.slice(i)) forced.add(s.name);
+    return { run: config.stages, forced };
+  }
+  if (opts.force) for (const s of config.stages) forced.add(s.name);
+  return { run: config.stages, forced };
+}
+
+/**
+ * Runs a pipeline: each stage in order, skipping a stage whose params, seed, inputs and code are
+ * unchanged since its last successful run (recorded in its `manifest.json`). A stage writes into
+ * a temporary folder that replaces `<run>/<stage>/` only when it succeeds, so a crash never
+ * leaves a half-written stage folder. The run folder is locked against concurrent runs.
+ */
+export async function runPipeline(config: PipelineConfig, opts: RunOptions = {}): Promise<RunResult> {
+  const log = opts.log ?? createLogger();
+  const runDir = path.resolve(opts.out ?? path.join('artifacts', config.name));
+  const cacheDir = path.resolve(opts.cacheDir ?? path.join(path.dirname(runDir), 'datasets'));
+  const seed = opts.seed ?? config.seed;
+  const { run, forced } = selectStages(config, opts);
+  try {
+    await fs.mkdir(runDir, { recursive: true });
+    await fs.access(runDir, (await import('node:fs')).constants.W_OK);
+  } catch (e) {
+    throw new UserError('io', `cannot write to the output folder ${runDir}: ${(e as Error).message}; choose another with --out or fix its permissions`);
+  }
+  const release = acquireLock(runDir, (m) => log.info(m));
+  let current: { name: string; tmp: string } | undefined;
+  const onSigint = (): void => {
+    log.info(`\ninterrupted${current ? ` during stage '${current.name}'` : ''}: finished stages are kept; rerun the same command to resume`);
+    if (current) void fs.rm(current.tmp, { recursive: true, force: true }).finally(() => { release(); process.exit(130); });
+    else {
+      release();
+      process.exit(130);
+    }
+  };
+  process.once('SIGINT', onSigint);
+  try {
+    const backend = await initBackend(opts.backend ?? config.backend, (m) => log.info(m));
+    log.info(`backend: ${backend.name} (${backend.detail})`);
+    log.info(`run: ${config.name} -> ${runDir} (seed ${seed})`);
+    const outcomes: StageOutcome[] = [];
+    const outputsHash = new Map<string, string>();
+    const stageDir = (name: string): string => path.join(runDir, name);
+
+    for (const stage of config.stages) await recoverSwap(runDir, stage.name);
+    for (const stage of config.stages) {
+      const selected = run.includes(stage);
+      const dir = stageDir(stage.name);
+      if (!selected) {
+        // Not selected (--only another stage): its finished outputs may still feed the selected one.
+        const m = readManifest(dir);
+        if (m) outputsHash.set(stage.name, sha256(stableStringify(m.outputs)));
+        continue;
+      }
+      const deps = stage.def.deps(stage.params);
+      const inputs: Record<string, string> = {};
+      for (const d of deps) {
+        let h = outputsHash.get(d);
+        if (h === undefined) {
+          const m = readManifest(stageDir(d));
+          if (!m) throw new ArtifactError(`stage '${stage.name}' needs the outputs of '${d}', which has not run in ${runDir}; run without --only first`);
+          h = sha256(stableStringify(m.outputs));
+        }
+        inputs[d] = h;
+      }
+      for (const f of stage.def.externalInputs?.(stage.params) ?? []) {
+        const abs = path.resolve(f);
+        if (!existsSync(abs)) throw new UserError('data', `stage '${stage.name}': input file ${f} does not exist; check the path in ${config.file}`);
+        inputs[`file:${f}`] = await sha256File(abs);
+      }
+      const code = await codeHash(stage.def.code);
+      const key = sha256(stableStringify({ params: stage.params, inputs, code: code.sha256, seed }));
+
+      const prev = readManifest(dir);
+      if (prev && prev.key === key && !forced.has(stage.name)) {
+        const problem = await verifyOutputs(dir, prev);
+        if (problem) {
+          throw new ArtifactError(`stage '${stage.name}' in ${dir}: ${problem}; rerun it with --from ${stage.name} --force (or delete the folder)`);
+        }
+        log.info(`${stage.name}: unchanged, skipped (ran ${prev.ended_at})`);
+        outputsHash.set(stage.name, sha256(stableStringify(prev.outputs)));
+        outcomes.push({ name: stage.name, status: 'skipped', seconds: 0, dir });
+        continue;
+      }
+      const why = !prev ? 'no previous run' : forced.has(stage.name) ? 'forced' : 'params, inputs or code changed';
+      log.info(`${stage.name}: running (${stage.type}; ${why})`);
+      opts.onStageStart?.(stage.name);
+      const tmp = path.join(runDir, `.tmp-${stage.name}`);
+      const scratchDir = path.join(runDir, `.scratch-${stage.name}-${key.slice(0, 12)}`);
+      await fs.rm(tmp, { recursive: true, force: true });
+      await fs.mkdir(tmp, { recursive: true });
+      await fs.mkdir(scratchDir, { recursive: true });
+      current = { name: stage.name, tmp };
+      const started = new Date();
+      const stageLog = createLogger({ prefix: stage.name, silent: false, ...(opts.log ? { write: (l: string) => opts.log!.info(l) } : {}) });
+      let summary: Record<string, unknown> | void;
+      try {
+        summary = await stage.def.run({
+          name: stage.name,
+          params: stage.params,
+          seed,
+          outDir: tmp,
+          scratchDir,
+          runDir,
+          cacheDir,
+          input: (name) => {
+            if (!deps.includes(name)) throw new Error(`stage '${stage.name}' read '${name}' without declaring it in deps`);
+            return stageDir(name);
+          },
+          backend,
+          workers: opts.workers ?? 1,
+          log: stageLog,
+        });
+      } catch (e) {
+        await fs.rm(tmp, { recursive: true, force: true });
+        if (e instanceof UserError) {
+          e.message = `stage '${stage.name}': ${e.message}`;
+        }
+        throw e;
+      }
+      const ended = new Date();
+      const outputs = await hashTree(tmp, (f) => f === MANIFEST);
+      const manifest: Manifest = {
+        stage: stage.name,
+        type: stage.type,
+        params: stage.params,
+        seed,
+        key,
+        inputs,
+        code,
+        outputs,
+        backend,
+        started_at: started.toISOString(),
+        ended_at: ended.toISOString(),
+        seconds: (ended.getTime() - started.getTime()) / 1000,
+        peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024),
+        package_version: packageVersion,
+        node_version: process.version,
+        ...(summary ? { summary } : {}),
+      };
+      await writeJsonAtomic(path.join(tmp, MANIFEST), manifest);
+      const old = path.join(runDir, `.old-${stage.name}`);
+      await fs.rm(old, { recursive: true, force: true });
+      if (existsSync(dir)) await fs.rename(dir, old);
+      await fs.rename(tmp, dir);
+      await fs.rm(old, { recursive: true, force: true });
+      await fs.rm(scratchDir, { recursive: true, force: true });
+      current = undefined;
+      outputsHash.set(stage.name, sha256(stableStringify(outputs)));
+      log.info(`${stage.name}: done in ${manifest.seconds.toFixed(1)}s`);
+      outcomes.push({ name: stage.name, status: 'ran', seconds: manifest.seconds, dir });
+    }
+    return { runDir, backend, stages: outcomes };
+  } finally {
+    process.removeListener('SIGINT', onSigint);
+    release();
+  }
+}

@@ -1,0 +1,54 @@
+import type { z } from 'zod';
+import type { BackendInfo } from '../src/backend/select.ts';
+import type { Logger } from '../src/util/log.ts';
+
+/** What the runner hands a stage when it runs it. */
+export interface StageContext<P> {
+  /** This stage's name in the config (its folder name). */
+  name: string;
+  /** Validated params, defaults filled in. */
+  params: P;
+  /** The run's seed (config `seed`, or `--seed`). */
+  seed: number;
+  /** Folder to write outputs into. The runner moves it to `<run>/<name>/` when `run` succeeds. */
+  outDir: string;
+  /**
+   * Folder for resumable partial work (checkpoints, finished specialists). It survives a crash
+   * and is deleted after the stage succeeds.
+   */
+  scratchDir: string;
+  /** The run folder (`artifacts/<config name>/`). */
+  runDir: string;
+  /** Folder holding cached dataset files shared across runs (`artifacts/datasets/`). */
+  cacheDir: string;
+  /** The finished folder of an upstream stage named in `deps`. */
+  input(stage: string): string;
+  /** The tensor backend in use. */
+  backend: BackendInfo;
+  /** Parallel worker processes allowed (`--workers`). */
+  workers: number;
+  log: Logger;
+}
+
+/** A stage type: what it needs, what it takes, how it runs. Stage files export one of these. */
+export interface StageDef<P> {
+  /** The `type` name used in configs. */
+  type: string;
+  /** One line for `--help` and the README. */
+  description: string;
+  /** Strict schema of the stage's params (unknown keys rejected, defaults filled). */
+  schema: z.ZodType<P>;
+  /** Names of upstream stages this stage reads (their outputs' hashes key its cache). */
+  deps(params: P): string[];
+  /** Files outside the run folder whose content keys the cache (e.g. a user's `.arrow`). */
+  externalInputs?(params: P): string[];
+  /** Repo-relative files or folders whose source code keys the cache. */
+  code: string[];
+  /** Does the work, writing into `ctx.outDir`. May return a small summary kept in the manifest. */
+  run(ctx: StageContext<P>): Promise<Record<string, unknown> | void>;
+}
+
+/** Helper that keeps `P` inferred from the schema. */
+export function defineStage<S extends z.ZodType>(def: StageDef<z.output<S>> & { schema: S }): StageDef<z.output<S>> {
+  return def;
+}

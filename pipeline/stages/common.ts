@@ -1,0 +1,59 @@
+import path from 'node:path';
+import { readFileSync } from 'node:fs';
+import type * as tf from '@tensorflow/tfjs';
+import { readSplit, type LabeledSet } from '../../src/data/split-file.ts';
+import type { ClassesFile } from '../../src/data/ingest.ts';
+import { saveModel } from '../../src/models/io.ts';
+import { evaluate } from '../../src/models/predict.ts';
+import type { EpochMetrics } from '../../src/models/train.ts';
+import { writeFileAtomic, writeJsonAtomic } from '../../src/artifacts/atomic.ts';
+import { ArtifactError } from '../../src/util/errors.ts';
+
+/** The three splits and class table written by an `ingest` stage. */
+export interface IngestedData {
+  train: LabeledSet;
+  valid: LabeledSet;
+  test: LabeledSet;
+  classes: ClassesFile;
+}
+
+/** Reads what an `ingest` stage wrote in `dir`. */
+export async function readIngested(dir: string): Promise<IngestedData> {
+  const file = path.join(dir, 'classes.json');
+  let classes: ClassesFile;
+  try {
+    classes = JSON.parse(readFileSync(file, 'utf8')) as ClassesFile;
+  } catch (e) {
+    throw new ArtifactError(`cannot read ${file}: ${(e as Error).message}; rerun the ingest stage with --force`);
+  }
+  const [train, valid, test] = await Promise.all(['train', 'valid', 'test'].map((s) => readSplit(path.join(dir, `${s}.arrow`))));
+  return { train: train!, valid: valid!, test: test!, classes };
+}
+
+/** Accuracy, errors and examples of a model on one split. */
+export interface SplitMetrics {
+  accuracy: number;
+  errors: number;
+  examples: number;
+  loss: number;
+}
+
+/**
+ * Writes a trained model's artifacts: `model/`, `metrics.jsonl` (one line per epoch) and
+ * `metrics.json` (`{ test: { accuracy, errors, examples }, valid: {...}, best_epoch, ...extra }`).
+ */
+export async function writeModelOutputs(
+  outDir: string,
+  model: tf.LayersModel,
+  history: EpochMetrics[],
+  metrics: { test: SplitMetrics; valid: SplitMetrics; best_epoch: number } & Record<string, unknown>,
+): Promise<void> {
+  await saveModel(model, path.join(outDir, 'model'));
+  await writeFileAtomic(path.join(outDir, 'metrics.jsonl'), history.map((h) => JSON.stringify(h)).join('\n') + (history.length ? '\n' : ''));
+  await writeJsonAtomic(path.join(outDir, 'metrics.json'), metrics);
+}
+
+/** Evaluates on valid and test, in the shape `metrics.json` uses. */
+export function evaluateSplits(model: tf.LayersModel, data: { valid: LabeledSet; test: LabeledSet }): { valid: SplitMetrics; test: SplitMetrics } {
+  return { valid: evaluate(model, data.valid), test: evaluate(model, data.test) };
+}

@@ -1,0 +1,60 @@
+import path from 'node:path';
+import { z } from 'zod';
+import { defineStage } from '../stage.ts';
+import { ingest } from '../../src/data/ingest.ts';
+import { ensureRecipe } from '../../datasets/recipes.ts';
+
+const datasetSchema = z.union([
+  z.strictObject({
+    /** A built-in recipe (`datasets/`): `mnist` or `synthetic`. */
+    recipe: z.enum(['mnist', 'synthetic']),
+    /** The recipe's options (see datasets/README.md). */
+    options: z.record(z.string(), z.unknown()).default({}),
+  }),
+  z.strictObject({
+    /** A user's Apache Arrow IPC file (file or stream format). */
+    path: z.string().min(1),
+  }),
+]);
+
+const schema = z.strictObject({
+  dataset: datasetSchema.default({ recipe: 'mnist', options: {} }),
+  /** Fraction of the data held out for validation when the file has no `valid` split. */
+  valid_fraction: z.number().min(0.001).max(0.5).default(0.1),
+  /** Fraction held out for test when the file has no `split` column. */
+  test_fraction: z.number().min(0.001).max(0.5).default(0.1),
+  /** Keep a seeded random subset of each split (quick runs, tests). */
+  limit: z
+    .strictObject({
+      train: z.number().int().positive().optional(),
+      valid: z.number().int().positive().optional(),
+      test: z.number().int().positive().optional(),
+    })
+    .default({}),
+});
+
+/** `ingest`: reads an Arrow dataset, checks it, writes train/valid/test splits and classes.json. */
+export const ingestStage = defineStage({
+  type: 'ingest',
+  description: 'read an Arrow dataset (or a built-in recipe), validate it, write train/valid/test splits',
+  schema,
+  deps: () => [],
+  externalInputs: (p) => ('path' in p.dataset ? [p.dataset.path] : []),
+  code: ['pipeline/stages/ingest.ts', 'src/data', 'datasets'],
+  async run(ctx) {
+    const p = ctx.params;
+    const input =
+      'path' in p.dataset ? path.resolve(p.dataset.path) : await ensureRecipe(p.dataset.recipe, p.dataset.options, ctx.cacheDir, ctx.log);
+    const classes = await ingest({
+      input,
+      outDir: ctx.outDir,
+      seed: ctx.seed,
+      validFraction: p.valid_fraction,
+      testFraction: p.test_fraction,
+      limit: p.limit,
+      log: ctx.log,
+    });
+    ctx.log.info(`${classes.classes.length} classes, ${classes.dim} features; rows train ${classes.rows.train}, valid ${classes.rows.valid}, test ${classes.rows.test}`);
+    return { classes: classes.classes.length, dim: classes.dim, rows: classes.rows };
+  },
+});

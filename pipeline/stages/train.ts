@@ -1,0 +1,72 @@
+import path from 'node:path';
+import { z } from 'zod';
+import { defineStage, type StageDef } from '../stage.ts';
+import { mlpSchema, trainingSchema, toOptimizerSpec } from '../schemas.ts';
+import { buildMlp } from '../../src/models/mlp.ts';
+import { trainModel } from '../../src/models/train.ts';
+import { evaluateSplits, readIngested, writeModelOutputs } from './common.ts';
+
+const schema = z.strictObject({
+  /** The `ingest` stage whose splits to train on. */
+  data: z.string().default('ingest'),
+  ...mlpSchema,
+  ...trainingSchema,
+});
+export type TrainParams = z.output<typeof schema>;
+
+function makeTrainStage(type: string, description: string): StageDef<TrainParams> {
+  return defineStage({
+    type,
+    description,
+    schema,
+    deps: (p) => [p.data],
+    code: [`pipeline/stages/train.ts`, 'pipeline/stages/common.ts', 'pipeline/schemas.ts', 'src/models', 'src/data/split-file.ts'],
+    async run(ctx) {
+      const p = ctx.params;
+      const data = await readIngested(ctx.input(p.data));
+      const C = data.classes.classes.length;
+      const model = buildMlp({
+        inputDim: data.train.dim,
+        hidden: p.hidden,
+        outputs: C,
+        activation: p.activation,
+        inputDropout: p.input_dropout,
+        dropout: p.dropout,
+        maxNorm: p.max_norm,
+        seed: ctx.seed,
+      });
+      try {
+        const result = await trainModel({
+          model,
+          train: data.train,
+          valid: data.valid,
+          epochs: p.epochs,
+          batchSize: p.batch_size,
+          optimizer: toOptimizerSpec(p.optimizer),
+          jitter: p.jitter,
+          seed: ctx.seed,
+          select: p.select,
+          checkpointDir: path.join(ctx.scratchDir, 'checkpoint'),
+          log: ctx.log,
+          onEpoch: (m) =>
+            ctx.log.info(
+              `epoch ${m.epoch}: loss ${m.train_loss.toFixed(4)} acc ${(100 * m.train_accuracy).toFixed(2)}%` +
+                (m.valid_accuracy !== undefined ? `, valid acc ${(100 * m.valid_accuracy).toFixed(2)}%` : '') +
+                ` (${m.examples_per_s.toFixed(0)} ex/s)`,
+            ),
+        });
+        const { valid, test } = evaluateSplits(model, data);
+        await writeModelOutputs(ctx.outDir, model, result.history, { test, valid, best_epoch: result.bestEpoch, classes: C });
+        ctx.log.info(`test accuracy ${(100 * test.accuracy).toFixed(2)}% (${test.errors} errors of ${test.examples}); best epoch ${result.bestEpoch} on valid`);
+        return { test_accuracy: test.accuracy, test_errors: test.errors, valid_accuracy: valid.accuracy, best_epoch: result.bestEpoch };
+      } finally {
+        model.dispose();
+      }
+    },
+  });
+}
+
+/** `generalist`: the model over all classes that the specialists start from. */
+export const generalistStage = makeTrainStage('generalist', 'train an MLP over all classes on hard labels (model selection on valid)');
+/** `train`: the same as `generalist`, for teachers and baselines in experiments. */
+export const trainStage = makeTrainStage('train', 'train an MLP on hard labels (teachers, baselines); same params as generalist');

@@ -1,0 +1,173 @@
+import { describe, it, expect, beforeEach } from 'vitest';
+import { mkdtempSync, readFileSync, writeFileSync, existsSync, readdirSync, mkdirSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { z } from 'zod';
+import { parseConfig } from '../../pipeline/config.ts';
+import { runPipeline } from '../../pipeline/runner.ts';
+import { defineStage, type StageDef } from '../../pipeline/stage.ts';
+import { writeJsonAtomic } from '../../src/artifacts/atomic.ts';
+import { ConfigError, ArtifactError, UserError } from '../../src/util/errors.ts';
+import { silentLogger } from '../../src/util/log.ts';
+import { acquireLock } from '../../src/artifacts/lock.ts';
+
+const calls: string[] = [];
+const source = defineStage({
+  type: 'source',
+  description: 'writes a number',
+  schema: z.strictObject({ value: z.number().default(1) }),
+  deps: () => [],
+  code: ['pipeline/runner.ts'],
+  async run(ctx) {
+    calls.push(ctx.name);
+    await writeJsonAtomic(path.join(ctx.outDir, 'value.json'), { value: ctx.params.value });
+  },
+});
+const double = defineStage({
+  type: 'double',
+  description: 'doubles the upstream number',
+  schema: z.strictObject({ from: z.string().default('a'), fail: z.boolean().default(false) }),
+  deps: (p) => [p.from],
+  code: ['pipeline/runner.ts'],
+  async run(ctx) {
+    calls.push(ctx.name);
+    const v = JSON.parse(readFileSync(path.join(ctx.input(ctx.params.from), 'value.json'), 'utf8')) as { value: number };
+    await writeJsonAtomic(path.join(ctx.outDir, 'value.json'), { value: v.value * 2 });
+    if (ctx.params.fail) throw new Error('boom');
+    return { doubled: v.value * 2 };
+  },
+});
+const registry = { source, double } as unknown as Record<string, StageDef<unknown>>;
+const yaml = (v: number, extra = ''): string => `name: t\nseed: 3\nbackend: cpu\nstages:\n  a: {type: source, value: ${v}}\n  b: {type: double, from: a${extra}}\n  c: {type: double, from: b}\n`;
+
+let out: string;
+beforeEach(() => {
+  out = mkdtempSync(path.join(os.tmpdir(), 'runner-'));
+  calls.length = 0;
+});
+const run = (text: string, opts: Parameters<typeof runPipeline>[1] = {}) => runPipeline(parseConfig(text, 't.yaml', registry), { out, log: silentLogger, ...opts });
+const value = (stage: string): number => (JSON.parse(readFileSync(path.join(out, stage, 'value.json'), 'utf8')) as { value: number }).value;
+
+describe('pipeline runner', () => {
+  it('runs every stage, writes manifests, and skips unchanged stages on a second run', async () => {
+    const r1 = await run(yaml(2));
+    expect(r1.stages.map((s) => s.status)).toEqual(['ran', 'ran', 'ran']);
+    expect(value('c')).toBe(8);
+    const m = JSON.parse(readFileSync(path.join(out, 'b', 'manifest.json'), 'utf8'));
+    expect(m).toMatchObject({ stage: 'b', type: 'double', seed: 3, params: { from: 'a', fail: false }, summary: { doubled: 4 } });
+    expect(Object.keys(m.outputs)).toEqual(['value.json']);
+    expect(m.inputs.a).toMatch(/^[0-9a-f]{64}$/);
+    expect(m.backend.name).toBe('cpu');
+    calls.length = 0;
+    const r2 = await run(yaml(2));
+    expect(r2.stages.map((s) => s.status)).toEqual(['skipped', 'skipped', 'skipped']);
+    expect(calls).toEqual([]);
+  });
+
+  it('reruns a stage whose param changed and the stages after it', async () => {
+    await run(yaml(2));
+    calls.length = 0;
+    await run(yaml(5));
+    expect(calls).toEqual(['a', 'b', 'c']);
+    expect(value('c')).toBe(20);
+  });
+
+  it('a seed change reruns everything', async () => {
+    await run(yaml(2));
+    calls.length = 0;
+    await run(yaml(2), { seed: 9 });
+    expect(calls).toEqual(['a', 'b', 'c']);
+  });
+
+  it('--only runs one stage, --from reruns from a stage on', async () => {
+    await run(yaml(2));
+    calls.length = 0;
+    await run(yaml(2), { only: 'b', force: true });
+    expect(calls).toEqual(['b']);
+    calls.length = 0;
+    await run(yaml(2), { from: 'b' });
+    expect(calls).toEqual(['b', 'c']);
+  });
+
+  it('--only on a stage whose upstream never ran is a clear error', async () => {
+    await expect(run(yaml(2), { only: 'c' })).rejects.toThrow(/needs the outputs of 'b'/);
+  });
+
+  it('a failing stage leaves no folder under its name and keeps finished stages', async () => {
+    await expect(run(yaml(2, ', fail: true'))).rejects.toThrow('boom');
+    expect(existsSync(path.join(out, 'a', 'manifest.json'))).toBe(true);
+    expect(existsSync(path.join(out, 'b'))).toBe(false);
+    expect(readdirSync(out).filter((f) => f.startsWith('.tmp'))).toEqual([]);
+    calls.length = 0;
+    await run(yaml(2));
+    expect(calls).toEqual(['b', 'c']);
+  });
+
+  it('detects outputs modified after a stage ran', async () => {
+    await run(yaml(2));
+    writeFileSync(path.join(out, 'b', 'value.json'), '{"value": 999}');
+    await expect(run(yaml(2))).rejects.toThrow(ArtifactError);
+    await expect(run(yaml(2))).rejects.toThrow(/b.*value\.json was modified.*--force/);
+  });
+
+  it('a tampered manifest is a clear error', async () => {
+    await run(yaml(2));
+    writeFileSync(path.join(out, 'a', 'manifest.json'), '{"stage": 1');
+    await expect(run(yaml(2))).rejects.toThrow(/manifest\.json is corrupted/);
+  });
+
+  it('finishes a folder swap interrupted by a crash', async () => {
+    await run(yaml(2));
+    // Simulate a crash between "move old away" and "move new in": only .old-b exists.
+    const fs = await import('node:fs');
+    fs.renameSync(path.join(out, 'b'), path.join(out, '.old-b'));
+    calls.length = 0;
+    await run(yaml(2));
+    expect(calls).toEqual([]);
+    expect(value('b')).toBe(4);
+  });
+
+  it('refuses a second process on the same folder and clears a stale lock', async () => {
+    mkdirSync(out, { recursive: true });
+    writeFileSync(path.join(out, '.lock'), JSON.stringify({ pid: process.ppid, host: os.hostname(), started: 'x' }));
+    await expect(run(yaml(2))).rejects.toThrow(/in use by another pipeline process \(pid \d+/);
+    writeFileSync(path.join(out, '.lock'), JSON.stringify({ pid: 2 ** 22 + 12345, host: os.hostname(), started: 'x' }));
+    const notes: string[] = [];
+    const release = acquireLock(out, (m) => notes.push(m));
+    expect(notes[0]).toMatch(/stale lock/);
+    release();
+    expect(existsSync(path.join(out, '.lock'))).toBe(false);
+  });
+});
+
+describe('config validation', () => {
+  const bad = (text: string): string => {
+    try {
+      parseConfig(text, 'x.yaml', registry);
+    } catch (e) {
+      expect(e).toBeInstanceOf(ConfigError);
+      expect(e).toBeInstanceOf(UserError);
+      return (e as Error).message;
+    }
+    throw new Error('expected a ConfigError');
+  };
+  it('names the key path of unknown keys, wrong types and out-of-range values', () => {
+    expect(bad('stages:\n  a: {type: source, valu: 1}\n')).toMatch(/stages\.a: unknown key\(s\) 'valu'/);
+    expect(bad('stages:\n  a: {type: source, value: "x"}\n')).toMatch(/stages\.a\.value: .*number/);
+    expect(bad('seed: -1\nstages:\n  a: {type: source}\n')).toMatch(/seed: .*>=0|seed: .*0/);
+    expect(bad('colour: red\nstages:\n  a: {type: source}\n')).toMatch(/unknown key\(s\) 'colour'/);
+    expect(bad('backend: tpu\nstages:\n  a: {type: source}\n')).toMatch(/backend: /);
+  });
+  it('rejects non-YAML, unknown stage types, missing and misordered deps', () => {
+    expect(bad('stages: [a, : b\n')).toMatch(/not valid YAML/);
+    expect(bad('just text')).toMatch(/expected a YAML mapping/);
+    expect(bad('stages:\n  a: {type: sauce}\n')).toMatch(/unknown stage type 'sauce'/);
+    expect(bad('stages:\n  b: {type: double, from: zz}\n')).toMatch(/reads stage 'zz', which is not in the config/);
+    expect(bad('stages:\n  b: {type: double, from: a}\n  a: {type: source}\n')).toMatch(/move 'a' above 'b'/);
+  });
+  it('fills defaults and takes the name from the file', () => {
+    const c = parseConfig('stages:\n  a: {type: source}\n', 'dir/my-run.yaml', registry);
+    expect(c).toMatchObject({ name: 'my-run', seed: 1, backend: 'auto' });
+    expect(c.stages[0]!.params).toEqual({ value: 1 });
+  });
+});
