@@ -1,7 +1,282 @@
+import * as tf from '@tensorflow/tfjs';
+import { installFastMomentum, uninstallFastMomentum } from './fast-optimizer.ts';
+import { loadNative, NATIVE_ACTIVATION, type NativeBlas } from './native.ts';
+import { asWasmBackend, f32Offset, heapF32, type WasmBackendInternals } from './wasm-heap.ts';
+
+/** Outcome of {@link enableBlasKernels}. */
+export type BlasEnableResult = { ok: true; detail: string } | { ok: false; reason: string };
+
+const BACKEND = 'wasm';
+const KERNELS = ['BatchMatMul', '_FusedMatMul', 'Identity'] as const;
+type KernelName = (typeof KERNELS)[number];
+
+/** The stock wasm kernel configs we replaced, to restore them in {@link disableBlasKernels}. */
+const stock = new Map<string, tf.KernelConfig>();
+let enabledDetail: string | undefined;
+
+/** Shapes of one (batched) matrix product `op(a) op(b)`, as tfjs defines them. */
+interface MatMulPlan {
+  M: number;
+  N: number;
+  K: number;
+  outShape: number[];
+  /** Per output batch, the batch index into a and into b (broadcasting). */
+  aIndex: Int32Array;
+  bIndex: Int32Array;
+  aBatch: number;
+  bBatch: number;
+}
+
+function sizeOf(shape: readonly number[]): number {
+  let s = 1;
+  for (const d of shape) s *= d;
+  return s;
+}
+
+function planMatMul(aShape: readonly number[], bShape: readonly number[], ta: boolean, tb: boolean): MatMulPlan {
+  const ar = aShape.length;
+  const br = bShape.length;
+  if (ar < 2 || br < 2) throw new Error(`matMul: inputs must have rank >= 2, got shapes [${aShape}] and [${bShape}]`);
+  const M = ta ? aShape[ar - 1]! : aShape[ar - 2]!;
+  const K = ta ? aShape[ar - 2]! : aShape[ar - 1]!;
+  const Kb = tb ? bShape[br - 1]! : bShape[br - 2]!;
+  const N = tb ? bShape[br - 2]! : bShape[br - 1]!;
+  if (K !== Kb) {
+    throw new Error(`Error in matMul: inner shapes (${K}) and (${Kb}) of Tensors with shapes ${aShape} and ${bShape} and transposeA=${ta} and transposeB=${tb} must match.`);
+  }
+  const aOuter = aShape.slice(0, -2);
+  const bOuter = bShape.slice(0, -2);
+  const outOuter = tf.backend_util.assertAndGetBroadcastShape(aOuter, bOuter);
+  const outBatch = sizeOf(outOuter);
+  const aBatch = sizeOf(aOuter);
+  const bBatch = sizeOf(bOuter);
+  const aIndex = new Int32Array(outBatch);
+  const bIndex = new Int32Array(outBatch);
+  if (outBatch > 1) {
+    const r = outOuter.length;
+    // Strides of a's and b's batch dims aligned to the right of the output's, 0 where broadcast.
+    const aStr = new Array<number>(r).fill(0);
+    const bStr = new Array<number>(r).fill(0);
+    let sa = 1;
+    for (let i = aOuter.length - 1, j = r - 1; i >= 0; i--, j--) {
+      aStr[j] = aOuter[i] === 1 ? 0 : sa;
+      sa *= aOuter[i]!;
+    }
+    let sb = 1;
+    for (let i = bOuter.length - 1, j = r - 1; i >= 0; i--, j--) {
+      bStr[j] = bOuter[i] === 1 ? 0 : sb;
+      sb *= bOuter[i]!;
+    }
+    for (let o = 0; o < outBatch; o++) {
+      let rem = o;
+      let ia = 0;
+      let ib = 0;
+      for (let j = r - 1; j >= 0; j--) {
+        const d = outOuter[j]!;
+        const k = rem % d;
+        rem = (rem - k) / d;
+        ia += k * aStr[j]!;
+        ib += k * bStr[j]!;
+      }
+      aIndex[o] = ia;
+      bIndex[o] = ib;
+    }
+  }
+  return { M, N, K, outShape: [...outOuter, M, N], aIndex, bIndex, aBatch, bBatch };
+}
+
+/** Runs the planned product into a new output tensor and returns it. */
+function runMatMul(blas: NativeBlas, be: WasmBackendInternals, a: tf.TensorInfo, b: tf.TensorInfo, ta: boolean, tb: boolean): { out: tf.TensorInfo; plan: MatMulPlan } {
+  if (a.dtype !== 'float32' || b.dtype !== 'float32') throw new Error('BatchMatMul for non-float32 tensors is not supported');
+  const plan = planMatMul(a.shape, b.shape, ta, tb);
+  const { M, N, K } = plan;
+  const out = be.makeOutput(plan.outShape, 'float32');
+  const outBatch = plan.aIndex.length;
+  if (M * N * outBatch === 0) return { out, plan };
+  const heap = heapF32(be); // after makeOutput: the heap may have grown
+  const aOff = f32Offset(be, a);
+  const bOff = f32Offset(be, b);
+  const cOff = f32Offset(be, out);
+  const lda = ta ? M : K;
+  const ldb = tb ? K : N;
+  if (outBatch === 1) {
+    blas.sgemm(ta, tb, M, N, K, 1, heap, aOff, lda, heap, bOff, ldb, 0, heap, cOff, N);
+  } else if (plan.bBatch === 1 && plan.aBatch === outBatch && !ta) {
+    // b is shared by all batches and a's rows are contiguous: one product with M * batch rows.
+    blas.sgemm(false, tb, M * outBatch, N, K, 1, heap, aOff, lda, heap, bOff, ldb, 0, heap, cOff, N);
+  } else {
+    const aStride = M * K;
+    const bStride = K * N;
+    const cStride = M * N;
+    for (let o = 0; o < outBatch; o++) {
+      blas.sgemm(ta, tb, M, N, K, 1, heap, aOff + plan.aIndex[o]! * aStride, lda, heap, bOff + plan.bIndex[o]! * bStride, ldb, 0, heap, cOff + o * cStride, N);
+    }
+  }
+  return { out, plan };
+}
+
 /**
- * Placeholder until the native OpenBLAS kernels land: reports the fast path as unavailable.
- * @returns a description of the native library when the kernels were registered, else the reason.
+ * Length of `t` when it broadcasts against `[..., N]` as one value or one value per column (the
+ * cases the native epilogue handles), else undefined.
  */
-export function enableBlasKernels(): string {
-  return 'the native OpenBLAS addon is not built (apt-get install libopenblas-dev, then npm ci)';
+function columnBroadcastLength(t: tf.TensorInfo, N: number): number | undefined {
+  const size = sizeOf(t.shape);
+  if (size === 1) return 1;
+  if (size === N && t.shape.length >= 1 && t.shape[t.shape.length - 1] === N) return N;
+  return undefined;
+}
+
+/** Index into a broadcast operand for every element of `outShape` (general, slow path). */
+function broadcastIndexer(shape: readonly number[], outShape: readonly number[]): (flat: number) => number {
+  const r = outShape.length;
+  const str = new Array<number>(r).fill(0);
+  let s = 1;
+  for (let i = shape.length - 1, j = r - 1; i >= 0; i--, j--) {
+    str[j] = shape[i] === 1 ? 0 : s;
+    s *= shape[i]!;
+  }
+  return (flat: number) => {
+    let rem = flat;
+    let idx = 0;
+    for (let j = r - 1; j >= 0; j--) {
+      const d = outShape[j]!;
+      const k = rem % d;
+      rem = (rem - k) / d;
+      idx += k * str[j]!;
+    }
+    return idx;
+  };
+}
+
+function applyActivationJs(x: number, act: string, alpha: number, w: number): number {
+  switch (act) {
+    case 'relu': return x < 0 ? 0 : x;
+    case 'relu6': return Math.min(Math.max(x, 0), 6);
+    case 'elu': return x >= 0 ? x : Math.expm1(x);
+    case 'prelu': return x < 0 ? w * x : x;
+    case 'leakyrelu': return x < 0 ? alpha * x : x;
+    case 'sigmoid': return 1 / (1 + Math.exp(-x));
+    default: return x;
+  }
+}
+
+function batchMatMulKernel(blas: NativeBlas): tf.KernelFunc {
+  return ({ inputs, backend, attrs }) => {
+    const be = asWasmBackend(backend);
+    const { a, b } = inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
+    const { transposeA, transposeB } = (attrs ?? {}) as { transposeA?: boolean; transposeB?: boolean };
+    return runMatMul(blas, be, a, b, !!transposeA, !!transposeB).out;
+  };
+}
+
+function fusedMatMulKernel(blas: NativeBlas): tf.KernelFunc {
+  return ({ inputs, backend, attrs }) => {
+    const be = asWasmBackend(backend);
+    const { a, b, bias, preluActivationWeights: prelu } = inputs as {
+      a: tf.TensorInfo; b: tf.TensorInfo; bias?: tf.TensorInfo; preluActivationWeights?: tf.TensorInfo;
+    };
+    const at = (attrs ?? {}) as { transposeA?: boolean; transposeB?: boolean; activation?: string; leakyreluAlpha?: number };
+    const activation = at.activation ?? 'linear';
+    const actCode = (NATIVE_ACTIVATION as Record<string, number>)[activation];
+    if (actCode === undefined) throw new Error(`_FusedMatMul: unknown activation '${activation}'`);
+    if (activation === 'prelu' && !prelu) throw new Error('_FusedMatMul: prelu activation needs preluActivationWeights');
+    const alpha = at.leakyreluAlpha ?? 0.2;
+    if (bias && bias.dtype !== 'float32') throw new Error('_FusedMatMul: bias must be float32');
+    if (activation === 'prelu' && prelu && prelu.dtype !== 'float32') throw new Error('_FusedMatMul: prelu weights must be float32');
+    const { out, plan } = runMatMul(blas, be, a, b, !!at.transposeA, !!at.transposeB);
+    const rows = sizeOf(plan.outShape) / (plan.N || 1);
+    if (rows * plan.N === 0) return out;
+    const biasLen = bias ? columnBroadcastLength(bias, plan.N) : 0;
+    const preluLen = activation === 'prelu' && prelu ? columnBroadcastLength(prelu, plan.N) : 0;
+    const heap = heapF32(be);
+    const cOff = f32Offset(be, out);
+    if (biasLen !== undefined && preluLen !== undefined) {
+      if (activation === 'linear' && !bias) return out;
+      blas.biasAct(
+        heap, cOff, rows, plan.N,
+        bias ? heap : null, bias ? f32Offset(be, bias) : 0, biasLen ?? 0,
+        actCode, alpha,
+        activation === 'prelu' && prelu ? heap : null, activation === 'prelu' && prelu ? f32Offset(be, prelu) : 0, preluLen ?? 0,
+      );
+      return out;
+    }
+    // General broadcasting of bias / prelu weights (rare): elementwise in JS.
+    const total = rows * plan.N;
+    const biasIdx = bias ? broadcastIndexer(bias.shape, plan.outShape) : undefined;
+    const preluIdx = prelu ? broadcastIndexer(prelu.shape, plan.outShape) : undefined;
+    const bOff = bias ? f32Offset(be, bias) : 0;
+    const pOff = prelu ? f32Offset(be, prelu) : 0;
+    for (let i = 0; i < total; i++) {
+      let v = heap[cOff + i]!;
+      if (biasIdx) v = Math.fround(v + heap[bOff + biasIdx(i)]!);
+      const w = preluIdx ? heap[pOff + preluIdx(i)]! : 0;
+      heap[cOff + i] = applyActivationJs(v, activation, alpha, w);
+    }
+    return out;
+  };
+}
+
+/**
+ * `Identity` that shares the input's memory (like the cpu backend's) instead of copying it: the
+ * engine clones every tensor it saves for the backward pass, so the stock wasm kernel copied each
+ * activation and weight once per training step. Safe because wasm tensor memory is immutable
+ * (Reshape already shares it); the in-place momentum update checks that memory is not shared.
+ */
+function identityKernel(): tf.KernelFunc {
+  return (args) => {
+    const be = asWasmBackend(args.backend);
+    const { x } = args.inputs as { x: tf.TensorInfo };
+    const stockIdentity = stock.get('Identity');
+    if (x.dtype === 'string' && stockIdentity) return stockIdentity.kernelFunc(args);
+    be.incRef(x.dataId);
+    return { dataId: x.dataId, shape: [...x.shape], dtype: x.dtype };
+  };
+}
+
+/** Whether the native kernels are currently registered (and a description of them if so). */
+export function blasKernelsEnabled(): string | undefined {
+  return enabledDetail;
+}
+
+/**
+ * Replaces the wasm backend's `BatchMatMul` and `_FusedMatMul` kernels by OpenBLAS sgemm (native
+ * addon, working directly on the wasm heap): any batch dims with broadcasting, both transposes,
+ * fused bias and every fused activation. Gradients of matMul are matMuls, so training uses them
+ * too. Also makes `Identity` zero-copy and `tf.train.momentum` updates one native in-place pass
+ * (see `fast-optimizer.ts`). Idempotent. Does not change the active backend.
+ * @returns `{ ok: true, detail }` describing the native library, or `{ ok: false, reason }`.
+ */
+export function enableBlasKernels(): BlasEnableResult {
+  if (enabledDetail) return { ok: true, detail: enabledDetail };
+  const l = loadNative();
+  if (!l.ok) return { ok: false, reason: l.reason };
+  const funcs: Record<KernelName, tf.KernelFunc> = {
+    BatchMatMul: batchMatMulKernel(l.addon),
+    _FusedMatMul: fusedMatMulKernel(l.addon),
+    Identity: identityKernel(),
+  };
+  for (const name of KERNELS) {
+    const existing = tf.getKernel(name, BACKEND);
+    if (existing) {
+      stock.set(name, existing);
+      tf.unregisterKernel(name, BACKEND);
+    }
+    tf.registerKernel({ kernelName: name, backendName: BACKEND, kernelFunc: funcs[name] });
+  }
+  installFastMomentum(l.addon);
+  enabledDetail = `OpenBLAS sgemm (${l.addon.config().split(' ').slice(0, 2).join(' ')}, ${l.addon.getThreads()} threads) + native momentum`;
+  return { ok: true, detail: enabledDetail };
+}
+
+/** Restores the stock wasm kernels replaced by {@link enableBlasKernels} (used by tests and benches). */
+export function disableBlasKernels(): void {
+  if (!enabledDetail) return;
+  for (const name of KERNELS) {
+    tf.unregisterKernel(name, BACKEND);
+    const k = stock.get(name);
+    if (k) tf.registerKernel(k);
+  }
+  stock.clear();
+  uninstallFastMomentum();
+  enabledDetail = undefined;
 }

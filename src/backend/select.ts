@@ -52,8 +52,8 @@ async function tryBackend(name: BackendName): Promise<BackendInfo | string> {
       const wasm = await tryBackend('wasm');
       if (typeof wasm === 'string') return wasm;
       const blas = enableBlasKernels();
-      if (typeof blas === 'string') return blas;
-      return { name, tfBackend: 'wasm', detail: `wasm + ${blas}` };
+      if (!blas.ok) return blas.reason;
+      return { name, tfBackend: 'wasm', detail: `wasm + ${blas.detail}` };
     }
     case 'wasm': {
       await import('@tensorflow/tfjs-backend-wasm');

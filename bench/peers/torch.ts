@@ -1,0 +1,68 @@
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const PYTHON = '/usr/bin/python3';
+const here = path.dirname(fileURLToPath(import.meta.url));
+/** The shared PyTorch training peer, if present; a copy's location can be forced with TORCH_PEER. */
+const TRAIN_SCRIPT = process.env.TORCH_PEER ?? path.resolve(here, '..', '..', '..', 'shared', 'bench', 'torch_peer.py');
+const INFER_SCRIPT = path.join(here, 'torch_infer.py');
+
+let available: boolean | undefined;
+
+/** Whether `/usr/bin/python3 -c "import torch"` works (checked once). */
+export function torchAvailable(): boolean {
+  if (available === undefined) {
+    const r = spawnSync(PYTHON, ['-c', 'import torch'], { stdio: 'ignore', timeout: 60_000 });
+    available = r.status === 0;
+  }
+  return available;
+}
+
+/** Result line of a peer script. */
+export interface TorchPeerResult {
+  version: string;
+  threads: number;
+  examples_per_s: number;
+}
+
+function runPy(script: string, args: string[]): TorchPeerResult | undefined {
+  if (!existsSync(script) || !torchAvailable()) return undefined;
+  const r = spawnSync(PYTHON, [script, ...args], { encoding: 'utf8', timeout: 300_000 });
+  if (r.status !== 0) return undefined;
+  const line = r.stdout.trim().split('\n').pop() ?? '';
+  try {
+    const j = JSON.parse(line) as Partial<TorchPeerResult>;
+    if (typeof j.examples_per_s !== 'number') return undefined;
+    return { version: String(j.version ?? '?'), threads: Number(j.threads ?? 0), examples_per_s: j.examples_per_s };
+  } catch {
+    return undefined;
+  }
+}
+
+/** PyTorch training throughput (ex/s) for the same MLP, batch and optimizer; undefined if unavailable. */
+export function torchTrain(sizes: readonly number[], batch: number, steps: number): TorchPeerResult | undefined {
+  return runPy(TRAIN_SCRIPT, ['--layers', sizes.join(','), '--batch', String(batch), '--steps', String(steps)]);
+}
+
+/** PyTorch inference throughput (ex/s, no grad) for the same MLP; undefined if unavailable. */
+export function torchInfer(sizes: readonly number[], batch: number, steps: number): TorchPeerResult | undefined {
+  return runPy(INFER_SCRIPT, ['--layers', sizes.join(','), '--batch', String(batch), '--steps', String(steps)]);
+}
+
+/** Label for a peer result, e.g. `pytorch 1.13.0a0 (1 thread)`. */
+export function torchLabel(r: TorchPeerResult): string {
+  return `pytorch ${r.version} (${r.threads} thread${r.threads === 1 ? '' : 's'})`;
+}
+
+/** Runs a peer `n` times and keeps the fastest run (the least disturbed by other load). */
+export function bestOf(n: number, run: () => TorchPeerResult | undefined): TorchPeerResult | undefined {
+  let best: TorchPeerResult | undefined;
+  for (let i = 0; i < n; i++) {
+    const r = run();
+    if (!r) return best;
+    if (!best || r.examples_per_s > best.examples_per_s) best = r;
+  }
+  return best;
+}

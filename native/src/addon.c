@@ -1,0 +1,299 @@
+/*
+ * distill_blas: a small N-API addon exposing OpenBLAS sgemm and a few fused float32 kernels on
+ * Float32Array views (typically views on the tfjs wasm backend's heap). All offsets and sizes are
+ * in elements. Arguments are validated (types, bounds) and a JS Error is thrown on misuse, so no
+ * call from JS can read or write outside the arrays it was given.
+ */
+#include <node_api.h>
+#include <cblas.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+/* OpenBLAS extensions (declared in its cblas.h, repeated here for other cblas.h variants). */
+extern void openblas_set_num_threads(int num_threads);
+extern int openblas_get_num_threads(void);
+extern char *openblas_get_config(void);
+
+#define THROW(env, msg)                         \
+  do {                                          \
+    napi_throw_error((env), NULL, (msg));       \
+    return NULL;                                \
+  } while (0)
+
+#define CHECK(env, call)                                         \
+  do {                                                           \
+    if ((call) != napi_ok) THROW(env, "distill_blas: N-API call failed: " #call); \
+  } while (0)
+
+typedef struct {
+  float *data;
+  size_t length;
+} fview;
+
+/* Reads argument i as a Float32Array (or null when allow_null). Returns 0 on failure (thrown). */
+static int get_f32(napi_env env, napi_value v, fview *out, int allow_null, const char *what) {
+  napi_valuetype t;
+  out->data = NULL;
+  out->length = 0;
+  if (napi_typeof(env, v, &t) != napi_ok) return 0;
+  if (allow_null && (t == napi_null || t == napi_undefined)) return 1;
+  bool is_ta = false;
+  napi_is_typedarray(env, v, &is_ta);
+  if (!is_ta) {
+    char msg[160];
+    snprintf(msg, sizeof msg, "distill_blas: %s must be a Float32Array", what);
+    napi_throw_type_error(env, NULL, msg);
+    return 0;
+  }
+  napi_typedarray_type tt;
+  void *data;
+  size_t len;
+  if (napi_get_typedarray_info(env, v, &tt, &len, &data, NULL, NULL) != napi_ok) return 0;
+  if (tt != napi_float32_array) {
+    char msg[160];
+    snprintf(msg, sizeof msg, "distill_blas: %s must be a Float32Array", what);
+    napi_throw_type_error(env, NULL, msg);
+    return 0;
+  }
+  out->data = (float *)data;
+  out->length = len;
+  return 1;
+}
+
+static int get_i64(napi_env env, napi_value v, int64_t *out) {
+  if (napi_get_value_int64(env, v, out) != napi_ok) {
+    napi_throw_type_error(env, NULL, "distill_blas: expected a number");
+    return 0;
+  }
+  return 1;
+}
+
+static int get_f64(napi_env env, napi_value v, double *out) {
+  if (napi_get_value_double(env, v, out) != napi_ok) {
+    napi_throw_type_error(env, NULL, "distill_blas: expected a number");
+    return 0;
+  }
+  return 1;
+}
+
+static int get_bool(napi_env env, napi_value v, int *out) {
+  bool b;
+  napi_valuetype t;
+  napi_typeof(env, v, &t);
+  if (t == napi_boolean) {
+    napi_get_value_bool(env, v, &b);
+    *out = b ? 1 : 0;
+    return 1;
+  }
+  int64_t i;
+  if (!get_i64(env, v, &i)) return 0;
+  *out = i != 0;
+  return 1;
+}
+
+/* Elements a (rows x cols) row-major matrix with leading dimension ld spans. */
+static int64_t span(int64_t rows, int64_t cols, int64_t ld) {
+  if (rows <= 0 || cols <= 0) return 0;
+  return (rows - 1) * ld + cols;
+}
+
+/*
+ * sgemm(transA, transB, M, N, K, alpha, A, aOff, lda, B, bOff, ldb, beta, C, cOff, ldc)
+ * C[M x N] = alpha * op(A) op(B) + beta * C, row-major.
+ */
+static napi_value js_sgemm(napi_env env, napi_callback_info info) {
+  size_t argc = 16;
+  napi_value argv[16];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc != 16) THROW(env, "distill_blas.sgemm: expected 16 arguments");
+  int ta, tb;
+  int64_t M, N, K, aOff, lda, bOff, ldb, cOff, ldc;
+  double alpha, beta;
+  fview A, B, C;
+  if (!get_bool(env, argv[0], &ta) || !get_bool(env, argv[1], &tb) || !get_i64(env, argv[2], &M) ||
+      !get_i64(env, argv[3], &N) || !get_i64(env, argv[4], &K) || !get_f64(env, argv[5], &alpha) ||
+      !get_f32(env, argv[6], &A, 0, "A") || !get_i64(env, argv[7], &aOff) || !get_i64(env, argv[8], &lda) ||
+      !get_f32(env, argv[9], &B, 0, "B") || !get_i64(env, argv[10], &bOff) || !get_i64(env, argv[11], &ldb) ||
+      !get_f64(env, argv[12], &beta) || !get_f32(env, argv[13], &C, 0, "C") || !get_i64(env, argv[14], &cOff) ||
+      !get_i64(env, argv[15], &ldc))
+    return NULL;
+  if (M < 0 || N < 0 || K < 0 || aOff < 0 || bOff < 0 || cOff < 0) THROW(env, "distill_blas.sgemm: negative size or offset");
+  if (M == 0 || N == 0) return NULL;
+  int64_t aRows = ta ? K : M, aCols = ta ? M : K;
+  int64_t bRows = tb ? N : K, bCols = tb ? K : N;
+  if (K > 0) {
+    if (lda < (aCols > 1 ? aCols : 1) || ldb < (bCols > 1 ? bCols : 1)) THROW(env, "distill_blas.sgemm: leading dimension too small");
+    if (aOff + span(aRows, aCols, lda) > (int64_t)A.length) THROW(env, "distill_blas.sgemm: A is too short for the given shape");
+    if (bOff + span(bRows, bCols, ldb) > (int64_t)B.length) THROW(env, "distill_blas.sgemm: B is too short for the given shape");
+  }
+  if (ldc < N) THROW(env, "distill_blas.sgemm: ldc too small");
+  if (cOff + span(M, N, ldc) > (int64_t)C.length) THROW(env, "distill_blas.sgemm: C is too short for the given shape");
+  if (K == 0) {
+    /* op(A) op(B) is all zeros: C = beta * C. */
+    for (int64_t i = 0; i < M; i++) {
+      float *c = C.data + cOff + i * ldc;
+      for (int64_t j = 0; j < N; j++) c[j] = beta == 0.0 ? 0.0f : (float)(beta * c[j]);
+    }
+    return NULL;
+  }
+  if (lda < 1) lda = 1;
+  if (ldb < 1) ldb = 1;
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)M, (int)N, (int)K,
+              (float)alpha, A.data + aOff, (int)lda, B.data + bOff, (int)ldb, (float)beta, C.data + cOff, (int)ldc);
+  return NULL;
+}
+
+enum { ACT_LINEAR = 0, ACT_RELU = 1, ACT_RELU6 = 2, ACT_ELU = 3, ACT_PRELU = 4, ACT_LEAKY = 5, ACT_SIGMOID = 6 };
+
+/*
+ * biasAct(C, cOff, rows, cols, bias|null, biasOff, biasLen, act, leakyAlpha, prelu|null, preluOff, preluLen)
+ * In place on the rows x cols block at C[cOff]: adds bias (biasLen 1 = scalar, cols = per column),
+ * then applies the activation (codes above; prelu weights likewise scalar or per column).
+ */
+static napi_value js_bias_act(napi_env env, napi_callback_info info) {
+  size_t argc = 12;
+  napi_value argv[12];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc != 12) THROW(env, "distill_blas.biasAct: expected 12 arguments");
+  fview C, bias, prelu;
+  int64_t cOff, rows, cols, biasOff, biasLen, act, preluOff, preluLen;
+  double alpha;
+  if (!get_f32(env, argv[0], &C, 0, "C") || !get_i64(env, argv[1], &cOff) || !get_i64(env, argv[2], &rows) ||
+      !get_i64(env, argv[3], &cols) || !get_f32(env, argv[4], &bias, 1, "bias") || !get_i64(env, argv[5], &biasOff) ||
+      !get_i64(env, argv[6], &biasLen) || !get_i64(env, argv[7], &act) || !get_f64(env, argv[8], &alpha) ||
+      !get_f32(env, argv[9], &prelu, 1, "prelu") || !get_i64(env, argv[10], &preluOff) || !get_i64(env, argv[11], &preluLen))
+    return NULL;
+  if (rows < 0 || cols < 0 || cOff < 0 || cOff + rows * cols > (int64_t)C.length) THROW(env, "distill_blas.biasAct: C is too short");
+  if (bias.data) {
+    if (!(biasLen == 1 || biasLen == cols) || biasOff < 0 || biasOff + biasLen > (int64_t)bias.length)
+      THROW(env, "distill_blas.biasAct: bias must have length 1 or cols");
+  }
+  if (act == ACT_PRELU) {
+    if (!prelu.data || !(preluLen == 1 || preluLen == cols) || preluOff < 0 || preluOff + preluLen > (int64_t)prelu.length)
+      THROW(env, "distill_blas.biasAct: prelu weights must have length 1 or cols");
+  }
+  if (act < 0 || act > 6) THROW(env, "distill_blas.biasAct: unknown activation code");
+  const float a = (float)alpha;
+  const float *bp = bias.data ? bias.data + biasOff : NULL;
+  const float *pp = prelu.data ? prelu.data + preluOff : NULL;
+  for (int64_t i = 0; i < rows; i++) {
+    float *c = C.data + cOff + i * cols;
+    if (bp) {
+      if (biasLen == 1) {
+        const float b0 = bp[0];
+        for (int64_t j = 0; j < cols; j++) c[j] += b0;
+      } else {
+        for (int64_t j = 0; j < cols; j++) c[j] += bp[j];
+      }
+    }
+    switch (act) {
+      case ACT_LINEAR: break;
+      case ACT_RELU:
+        for (int64_t j = 0; j < cols; j++) c[j] = c[j] > 0.0f ? c[j] : 0.0f;
+        break;
+      case ACT_RELU6:
+        for (int64_t j = 0; j < cols; j++) c[j] = fminf(fmaxf(c[j], 0.0f), 6.0f);
+        break;
+      case ACT_ELU:
+        for (int64_t j = 0; j < cols; j++) c[j] = c[j] >= 0.0f ? c[j] : expm1f(c[j]);
+        break;
+      case ACT_PRELU:
+        for (int64_t j = 0; j < cols; j++) {
+          const float w = preluLen == 1 ? pp[0] : pp[j];
+          c[j] = c[j] < 0.0f ? w * c[j] : c[j];
+        }
+        break;
+      case ACT_LEAKY:
+        for (int64_t j = 0; j < cols; j++) c[j] = c[j] < 0.0f ? a * c[j] : c[j];
+        break;
+      case ACT_SIGMOID:
+        for (int64_t j = 0; j < cols; j++) c[j] = 1.0f / (1.0f + expf(-c[j]));
+        break;
+    }
+  }
+  return NULL;
+}
+
+/*
+ * momentum(H, wOff, accOff, gOff, n, m, c, nesterov): SGD with momentum, in place, one pass:
+ *   acc = m * acc + g;  w = w + c * acc            (c = -learning rate)
+ *   nesterov: w = w + c * (g + m * acc)
+ * Same float32 operation order as tfjs's MomentumOptimizer (no fused multiply-add contraction:
+ * built with -std=c11, i.e. -ffp-contract=off).
+ */
+static napi_value js_momentum(napi_env env, napi_callback_info info) {
+  size_t argc = 8;
+  napi_value argv[8];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc != 8) THROW(env, "distill_blas.momentum: expected 8 arguments");
+  fview H;
+  int64_t wOff, accOff, gOff, n;
+  double m, c;
+  int nesterov;
+  if (!get_f32(env, argv[0], &H, 0, "H") || !get_i64(env, argv[1], &wOff) || !get_i64(env, argv[2], &accOff) ||
+      !get_i64(env, argv[3], &gOff) || !get_i64(env, argv[4], &n) || !get_f64(env, argv[5], &m) || !get_f64(env, argv[6], &c) ||
+      !get_bool(env, argv[7], &nesterov))
+    return NULL;
+  const int64_t len = (int64_t)H.length;
+  if (n < 0 || wOff < 0 || accOff < 0 || gOff < 0 || wOff + n > len || accOff + n > len || gOff + n > len)
+    THROW(env, "distill_blas.momentum: range outside the array");
+  float *restrict w = H.data + wOff;
+  float *restrict acc = H.data + accOff;
+  const float *restrict g = H.data + gOff;
+  const float mf = (float)m, cf = (float)c;
+  if (nesterov) {
+    for (int64_t i = 0; i < n; i++) {
+      const float a = mf * acc[i] + g[i];
+      acc[i] = a;
+      w[i] = cf * (g[i] + a * mf) + w[i];
+    }
+  } else {
+    for (int64_t i = 0; i < n; i++) {
+      const float a = mf * acc[i] + g[i];
+      acc[i] = a;
+      w[i] = cf * a + w[i];
+    }
+  }
+  return NULL;
+}
+
+static napi_value js_set_threads(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int64_t n;
+  if (argc != 1 || !get_i64(env, argv[0], &n)) return NULL;
+  if (n < 1 || n > 1024) THROW(env, "distill_blas.setThreads: n must be between 1 and 1024");
+  openblas_set_num_threads((int)n);
+  return NULL;
+}
+
+static napi_value js_get_threads(napi_env env, napi_callback_info info) {
+  napi_value r;
+  CHECK(env, napi_create_int32(env, openblas_get_num_threads(), &r));
+  return r;
+}
+
+static napi_value js_config(napi_env env, napi_callback_info info) {
+  napi_value r;
+  const char *c = openblas_get_config();
+  CHECK(env, napi_create_string_utf8(env, c ? c : "OpenBLAS", NAPI_AUTO_LENGTH, &r));
+  return r;
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+      {"sgemm", NULL, js_sgemm, NULL, NULL, NULL, napi_default, NULL},
+      {"biasAct", NULL, js_bias_act, NULL, NULL, NULL, napi_default, NULL},
+      {"momentum", NULL, js_momentum, NULL, NULL, NULL, napi_default, NULL},
+      {"setThreads", NULL, js_set_threads, NULL, NULL, NULL, napi_default, NULL},
+      {"getThreads", NULL, js_get_threads, NULL, NULL, NULL, napi_default, NULL},
+      {"config", NULL, js_config, NULL, NULL, NULL, napi_default, NULL},
+  };
+  if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

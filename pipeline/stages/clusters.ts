@@ -1,0 +1,96 @@
+import path from 'node:path';
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+import { defineStage } from '../stage.ts';
+import { readCovariance } from '../../src/specialists/covariance.ts';
+import { clusterClasses } from '../../src/specialists/clustering.ts';
+import { clusterStats, formatClusterTable } from '../../src/specialists/cluster-stats.ts';
+import { readPredictions } from '../../src/artifacts/predictions.ts';
+import { writeJsonAtomic } from '../../src/artifacts/atomic.ts';
+import type { ClassesFile } from '../../src/data/ingest.ts';
+
+const schema = z
+  .strictObject({
+    /** The `ingest` stage (class names). */
+    data: z.string().default('ingest'),
+    /** The `covariance` stage. */
+    covariance: z.string().default('covariance'),
+    /** Number of clusters (specialists). */
+    k: z.number().int().positive().optional(),
+    /** Classes per cluster, used when `k` is absent: K = ceil(C / target_size). */
+    target_size: z.number().int().positive().optional(),
+    /** Column normalisation: raw columns degenerate (clusters by variance), see README. */
+    normalise: z.enum(['correlation', 'unit', 'none']).default('correlation'),
+    zero_diagonal: z.boolean().default(true),
+    /** online = sequential (MacQueen) updates; minibatch = Sculley; batch = ml-kmeans (Lloyd). */
+    algorithm: z.enum(['online', 'minibatch', 'batch']).default('online'),
+    /** Size-balanced assignment (every cluster floor or ceil of C/K classes). */
+    balance: z.boolean().default(true),
+    /** r: each class also joins its r nearest other clusters. */
+    overlap: z.number().int().min(0).default(0),
+    iterations: z.number().int().positive().default(10),
+    batch_size: z.number().int().positive().default(100),
+  })
+  .refine((p) => p.k !== undefined || p.target_size !== undefined, { message: "give 'k' (number of clusters) or 'target_size' (classes per cluster)" });
+
+/** `clusters`: online k-means on the covariance's columns: which classes each specialist covers. */
+export const clustersStage = defineStage({
+  type: 'clusters',
+  description: 'online k-means on the covariance columns: the classes of each specialist',
+  schema,
+  deps: (p) => [p.data, p.covariance],
+  code: ['pipeline/stages/clusters.ts', 'src/specialists/clustering.ts', 'src/specialists/cluster-kmeans.ts', 'src/specialists/cluster-assign.ts', 'src/specialists/cluster-columns.ts', 'src/specialists/cluster-stats.ts'],
+  async run(ctx) {
+    const p = ctx.params;
+    const covDir = ctx.input(p.covariance);
+    const cov = await readCovariance(covDir);
+    const classes = JSON.parse(readFileSync(path.join(ctx.input(p.data), 'classes.json'), 'utf8')) as ClassesFile;
+    const C = cov.classes;
+    const started = Date.now();
+    const result = clusterClasses(
+      cov.cov,
+      C,
+      {
+        ...(p.k !== undefined ? { k: p.k } : {}),
+        ...(p.target_size !== undefined ? { targetSize: p.target_size } : {}),
+        normalise: p.normalise,
+        zeroDiagonal: p.zero_diagonal,
+        algorithm: p.algorithm,
+        balance: p.balance,
+        overlap: p.overlap,
+        iterations: p.iterations,
+        batchSize: p.batch_size,
+        seed: ctx.seed,
+      },
+      ctx.log,
+    );
+    const seconds = (Date.now() - started) / 1000;
+    const valid = readPredictions(path.join(covDir, 'predictions-valid.arrow'));
+    const names = classes.classes.map((c) => c.name);
+    const stats = clusterStats(cov.cov, C, result.clusters, { classNames: names, validLabels: valid.labels, validLogits: valid.values });
+    // Generalist accuracy on valid overall, for comparison with the within-cluster accuracies.
+    let correct = 0;
+    for (let r = 0; r < valid.n; r++) {
+      let best = 0;
+      for (let j = 1; j < C; j++) if (valid.values[r * C + j]! > valid.values[r * C + best]!) best = j;
+      if (best === valid.labels[r]) correct++;
+    }
+    const coverage = new Map<number, number>();
+    const per = new Int32Array(C);
+    for (const cl of result.clusters) for (const c of cl) per[c]!++;
+    for (const v of per) coverage.set(v, (coverage.get(v) ?? 0) + 1);
+    ctx.log.info(`${result.k} clusters of ${C} classes in ${seconds.toFixed(2)}s\n${formatClusterTable(stats)}`);
+    await writeJsonAtomic(path.join(ctx.outDir, 'clusters.json'), {
+      k: result.k,
+      classes: C,
+      options: p,
+      inertia: result.inertia,
+      seconds,
+      generalist_valid_accuracy: valid.n ? correct / valid.n : null,
+      classes_per_coverage: Object.fromEntries([...coverage.entries()].sort((a, b) => a[0] - b[0])),
+      clusters: stats,
+    });
+    const accs = stats.map((s) => s.generalist_accuracy_within).filter((a): a is number => a !== null);
+    return { k: result.k, mean_generalist_accuracy_within: accs.length ? accs.reduce((a, b) => a + b, 0) / accs.length : null, generalist_valid_accuracy: valid.n ? correct / valid.n : null };
+  },
+});

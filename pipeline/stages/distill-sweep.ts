@@ -1,0 +1,121 @@
+/**
+ * `distill-sweep`: the paper's temperature experiment as one stage: a student of each hidden
+ * width distilled at each temperature from one teacher (teacher logits computed once), plus an
+ * optional hard-label student per width. Writes `sweep.json`; finished cells survive a crash.
+ */
+import { existsSync, readFileSync, promises as fs } from 'node:fs';
+import path from 'node:path';
+import { z } from 'zod';
+import { writeJsonAtomic } from '../../src/artifacts/atomic.ts';
+import { defineStage, type StageContext } from '../stage.ts';
+import { mlpSchema, trainingSchema } from '../schemas.ts';
+import type { SplitMetrics } from './common.ts';
+import { DISTILL_CODE, checkTeacherParams, distillDeps, distillSourceSchema, prepareDistillation, teacherRowsFor } from './distill.ts';
+import { trainStudent, type LossConfig } from './student.ts';
+
+const { hidden: _hidden, ...studentShape } = mlpSchema;
+
+const schema = z
+  .strictObject({
+    ...distillSourceSchema,
+    ...studentShape,
+    ...trainingSchema,
+    /** Units per hidden layer of the students, one student per width and temperature. */
+    widths: z.array(z.number().int().positive().max(100_000)).min(1),
+    /** Number of hidden layers of every student. */
+    depth: z.number().int().min(1).max(16).default(2),
+    /** Temperatures of the soft term. */
+    temperatures: z.array(z.number().positive().max(1000)).min(1),
+    /** Weight of the soft term (the hard-label term gets 1 - alpha). */
+    alpha: z.number().min(0).max(1).default(0.9),
+    /** Also train each width on hard labels only (the row "hard" of the table). */
+    hard_baseline: z.boolean().default(true),
+  })
+  .superRefine((p, ctx) => checkTeacherParams(p, true, ctx));
+/** Params of the `distill-sweep` stage. */
+export type DistillSweepParams = z.output<typeof schema>;
+
+/** One trained student of the sweep. */
+export interface SweepCell {
+  width: number;
+  /** Temperature, or null for the hard-label baseline. */
+  T: number | null;
+  test: SplitMetrics;
+  valid: SplitMetrics;
+  best_epoch: number;
+  /** Accuracy on the transfer set. */
+  transfer_accuracy: number;
+}
+
+/** Content of `sweep.json`. */
+export interface SweepFile {
+  widths: number[];
+  temperatures: number[];
+  depth: number;
+  alpha: number;
+  teacher: string[] | null;
+  transfer_examples: number;
+  cells: SweepCell[];
+}
+
+/** `distill-sweep`: students of several widths distilled at several temperatures from one teacher. */
+export const distillSweepStage = defineStage({
+  type: 'distill-sweep',
+  description: 'distil one teacher into students of several hidden widths at several temperatures (table of test errors)',
+  schema,
+  deps: distillDeps,
+  code: [...DISTILL_CODE, 'pipeline/stages/distill-sweep.ts'],
+  async run(ctx) {
+    const p = ctx.params;
+    const prep = await prepareDistillation(ctx as StageContext<unknown>, p, true);
+    const cellsDir = path.join(ctx.scratchDir, 'cells');
+    await fs.mkdir(cellsDir, { recursive: true });
+    const plan: { width: number; T: number | null }[] = [];
+    for (const width of p.widths) {
+      if (p.hard_baseline) plan.push({ width, T: null });
+      for (const T of p.temperatures) plan.push({ width, T });
+    }
+    const cells: SweepCell[] = [];
+    for (const [i, { width, T }] of plan.entries()) {
+      const id = `w${width}-${T === null ? 'hard' : `T${T}`}`;
+      const done = path.join(cellsDir, `${id}.json`);
+      if (existsSync(done)) {
+        cells.push(JSON.parse(readFileSync(done, 'utf8')) as SweepCell);
+        ctx.log.info(`[${i + 1}/${plan.length}] ${id}: finished before, reused`);
+        continue;
+      }
+      const loss: LossConfig = T === null ? { type: 'hard' } : { type: 'soft', T, alpha: p.alpha };
+      ctx.log.info(`[${i + 1}/${plan.length}] ${id}: training`);
+      const r = await trainStudent({
+        transfer: prep.transfer,
+        teacher: teacherRowsFor(prep, loss),
+        valid: prep.data.valid,
+        test: prep.data.test,
+        classes: prep.classes,
+        model: { ...p, hidden: Array.from({ length: p.depth }, () => width) },
+        training: p,
+        loss,
+        seed: ctx.seed,
+        checkpointDir: path.join(ctx.scratchDir, `checkpoint-${id}`),
+        log: ctx.log,
+      });
+      r.model.dispose();
+      const cell: SweepCell = { width, T, test: r.test, valid: r.valid, best_epoch: r.bestEpoch, transfer_accuracy: r.transfer.accuracy };
+      await writeJsonAtomic(done, cell);
+      await fs.rm(path.join(ctx.scratchDir, `checkpoint-${id}`), { recursive: true, force: true });
+      ctx.log.info(`[${i + 1}/${plan.length}] ${id}: ${r.test.errors} test errors of ${r.test.examples}`);
+      cells.push(cell);
+    }
+    const out: SweepFile = {
+      widths: p.widths,
+      temperatures: p.temperatures,
+      depth: p.depth,
+      alpha: p.alpha,
+      teacher: prep.teacherLabel,
+      transfer_examples: prep.rows.length,
+      cells,
+    };
+    await writeJsonAtomic(path.join(ctx.outDir, 'sweep.json'), out);
+    return { cells: cells.length };
+  },
+});

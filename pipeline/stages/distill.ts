@@ -1,0 +1,206 @@
+/**
+ * `distill`: trains a student MLP on a transfer set (a subset of the train split) with the
+ * paper's distillation loss against a teacher: one earlier model stage, several (an ensemble,
+ * arithmetic or geometric mean), or precomputed probabilities (`teacher_targets`).
+ */
+import path from 'node:path';
+import { z } from 'zod';
+import { sha256 } from '../../src/artifacts/hash.ts';
+import { subset, type LabeledSet } from '../../src/data/split-file.ts';
+import { ConfigError } from '../../src/util/errors.ts';
+import { defineStage, type StageContext } from '../stage.ts';
+import { mlpSchema, trainingSchema } from '../schemas.ts';
+import { readIngested, writeModelOutputs, type IngestedData } from './common.ts';
+import { lossSchema, trainStudent, type LossConfig, type TeacherRows } from './student.ts';
+import { cachedTeacherLogits, logOfProbabilities, modelDirsOf, readSoftTargets, TEACHER_LOGITS_FILE } from './teachers.ts';
+import { describeTransfer, selectTransfer, transferSchema, type TransferSpec } from './transfer.ts';
+
+const stageName = z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, 'a stage name');
+
+/** Params every distillation stage shares: data, teacher, transfer set. */
+export const distillSourceSchema = {
+  /** The `ingest` stage whose splits to use. */
+  data: stageName.default('ingest'),
+  /** Earlier model stage(s) whose logits are the teacher: one name, or a list (an ensemble). */
+  teacher: z
+    .union([stageName, z.array(stageName).min(1)])
+    .transform((v) => (Array.isArray(v) ? v : [v]))
+    .optional(),
+  /** How an ensemble teacher's members are combined (probabilities' arithmetic or geometric mean). */
+  combine: z.enum(['arithmetic', 'geometric']).default('arithmetic'),
+  /** Instead of `teacher`: an earlier stage that wrote `soft-targets-train.arrow` (probabilities). */
+  teacher_targets: stageName.optional(),
+  /** Which rows of the train split the student learns from (valid and test stay whole). */
+  transfer: transferSchema,
+};
+
+/** The teacher-related params, as parsed. */
+export interface DistillSourceParams {
+  data: string;
+  teacher?: string[] | undefined;
+  combine: 'arithmetic' | 'geometric';
+  teacher_targets?: string | undefined;
+  transfer: TransferSpec;
+  jitter: number;
+}
+
+/** Schema-level checks of the teacher params (`needsTeacher`: the loss uses teacher rows). */
+export function checkTeacherParams(p: DistillSourceParams, needsTeacher: boolean, ctx: z.RefinementCtx): void {
+  if (p.teacher && p.teacher_targets) ctx.addIssue({ code: 'custom', path: ['teacher_targets'], message: "give either 'teacher' (model stages) or 'teacher_targets' (a stage with soft targets), not both" });
+  if (needsTeacher && !p.teacher && !p.teacher_targets) {
+    ctx.addIssue({ code: 'custom', path: ['teacher'], message: "this loss needs a teacher: list model stage(s) in 'teacher', or name a soft-target stage in 'teacher_targets' (or use loss {type: hard})" });
+  }
+  if (!needsTeacher && (p.teacher || p.teacher_targets)) {
+    ctx.addIssue({ code: 'custom', path: ['teacher'], message: "loss {type: hard} uses no teacher; remove 'teacher'/'teacher_targets' or use a soft or logits loss" });
+  }
+  if (needsTeacher && p.jitter > 0) {
+    ctx.addIssue({ code: 'custom', path: ['jitter'], message: 'teacher targets are computed once on the unjittered transfer set, so jitter must be 0 when distilling' });
+  }
+}
+
+/** Stage names a distillation stage reads. */
+export function distillDeps(p: DistillSourceParams): string[] {
+  return [p.data, ...(p.teacher ?? []), ...(p.teacher_targets ? [p.teacher_targets] : [])];
+}
+
+/** Code that keys the cache of the distillation stages. */
+export const DISTILL_CODE = [
+  'pipeline/stages/distill.ts',
+  'pipeline/stages/student.ts',
+  'pipeline/stages/teachers.ts',
+  'pipeline/stages/transfer.ts',
+  'pipeline/stages/common.ts',
+  'pipeline/schemas.ts',
+  'src/models',
+  'src/distill',
+  'src/data/split-file.ts',
+  'src/artifacts/predictions.ts',
+];
+
+/** The data, transfer set and teacher rows of a distillation stage. */
+export interface PreparedDistillation {
+  data: IngestedData;
+  classes: number;
+  /** Train-split rows of the transfer set (ascending). */
+  rows: Int32Array;
+  transfer: LabeledSet;
+  /**
+   * Teacher rows per kind the loss may need (`logits` for logit matching; `probabilities`
+   * only when the teacher is given as probabilities). Null without a teacher.
+   */
+  teacher: { logits: TeacherRows; probabilities: TeacherRows | null } | null;
+  /** What the teacher is, for metrics.json: stage names, or `targets:<stage>`. */
+  teacherLabel: string[] | null;
+}
+
+/**
+ * Reads the ingested splits, selects the transfer set and gets the teacher rows for it: the
+ * teacher models' logits (cached in the scratch folder across a crash and written to
+ * `teacher-logits.arrow` in the stage folder), or the soft-target stage's probabilities.
+ */
+export async function prepareDistillation(ctx: StageContext<unknown>, p: DistillSourceParams, needsTeacher: boolean): Promise<PreparedDistillation> {
+  const data = await readIngested(ctx.input(p.data));
+  const C = data.classes.classes.length;
+  const rows = selectTransfer(data.train.y, C, p.transfer, ctx.seed);
+  const transfer = rows.length === data.train.n ? data.train : subset(data.train, rows);
+  ctx.log.info(`transfer set: ${describeTransfer(p.transfer, rows.length)}`);
+  if (!needsTeacher) return { data, classes: C, rows, transfer, teacher: null, teacherLabel: null };
+  if (p.teacher_targets) {
+    const { probabilities, C: tc } = readSoftTargets(ctx.input(p.teacher_targets), p.teacher_targets, data.train.y, rows);
+    if (tc !== C) throw new ConfigError(`teacher_targets '${p.teacher_targets}' has ${tc} classes but the data has ${C}`);
+    return {
+      data,
+      classes: C,
+      rows,
+      transfer,
+      teacher: { logits: { targets: logOfProbabilities(probabilities), kind: 'logits' }, probabilities: { targets: probabilities, kind: 'probabilities' } },
+      teacherLabel: [`targets:${p.teacher_targets}`],
+    };
+  }
+  const names = p.teacher!;
+  const modelDirs = names.flatMap((t) => modelDirsOf(ctx.input(t), t));
+  ctx.log.info(`teacher: ${names.join(' + ')} (${modelDirs.length} model${modelDirs.length > 1 ? 's' : ''}${modelDirs.length > 1 ? `, ${p.combine} mean` : ''})`);
+  const cacheName = TEACHER_LOGITS_FILE;
+  const { logits, C: tc } = await cachedTeacherLogits({
+    modelDirs,
+    combine: p.combine,
+    x: transfer.x,
+    n: transfer.n,
+    dim: transfer.dim,
+    transferKey: sha256(new Uint8Array(rows.buffer, rows.byteOffset, rows.byteLength)),
+    lookIn: [path.join(ctx.scratchDir, cacheName)],
+    writeTo: [path.join(ctx.scratchDir, cacheName), path.join(ctx.outDir, cacheName)],
+    log: ctx.log,
+  });
+  if (tc !== C) throw new ConfigError(`the teacher (${names.join(', ')}) has ${tc} outputs but the data has ${C} classes`);
+  return { data, classes: C, rows, transfer, teacher: { logits: { targets: logits, kind: 'logits' }, probabilities: null }, teacherLabel: names };
+}
+
+/** The teacher rows a loss should get: probabilities for the soft loss when that is what we have. */
+export function teacherRowsFor(prep: PreparedDistillation, loss: LossConfig): TeacherRows | null {
+  if (!prep.teacher || loss.type === 'hard') return null;
+  if (loss.type === 'soft' && prep.teacher.probabilities) return prep.teacher.probabilities;
+  return prep.teacher.logits;
+}
+
+const schema = z
+  .strictObject({
+    ...distillSourceSchema,
+    ...mlpSchema,
+    ...trainingSchema,
+    /** `{type: soft, T, alpha}`, `{type: logits, alpha}` or `{type: hard}`. */
+    loss: lossSchema,
+  })
+  .superRefine((p, ctx) => checkTeacherParams(p, p.loss.type !== 'hard', ctx));
+/** Params of the `distill` stage. */
+export type DistillParams = z.output<typeof schema>;
+
+/** `distill`: a student trained on a transfer set against a teacher's soft targets or logits. */
+export const distillStage = defineStage({
+  type: 'distill',
+  description: 'train a student MLP on a transfer set with a distillation loss (teacher: model stage(s) or soft targets)',
+  schema,
+  deps: distillDeps,
+  code: DISTILL_CODE,
+  async run(ctx) {
+    const p = ctx.params;
+    const prep = await prepareDistillation(ctx as StageContext<unknown>, p, p.loss.type !== 'hard');
+    const { data } = prep;
+    const r = await trainStudent({
+      transfer: prep.transfer,
+      teacher: teacherRowsFor(prep, p.loss),
+      valid: data.valid,
+      test: data.test,
+      classes: prep.classes,
+      model: p,
+      training: p,
+      loss: p.loss,
+      seed: ctx.seed,
+      checkpointDir: path.join(ctx.scratchDir, 'checkpoint'),
+      log: ctx.log,
+    });
+    try {
+      await writeModelOutputs(ctx.outDir, r.model, r.history, {
+        test: r.test,
+        valid: r.valid,
+        best_epoch: r.bestEpoch,
+        classes: prep.classes,
+        teacher: prep.teacherLabel,
+        combine: prep.teacherLabel && prep.teacherLabel.length > 1 ? p.combine : null,
+        loss: p.loss.type,
+        T: p.loss.type === 'soft' ? p.loss.T : null,
+        alpha: p.loss.type === 'hard' ? null : p.loss.alpha,
+        transfer_examples: prep.rows.length,
+        transfer_spec: p.transfer,
+        transfer: r.transfer,
+      });
+    } finally {
+      r.model.dispose();
+    }
+    ctx.log.info(
+      `test accuracy ${(100 * r.test.accuracy).toFixed(2)}% (${r.test.errors} errors of ${r.test.examples}); ` +
+        `transfer-set accuracy ${(100 * r.transfer.accuracy).toFixed(2)}%; best epoch ${r.bestEpoch} on valid`,
+    );
+    return { test_accuracy: r.test.accuracy, test_errors: r.test.errors, valid_accuracy: r.valid.accuracy, best_epoch: r.bestEpoch, transfer_examples: prep.rows.length };
+  },
+});

@@ -1,0 +1,125 @@
+/**
+ * `results`: the last stage of an experiment config. Reads the metrics of the stages the
+ * experiment ran and writes `results.json` (our numbers and the paper's) and `results.md` (a
+ * markdown table beside the paper's numbers). `kind` says which experiment.
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { z } from 'zod';
+import { writeFileAtomic, writeJsonAtomic } from '../../src/artifacts/atomic.ts';
+import { ArtifactError } from '../../src/util/errors.ts';
+import { MANIFEST } from '../../src/artifacts/manifest.ts';
+import { defineStage } from '../stage.ts';
+import type { BiasAdjustMetrics } from './bias-adjust.ts';
+import type { SweepFile } from './distill-sweep.ts';
+import {
+  ensembleResult,
+  mnistPaperResult,
+  omittedClassResult,
+  onlyClassesResult,
+  softRegulariserResult,
+  temperatureResult,
+  type ExperimentResult,
+  type ModelMetrics,
+} from './experiment-results.ts';
+import type { EnsembleMetrics } from './train-ensemble.ts';
+
+const stage = z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, 'a stage name');
+
+const schema = z.discriminatedUnion('kind', [
+  /** Teacher vs hard-label student vs distilled student. */
+  z.strictObject({ kind: z.literal('mnist-paper'), teacher: stage, baseline: stage, distilled: stage }),
+  /** A `distill-sweep` over widths and temperatures. */
+  z.strictObject({ kind: z.literal('temperature'), sweep: stage }),
+  /** A `bias-adjust` of one omitted class; `student` = the distill stage it adjusted. */
+  z.strictObject({ kind: z.literal('omitted-class'), adjusted: stage, student: stage }),
+  /** A `bias-adjust` of the only classes in the transfer set. */
+  z.strictObject({ kind: z.literal('only-classes'), adjusted: stage, student: stage }),
+  /** A `train-ensemble` and the `distill` stage that distilled it. */
+  z.strictObject({ kind: z.literal('ensemble'), ensemble: stage, distilled: stage }),
+  /** Hard-label and soft-target students on a small transfer set; `full` = the full-data teacher. */
+  z.strictObject({ kind: z.literal('soft-regulariser'), hard: stage, soft: stage, full: stage.optional() }),
+]);
+/** Params of the `results` stage. */
+export type ResultsParams = z.output<typeof schema>;
+
+/** The stages a `results` stage reads, in param order. */
+export function resultsDeps(p: ResultsParams): string[] {
+  switch (p.kind) {
+    case 'mnist-paper':
+      return [p.teacher, p.baseline, p.distilled];
+    case 'temperature':
+      return [p.sweep];
+    case 'omitted-class':
+    case 'only-classes':
+      return [p.adjusted, p.student];
+    case 'ensemble':
+      return [p.ensemble, p.distilled];
+    case 'soft-regulariser':
+      return [p.hard, p.soft, ...(p.full ? [p.full] : [])];
+  }
+}
+
+/**
+ * Hidden layers of the model a stage trained, e.g. `2x800` or `1200-800`, from the `hidden`
+ * param in its `manifest.json`; undefined when there is none.
+ */
+export function archOf(stageDir: string): string | undefined {
+  try {
+    const m = JSON.parse(readFileSync(path.join(stageDir, MANIFEST), 'utf8')) as { params?: { hidden?: unknown } };
+    const h = m.params?.hidden;
+    if (!Array.isArray(h) || !h.every((v) => typeof v === 'number')) return undefined;
+    if (h.length === 0) return 'linear';
+    return h.every((v) => v === h[0]) ? `${h.length}x${h[0]}` : h.join('-');
+  } catch {
+    return undefined;
+  }
+}
+
+/** Builds the result of an experiment from the finished stage folders (`dir(stage)`). */
+export function buildResult(p: ResultsParams, dir: (stage: string) => string): ExperimentResult {
+  const read = <T>(s: string, file: string): T => {
+    const f = path.join(dir(s), file);
+    try {
+      return JSON.parse(readFileSync(f, 'utf8')) as T;
+    } catch (e) {
+      throw new ArtifactError(`results: cannot read ${f} of stage '${s}' (${(e as Error).message}); is '${s}' the right kind of stage for a '${p.kind}' result?`);
+    }
+  };
+  const metrics = (s: string): ModelMetrics => {
+    const m = read<ModelMetrics>(s, 'metrics.json');
+    if (!m.test || typeof m.test.errors !== 'number') throw new ArtifactError(`results: ${path.join(dir(s), 'metrics.json')} has no test metrics; '${s}' must be a model stage`);
+    const arch = archOf(dir(s));
+    return arch === undefined ? m : { ...m, arch };
+  };
+  switch (p.kind) {
+    case 'mnist-paper':
+      return mnistPaperResult(metrics(p.teacher), metrics(p.baseline), metrics(p.distilled));
+    case 'temperature':
+      return temperatureResult(read<SweepFile>(p.sweep, 'sweep.json'));
+    case 'omitted-class':
+      return omittedClassResult(read<BiasAdjustMetrics>(p.adjusted, 'metrics.json'), metrics(p.student));
+    case 'only-classes':
+      return onlyClassesResult(read<BiasAdjustMetrics>(p.adjusted, 'metrics.json'), metrics(p.student));
+    case 'ensemble':
+      return ensembleResult({ ...read<EnsembleMetrics>(p.ensemble, 'metrics.json'), arch: archOf(dir(p.ensemble)) }, metrics(p.distilled));
+    case 'soft-regulariser':
+      return softRegulariserResult(metrics(p.hard), metrics(p.soft), p.full ? metrics(p.full) : null);
+  }
+}
+
+/** `results`: an experiment's results.json and results.md, beside the paper's numbers. */
+export const resultsStage = defineStage({
+  type: 'results',
+  description: "write an experiment's results.json and results.md (our numbers beside the paper's)",
+  schema,
+  deps: resultsDeps,
+  code: ['pipeline/stages/results.ts', 'pipeline/stages/experiment-results.ts'],
+  async run(ctx) {
+    const r = buildResult(ctx.params, (s) => ctx.input(s));
+    await writeJsonAtomic(path.join(ctx.outDir, 'results.json'), r.json);
+    await writeFileAtomic(path.join(ctx.outDir, 'results.md'), r.markdown);
+    for (const line of r.markdown.split('\n')) if (line.startsWith('|') || line.startsWith('- ')) ctx.log.info(line);
+    return { experiment: r.json.experiment };
+  },
+});

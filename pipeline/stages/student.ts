@@ -1,0 +1,153 @@
+/**
+ * Training one student MLP on a transfer set with a distillation loss, and measuring it on the
+ * transfer set, valid and test. Shared by the `distill` and `distill-sweep` stages.
+ */
+import type * as tf from '@tensorflow/tfjs';
+import { z } from 'zod';
+import { makeLoss, type DistillLossSpec, type TeacherTargetKind } from '../../src/distill/losses.ts';
+import { buildMlp } from '../../src/models/mlp.ts';
+import { evaluate } from '../../src/models/predict.ts';
+import { trainModel, type EpochMetrics, type TrainSet } from '../../src/models/train.ts';
+import type { LabeledSet } from '../../src/data/split-file.ts';
+import { silentLogger, type Logger } from '../../src/util/log.ts';
+import { ConfigError } from '../../src/util/errors.ts';
+import { mlpSchema, toOptimizerSpec, trainingSchema } from '../schemas.ts';
+import type { SplitMetrics } from './common.ts';
+
+/** Config schema of a distillation loss. */
+export const lossSchema = z.discriminatedUnion('type', [
+  z.strictObject({
+    type: z.literal('soft'),
+    /** Temperature of teacher and student in the soft term. */
+    T: z.number().positive().max(1000),
+    /** Weight of the soft term (times T^2); the hard-label term gets 1 - alpha. Default 0.9. */
+    alpha: z.number().min(0).max(1).default(0.9),
+  }),
+  z.strictObject({
+    type: z.literal('logits'),
+    /** Weight of the logit-matching term; the hard-label term gets 1 - alpha. Default 1. */
+    alpha: z.number().min(0).max(1).default(1),
+  }),
+  z.strictObject({ type: z.literal('hard') }),
+]);
+/** A parsed `loss:`. */
+export type LossConfig = z.output<typeof lossSchema>;
+
+const mlpObject = z.strictObject(mlpSchema);
+const trainingObject = z.strictObject(trainingSchema);
+/** Student architecture params (`hidden`, `activation`, `dropout`, `input_dropout`, `max_norm`). */
+export type MlpParams = z.output<typeof mlpObject>;
+/** Training params (`epochs`, `batch_size`, `optimizer`, `jitter`, `select`). */
+export type TrainingParams = z.output<typeof trainingObject>;
+
+/** Teacher rows of the transfer set, as handed to the loss. */
+export interface TeacherRows {
+  /** `n x C` row-major. */
+  targets: Float32Array;
+  /** What the rows hold. */
+  kind: TeacherTargetKind;
+}
+
+/** Options of {@link trainStudent}. */
+export interface StudentOptions {
+  transfer: LabeledSet;
+  /** Teacher rows for the transfer set; required unless `loss.type` is `hard`. */
+  teacher: TeacherRows | null;
+  valid: LabeledSet;
+  test: LabeledSet;
+  classes: number;
+  model: MlpParams;
+  training: TrainingParams;
+  loss: LossConfig;
+  seed: number;
+  checkpointDir?: string;
+  log?: Logger;
+}
+
+/** What {@link trainStudent} returns; the caller owns (and must dispose) `model`. */
+export interface StudentResult {
+  model: tf.LayersModel;
+  history: EpochMetrics[];
+  bestEpoch: number;
+  test: SplitMetrics;
+  valid: SplitMetrics;
+  /** The selected model on its own transfer set (dropout off): the "train accuracy". */
+  transfer: SplitMetrics;
+}
+
+/** The {@link DistillLossSpec} for a config loss and the kind of teacher rows available. */
+export function lossSpecOf(loss: LossConfig, kind: TeacherTargetKind): DistillLossSpec {
+  switch (loss.type) {
+    case 'hard':
+      return { type: 'hard' };
+    case 'soft':
+      return { type: 'soft', T: loss.T, alpha: loss.alpha, teacher: kind };
+    case 'logits':
+      return { type: 'logits', alpha: loss.alpha };
+  }
+}
+
+/**
+ * Builds a student MLP (seeded by `seed`) and trains it on the transfer set with the configured
+ * loss (teacher rows as `batch.targets`), selecting the epoch on the VALID split per
+ * `training.select`; then evaluates it (dropout off) on the transfer set, valid and test.
+ * Logit matching needs logits: give it teacher rows of kind `logits` (convert probabilities
+ * with their log first).
+ * @throws ConfigError when a soft/logit loss has no teacher rows.
+ */
+export async function trainStudent(o: StudentOptions): Promise<StudentResult> {
+  const log = o.log ?? silentLogger;
+  if (o.loss.type !== 'hard' && !o.teacher) throw new ConfigError(`loss '${o.loss.type}' needs a teacher: give 'teacher' or 'teacher_targets'`);
+  if (o.loss.type === 'logits' && o.teacher?.kind !== 'logits') throw new ConfigError(`loss 'logits' needs teacher logits, got ${o.teacher?.kind}`);
+  const m = o.model;
+  const t = o.training;
+  const model = buildMlp({
+    inputDim: o.transfer.dim,
+    hidden: m.hidden,
+    outputs: o.classes,
+    activation: m.activation,
+    inputDropout: m.input_dropout,
+    dropout: m.dropout,
+    maxNorm: m.max_norm,
+    seed: o.seed,
+  });
+  try {
+    const train: TrainSet = { ...o.transfer };
+    if (o.loss.type !== 'hard' && o.teacher) {
+      train.targets = o.teacher.targets;
+      train.targetDim = o.classes;
+    }
+    const loss = makeLoss(lossSpecOf(o.loss, o.teacher?.kind ?? 'logits'));
+    const result = await trainModel({
+      model,
+      train,
+      valid: o.valid,
+      loss,
+      epochs: t.epochs,
+      batchSize: t.batch_size,
+      optimizer: toOptimizerSpec(t.optimizer),
+      jitter: t.jitter,
+      seed: o.seed,
+      select: t.select,
+      ...(o.checkpointDir ? { checkpointDir: o.checkpointDir } : {}),
+      log,
+      onEpoch: (e) =>
+        log.info(
+          `epoch ${e.epoch}: loss ${e.train_loss.toFixed(4)} acc ${(100 * e.train_accuracy).toFixed(2)}%` +
+            (e.valid_accuracy !== undefined ? `, valid acc ${(100 * e.valid_accuracy).toFixed(2)}%` : '') +
+            ` (${e.examples_per_s.toFixed(0)} ex/s)`,
+        ),
+    });
+    return {
+      model,
+      history: result.history,
+      bestEpoch: result.bestEpoch,
+      test: evaluate(model, o.test),
+      valid: evaluate(model, o.valid),
+      transfer: evaluate(model, o.transfer),
+    };
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+}

@@ -1,0 +1,153 @@
+/**
+ * Teacher targets of a distillation stage: the (combined) logits of earlier model stages on the
+ * transfer set, computed once without gradient and cached as Arrow; or the precomputed
+ * probabilities an earlier stage wrote to `soft-targets-train.arrow`.
+ */
+import { existsSync, readFileSync, promises as fs } from 'node:fs';
+import path from 'node:path';
+import type * as tf from '@tensorflow/tfjs';
+import { sha256, sha256File, stableStringify } from '../../src/artifacts/hash.ts';
+import { readPredictions } from '../../src/artifacts/predictions.ts';
+import { readLogits, writeLogits } from '../../src/distill/logit-cache.ts';
+import { computeTeacherLogits, type EnsembleMode } from '../../src/distill/teacher.ts';
+import { loadModel, MODEL_JSON, WEIGHTS_BIN } from '../../src/models/io.ts';
+import { ArtifactError, DataError } from '../../src/util/errors.ts';
+import { silentLogger, type Logger } from '../../src/util/log.ts';
+
+/** File a multi-model stage (e.g. `train-ensemble`) writes to list its members' model folders. */
+export const MEMBERS_FILE = 'members.json';
+/** File name of the teacher-logit cache in a distillation stage's folder. */
+export const TEACHER_LOGITS_FILE = 'teacher-logits.arrow';
+/** File an ensemble stage writes with its probabilities on the train split. */
+export const SOFT_TARGETS_FILE = 'soft-targets-train.arrow';
+
+/** Content of {@link MEMBERS_FILE}: model folders relative to the stage folder. */
+export interface MembersFile {
+  members: string[];
+}
+
+/**
+ * The model folders a finished stage holds: `<dir>/model/` for a single model, or each folder
+ * listed in `<dir>/members.json` for a stage that trained several.
+ * @throws ArtifactError when the stage folder has neither.
+ */
+export function modelDirsOf(stageDir: string, stage: string): string[] {
+  if (existsSync(path.join(stageDir, 'model', MODEL_JSON))) return [path.join(stageDir, 'model')];
+  const membersFile = path.join(stageDir, MEMBERS_FILE);
+  if (existsSync(membersFile)) {
+    let parsed: MembersFile;
+    try {
+      parsed = JSON.parse(readFileSync(membersFile, 'utf8')) as MembersFile;
+    } catch (e) {
+      throw new ArtifactError(`cannot read ${membersFile}: ${(e as Error).message}; rerun stage '${stage}' with --force`);
+    }
+    if (!Array.isArray(parsed.members) || parsed.members.length === 0 || !parsed.members.every((m) => typeof m === 'string')) {
+      throw new ArtifactError(`${membersFile} must be {"members": ["<model folder>", ...]}; rerun stage '${stage}' with --force`);
+    }
+    return parsed.members.map((m) => path.join(stageDir, m));
+  }
+  throw new ArtifactError(`stage '${stage}' (${stageDir}) holds no model: expected model/${MODEL_JSON} or ${MEMBERS_FILE}; is it a model stage (train, generalist, distill, train-ensemble)?`);
+}
+
+/** Identity of a set of model folders: hashes of their model.json and weights.bin. */
+async function modelsFingerprint(dirs: string[]): Promise<string[]> {
+  return Promise.all(dirs.map(async (d) => `${await sha256File(path.join(d, MODEL_JSON))}:${await sha256File(path.join(d, WEIGHTS_BIN))}`));
+}
+
+/** Options of {@link cachedTeacherLogits}. */
+export interface TeacherLogitsOptions {
+  /** Model folders of the teacher (one model, or every member of an ensemble). */
+  modelDirs: string[];
+  /** How several members are combined (see `combineTeachers`). */
+  combine: EnsembleMode;
+  /** Transfer-set inputs, `n x dim` row-major. */
+  x: Float32Array;
+  n: number;
+  dim: number;
+  /** Identity of the transfer set (e.g. a hash of its row indices), recorded in the cache. */
+  transferKey: string;
+  /** Cache files to look in first (e.g. a scratch folder that survives a crash). */
+  lookIn?: string[];
+  /** Where to write the logits (Arrow, see `logit-cache.ts`). */
+  writeTo: string[];
+  batchSize?: number;
+  log?: Logger;
+}
+
+/**
+ * Teacher logits (`n x C`) on the transfer set: read from the first cache file in `lookIn`
+ * whose metadata key matches (same teacher weights, combination and transfer set), else
+ * computed with `computeTeacherLogits` (inference mode, no gradient tape) from the models
+ * loaded from `modelDirs`. The result is written to every file in `writeTo`.
+ * @throws ArtifactError when a teacher model cannot be loaded.
+ */
+export async function cachedTeacherLogits(o: TeacherLogitsOptions): Promise<{ logits: Float32Array; C: number; cached: boolean }> {
+  const log = o.log ?? silentLogger;
+  const key = sha256(stableStringify({ v: 1, models: await modelsFingerprint(o.modelDirs), combine: o.combine, transfer: o.transferKey, n: o.n, dim: o.dim }));
+  for (const f of o.lookIn ?? []) {
+    if (!existsSync(f)) continue;
+    try {
+      const c = await readLogits(f);
+      if (c.meta.key === key && c.n === o.n) {
+        log.info(`teacher logits: reusing ${f}`);
+        for (const w of o.writeTo) if (path.resolve(w) !== path.resolve(f)) await fs.copyFile(f, w);
+        return { logits: c.logits, C: c.C, cached: true };
+      }
+    } catch (e) {
+      log.warn(`ignoring the teacher-logit cache ${f}: ${(e as Error).message}`);
+    }
+  }
+  const models: tf.LayersModel[] = [];
+  try {
+    for (const d of o.modelDirs) models.push(await loadModel(d));
+    const logits = computeTeacherLogits(models, o.x, o.n, o.dim, o.combine, o.batchSize ?? 500, log);
+    const C = o.n > 0 ? logits.length / o.n : 0;
+    const meta = { key, combine: o.combine, members: String(o.modelDirs.length), transfer: o.transferKey };
+    for (const w of o.writeTo) await writeLogits(w, logits, o.n, C, meta);
+    return { logits, C, cached: false };
+  } finally {
+    for (const m of models) m.dispose();
+  }
+}
+
+/**
+ * Precomputed teacher probabilities for the training rows `rows`, from the
+ * `soft-targets-train.arrow` of stage `stage` (columns `label` + `probabilities`, one row per
+ * training row in the order of the ingested train split).
+ * @throws ArtifactError when the file is missing or does not line up with the train split.
+ */
+export function readSoftTargets(stageDir: string, stage: string, trainLabels: Int32Array, rows: Int32Array): { probabilities: Float32Array; C: number } {
+  const file = path.join(stageDir, SOFT_TARGETS_FILE);
+  if (!existsSync(file)) throw new ArtifactError(`stage '${stage}' wrote no ${SOFT_TARGETS_FILE} (${file}); teacher_targets must name a stage that writes it`);
+  const p = readPredictions(file, 'probabilities');
+  if (p.n !== trainLabels.length) {
+    throw new ArtifactError(`${file} has ${p.n} rows but the train split has ${trainLabels.length}; were both made from the same ingest stage? Rerun '${stage}'`);
+  }
+  for (let i = 0; i < p.n; i++) {
+    if (p.labels[i] !== trainLabels[i]) {
+      throw new ArtifactError(`${file}: row ${i} has label ${p.labels[i]} but the train split's row ${i} has ${trainLabels[i]}; the soft targets are not aligned with the train split, rerun '${stage}'`);
+    }
+  }
+  const C = p.C;
+  const out = new Float32Array(rows.length * C);
+  for (let j = 0; j < rows.length; j++) {
+    const r = rows[j]!;
+    const src = p.values.subarray(r * C, (r + 1) * C);
+    let s = 0;
+    for (let c = 0; c < C; c++) {
+      const v = src[c]!;
+      if (!(v >= 0)) throw new DataError(`${file}: row ${r} has probability ${v} for class ${c}; probabilities must be >= 0`);
+      s += v;
+    }
+    if (Math.abs(s - 1) > 1e-3) throw new DataError(`${file}: row ${r}'s probabilities sum to ${s}, not 1`);
+    out.set(src, j * C);
+  }
+  return { probabilities: out, C };
+}
+
+/** Natural log of probabilities (floored at 1e-30): logits up to a per-row constant. */
+export function logOfProbabilities(p: Float32Array): Float32Array {
+  const out = new Float32Array(p.length);
+  for (let i = 0; i < p.length; i++) out[i] = Math.log(Math.max(p[i]!, 1e-30));
+  return out;
+}

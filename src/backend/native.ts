@@ -1,0 +1,113 @@
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** Activation codes understood by {@link NativeBlas.biasAct}. */
+export const NATIVE_ACTIVATION = {
+  linear: 0,
+  relu: 1,
+  relu6: 2,
+  elu: 3,
+  prelu: 4,
+  leakyrelu: 5,
+  sigmoid: 6,
+} as const;
+
+/**
+ * The functions of the native addon (`native/src/addon.c`). All arrays are Float32Array views
+ * (usually one view on the whole tfjs wasm heap); all offsets and sizes count elements. Every
+ * function validates its arguments against the arrays' lengths and throws on misuse.
+ */
+export interface NativeBlas {
+  /** Row-major `C[M x N] = alpha * op(A) op(B) + beta * C` (OpenBLAS `cblas_sgemm`). */
+  sgemm(
+    transA: boolean, transB: boolean, M: number, N: number, K: number, alpha: number,
+    A: Float32Array, aOff: number, lda: number, B: Float32Array, bOff: number, ldb: number,
+    beta: number, C: Float32Array, cOff: number, ldc: number,
+  ): void;
+  /**
+   * In place on the `rows x cols` block at `C[cOff]`: adds `bias` (length 1 or `cols`, or null),
+   * then applies activation `act` ({@link NATIVE_ACTIVATION}); `prelu` weights have length 1 or
+   * `cols` and are used only for `prelu`.
+   */
+  biasAct(
+    C: Float32Array, cOff: number, rows: number, cols: number,
+    bias: Float32Array | null, biasOff: number, biasLen: number, act: number, leakyAlpha: number,
+    prelu: Float32Array | null, preluOff: number, preluLen: number,
+  ): void;
+  /**
+   * SGD with momentum in place on `H` (one pass, tfjs's float32 operation order):
+   * `acc = m * acc + g; w += c * acc` (or `w += c * (g + m * acc)` with nesterov); `c = -lr`.
+   */
+  momentum(H: Float32Array, wOff: number, accOff: number, gOff: number, n: number, m: number, c: number, nesterov: boolean): void;
+  /** Sets the number of OpenBLAS threads. */
+  setThreads(n: number): void;
+  /** The number of OpenBLAS threads in use. */
+  getThreads(): number;
+  /** OpenBLAS's build description, e.g. `OpenBLAS 0.3.21 DYNAMIC_ARCH ... Cooperlake`. */
+  config(): string;
+}
+
+/** Outcome of {@link loadNative}. */
+export type NativeLoad = { ok: true; addon: NativeBlas; file: string } | { ok: false; reason: string };
+
+const ADDON_NAME = 'distill_blas.node';
+const BUILD_HINT = 'apt-get install libopenblas-dev, then npm rebuild / npm ci';
+let cached: NativeLoad | undefined;
+
+/** Where the addon is built: `native/build/Release/distill_blas.node` at the package root. */
+export function nativeAddonPath(): string {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  return path.resolve(here, '..', '..', 'native', 'build', 'Release', ADDON_NAME);
+}
+
+function isNativeBlas(m: unknown): m is NativeBlas {
+  if (m === null || typeof m !== 'object') return false;
+  const r = m as Record<string, unknown>;
+  return ['sgemm', 'biasAct', 'momentum', 'setThreads', 'getThreads', 'config'].every((k) => typeof r[k] === 'function');
+}
+
+/**
+ * Loads the native OpenBLAS addon once (cached). Never throws: on failure it returns the reason
+ * (not built, failed to load, e.g. libopenblas missing at run time, or an outdated build).
+ * Setting `DISTILL_NO_NATIVE=1` disables it.
+ */
+export function loadNative(): NativeLoad {
+  if (cached) return cached;
+  cached = tryLoad();
+  return cached;
+}
+
+function tryLoad(): NativeLoad {
+  if (process.env.DISTILL_NO_NATIVE === '1') return { ok: false, reason: 'disabled by DISTILL_NO_NATIVE=1' };
+  const file = nativeAddonPath();
+  if (!existsSync(file)) return { ok: false, reason: `the native OpenBLAS addon is not built (${BUILD_HINT})` };
+  let mod: unknown;
+  try {
+    mod = createRequire(import.meta.url)(file);
+  } catch (e) {
+    return { ok: false, reason: `the native OpenBLAS addon failed to load (${(e as Error).message}); ${BUILD_HINT}` };
+  }
+  if (!isNativeBlas(mod)) return { ok: false, reason: `the native addon at ${file} is outdated; run npm rebuild` };
+  return { ok: true, addon: mod, file };
+}
+
+/**
+ * Sets the number of OpenBLAS threads used by the native kernels, e.g. 1 per worker when several
+ * workers share the machine (2 workers x 1 thread on 2 cores). A no-op when the addon is not loaded.
+ * @returns whether the setting took effect.
+ */
+export function setBlasThreads(n: number): boolean {
+  if (!Number.isInteger(n) || n < 1) throw new RangeError(`setBlasThreads: n must be a positive integer, got ${n}`);
+  const l = loadNative();
+  if (!l.ok) return false;
+  l.addon.setThreads(n);
+  return true;
+}
+
+/** The number of OpenBLAS threads, or undefined when the addon is not loaded. */
+export function getBlasThreads(): number | undefined {
+  const l = loadNative();
+  return l.ok ? l.addon.getThreads() : undefined;
+}

@@ -1,0 +1,60 @@
+/**
+ * Choosing the specialist weight w on the validation split (paper section 6 pitfall: the
+ * equal-weight combination can lose to the generalist when the specialists' subset-vs-dustbin
+ * judgement is worse than the generalist's; a tuned w recovers it). Never use the test split here.
+ */
+import { ConfigError, DataError } from '../util/errors.ts';
+import type { EnsembleProblem } from './problem.ts';
+import { solveEm, type EmOptions } from './solve-em.ts';
+import { solveGradient, type GradientOptions } from './solve-gradient.ts';
+import { argmaxRows } from './metrics.ts';
+
+/** Default grid of weights tried (0 = the generalist alone). */
+export const DEFAULT_WEIGHT_GRID: readonly number[] = [0, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2];
+
+/** Options of {@link chooseSpecialistWeight}. */
+export interface ChooseWeightOptions {
+  /** The combination problem on the validation split. */
+  problem: EnsembleProblem;
+  /** Validation labels, one per case. */
+  labels: ArrayLike<number>;
+  /** Weights to try (default {@link DEFAULT_WEIGHT_GRID}). */
+  grid?: readonly number[];
+  /** Solver (default `em`). */
+  solver?: 'em' | 'gradient';
+  /** Options passed to the solver (its `weight` is overridden). */
+  solverOptions?: Omit<EmOptions, 'weight'> & Omit<GradientOptions, 'weight'>;
+}
+
+/** Output of {@link chooseSpecialistWeight}. */
+export interface ChooseWeightResult {
+  /** The weight with the highest validation accuracy (ties: the earlier grid entry). */
+  weight: number;
+  accuracy: number;
+  /** Accuracy of every weight tried, in grid order. */
+  table: { weight: number; accuracy: number }[];
+}
+
+/**
+ * Solves the validation problem for each weight of the grid and returns the one with the highest
+ * top-1 accuracy (ties broken in favour of the earlier grid entry, so put the preferred weights first).
+ * @throws ConfigError for an empty grid or a negative weight; DataError when labels and cases disagree
+ */
+export function chooseSpecialistWeight(opts: ChooseWeightOptions): ChooseWeightResult {
+  const grid = opts.grid ?? DEFAULT_WEIGHT_GRID;
+  if (grid.length === 0) throw new ConfigError('ensemble.weight_grid must not be empty');
+  for (const w of grid) if (!(w >= 0) || !Number.isFinite(w)) throw new ConfigError(`ensemble.weight_grid: ${w} is not a finite number >= 0`);
+  const { problem, labels } = opts;
+  if (labels.length !== problem.cases) throw new DataError(`chooseSpecialistWeight: ${labels.length} labels for ${problem.cases} cases`);
+  const table: { weight: number; accuracy: number }[] = [];
+  let best = 0;
+  for (const w of grid) {
+    const res = opts.solver === 'gradient' ? solveGradient(problem, { ...opts.solverOptions, weight: w }) : solveEm(problem, { ...opts.solverOptions, weight: w });
+    const pred = argmaxRows(res.q, problem.cases, problem.C);
+    let correct = 0;
+    for (let r = 0; r < problem.cases; r++) if (pred[r] === labels[r]) correct++;
+    table.push({ weight: w, accuracy: problem.cases > 0 ? correct / problem.cases : 0 });
+    if (table[table.length - 1].accuracy > table[best].accuracy) best = table.length - 1;
+  }
+  return { weight: table[best].weight, accuracy: table[best].accuracy, table };
+}

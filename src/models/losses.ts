@@ -1,0 +1,13 @@
+import * as tf from '@tensorflow/tfjs';
+import type { LossFn } from './types.ts';
+
+/**
+ * Softmax cross-entropy on the hard labels, averaged over the batch:
+ * `mean_i [ logsumexp(z_i) - z_i[y_i] ]` (natural log). The default training and validation loss.
+ */
+export const hardLoss: LossFn = (logits, batch) =>
+  tf.tidy(() => {
+    const C = logits.shape[1];
+    const oneHot = tf.oneHot(tf.cast(batch.y, 'int32') as tf.Tensor1D, C);
+    return tf.neg(tf.mean(tf.sum(tf.mul(oneHot, tf.logSoftmax(logits)), 1))) as tf.Scalar;
+  });

@@ -1,0 +1,167 @@
+/**
+ * Turning k-means centres into class subsets: nearest-centre assignment with reseeding of empty
+ * clusters, size-balanced assignment, and overlap (each class also joins its r nearest other
+ * clusters).
+ */
+import type { CovarianceColumns } from './cluster-columns.ts';
+import { rowNorms, sqDistAll, sqNorm } from './cluster-kmeans.ts';
+
+/** Squared distances from every column to every centre: C x K row-major. */
+export function distanceMatrix(points: CovarianceColumns, centres: Float64Array, K: number): Float64Array {
+  const C = points.C;
+  const D = new Float64Array(C * K);
+  const x = new Float64Array(C);
+  const norms = rowNorms(centres, K, C);
+  const d = new Float64Array(K);
+  for (let j = 0; j < C; j++) {
+    points.column(j, x);
+    sqDistAll(x, sqNorm(x, C), centres, norms, K, C, d);
+    D.set(d, j * K);
+  }
+  return D;
+}
+
+/**
+ * Nearest-centre assignment; an empty cluster is reseeded with the point farthest from its own
+ * centre among clusters with more than one member (its centre becomes that point, `D` and
+ * `centres` are updated, and points now nearer to it move over if their cluster keeps a member).
+ * @returns primary cluster per class; no cluster is empty when C >= K
+ */
+export function nearestAssignment(points: CovarianceColumns, centres: Float64Array, D: Float64Array, K: number): Int32Array {
+  const C = points.C;
+  const assign = new Int32Array(C);
+  const sizes = new Int32Array(K);
+  for (let j = 0; j < C; j++) {
+    let best = 0;
+    for (let k = 1; k < K; k++) if (D[j * K + k] < D[j * K + best]) best = k;
+    assign[j] = best;
+    sizes[best]++;
+  }
+  const x = new Float64Array(C);
+  for (let guard = 0; guard < K; guard++) {
+    const e = sizes.indexOf(0);
+    if (e < 0) break;
+    let far = -1;
+    let farD = -1;
+    for (let j = 0; j < C; j++) {
+      const d = D[j * K + assign[j]];
+      if (sizes[assign[j]] > 1 && d > farD) {
+        farD = d;
+        far = j;
+      }
+    }
+    if (far < 0) break; // C < K: cannot happen after validation
+    sizes[assign[far]]--;
+    assign[far] = e;
+    sizes[e]++;
+    points.column(far, x);
+    centres.set(x.subarray(0, C), e * C);
+    const ce = centres.subarray(e * C, (e + 1) * C);
+    const en = rowNorms(ce, 1, C);
+    const one = new Float64Array(1);
+    for (let j = 0; j < C; j++) {
+      points.column(j, x);
+      sqDistAll(x, sqNorm(x, C), ce, en, 1, C, one);
+      D[j * K + e] = j === far ? 0 : one[0];
+    }
+    for (let j = 0; j < C; j++) {
+      const a = assign[j];
+      if (a !== e && sizes[a] > 1 && D[j * K + e] < D[j * K + a]) {
+        sizes[a]--;
+        assign[j] = e;
+        sizes[e]++;
+      }
+    }
+  }
+  return assign;
+}
+
+/**
+ * Size-balanced assignment: all (class, centre) pairs in increasing distance, each class taken by
+ * the first centre with room. Sizes come out as equal as possible: every cluster gets
+ * `floor(C/K)` or `ceil(C/K)` classes (exactly `C mod K` of them the larger size), hence none is
+ * empty when C >= K. Then a local improvement: pairwise swaps between clusters that lower the
+ * total distance (sizes unchanged), for up to `swapRounds` sweeps.
+ */
+export function balancedAssignment(D: Float64Array, C: number, K: number, swapRounds = 3): Int32Array {
+  const lo = Math.floor(C / K);
+  const extra = C % K; // clusters allowed to hold lo + 1
+  const n = C * K;
+  const order = new Uint32Array(n);
+  for (let i = 0; i < n; i++) order[i] = i;
+  order.sort((a, b) => D[a] - D[b] || a - b);
+  const assign = new Int32Array(C).fill(-1);
+  const sizes = new Int32Array(K);
+  let atHi = 0;
+  let left = C;
+  for (let t = 0; t < n && left > 0; t++) {
+    const p = order[t];
+    const j = Math.floor(p / K);
+    const k = p - j * K;
+    if (assign[j] >= 0) continue;
+    if (sizes[k] < lo || (sizes[k] === lo && atHi < extra)) {
+      if (sizes[k] === lo) atHi++;
+      assign[j] = k;
+      sizes[k]++;
+      left--;
+    }
+  }
+  improveBySwaps(D, assign, C, K, swapRounds);
+  return assign;
+}
+
+/** Swaps pairs of classes between clusters when that lowers the summed distance to their centres. */
+function improveBySwaps(D: Float64Array, assign: Int32Array, C: number, K: number, rounds: number): void {
+  // Members per cluster for the search.
+  for (let r = 0; r < rounds; r++) {
+    let swaps = 0;
+    for (let a = 0; a < C; a++) {
+      const ka = assign[a];
+      // Gain for a if moved to k: D[a,ka] - D[a,k]. Only look at clusters a would prefer.
+      let bestGain = 1e-12;
+      let bestB = -1;
+      for (let b = a + 1; b < C; b++) {
+        const kb = assign[b];
+        if (kb === ka) continue;
+        const gain = D[a * K + ka] + D[b * K + kb] - D[a * K + kb] - D[b * K + ka];
+        if (gain > bestGain) {
+          bestGain = gain;
+          bestB = b;
+        }
+      }
+      if (bestB >= 0) {
+        const kb = assign[bestB];
+        assign[bestB] = ka;
+        assign[a] = kb;
+        swaps++;
+      }
+    }
+    if (swaps === 0) break;
+  }
+}
+
+/**
+ * Builds the class lists: each class in its primary cluster and in its `overlap` nearest other
+ * clusters (by distance to their centres). Lists are sorted ascending.
+ */
+export function buildClusters(assign: Int32Array, D: Float64Array, C: number, K: number, overlap: number): number[][] {
+  const clusters: number[][] = Array.from({ length: K }, () => []);
+  const idx = new Int32Array(K);
+  for (let j = 0; j < C; j++) {
+    clusters[assign[j]].push(j);
+    if (overlap > 0) {
+      for (let k = 0; k < K; k++) idx[k] = k;
+      const row = j * K;
+      const sorted = Array.from(idx).sort((a, b) => D[row + a] - D[row + b] || a - b);
+      let added = 0;
+      for (const k of sorted) {
+        if (added >= overlap) break;
+        if (k === assign[j]) continue;
+        clusters[k].push(j);
+        added++;
+      }
+    }
+  }
+  for (const c of clusters) c.sort((a, b) => a - b);
+  return clusters;
+}

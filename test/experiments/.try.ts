@@ -1,0 +1,14 @@
+import { mkdtempSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { runPipeline } from '../../pipeline/runner.ts';
+import { createLogger } from '../../src/util/log.ts';
+import { shrunkConfig, sharedCacheDir } from '../../test/experiments/shrink.ts';
+const name = process.argv[2]!;
+const cfg = shrunkConfig(name, { epochs: Number(process.argv[3] ?? 2), width: Number(process.argv[4] ?? 64), members: 3 });
+const out = mkdtempSync(path.join(os.tmpdir(), 'exp-'));
+const t = Date.now();
+const r = await runPipeline(cfg, { out, cacheDir: sharedCacheDir(), log: createLogger({ tty: false, intervalMs: 100000 }), backend: process.argv[5] ?? 'cpu' });
+console.log(r.stages.map((s) => `${s.name} ${s.seconds.toFixed(1)}s`).join(', '), (Date.now() - t) / 1000);
+console.log(readFileSync(path.join(out, 'results', 'results.md'), 'utf8'));
+console.log(readFileSync(path.join(out, 'results', 'results.json'), 'utf8'));

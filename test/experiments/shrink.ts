@@ -1,0 +1,57 @@
+/**
+ * Test helper: turns a full experiment config into a small one (a subset of MNIST, few epochs,
+ * narrow layers), keeping its stages and their wiring, so the test runs the real config's shape.
+ */
+import { mkdirSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import YAML from 'yaml';
+import { parseConfig, type PipelineConfig } from '../../pipeline/config.ts';
+import { REPO_ROOT } from '../../pipeline/runner.ts';
+import { STAGES } from '../../pipeline/stages/index.ts';
+
+/** How to shrink a config. */
+export interface ShrinkOptions {
+  /** MNIST rows: the first `train` training images (split train/valid 80/20) and `test` test images. */
+  train?: number;
+  test?: number;
+  /** Upper bound on every stage's `epochs`. */
+  epochs?: number;
+  /** Upper bound on every hidden width (`hidden`, `widths`). */
+  width?: number;
+  /** Upper bound on `members` of a train-ensemble stage. */
+  members?: number;
+  /** Per-stage param overrides applied last (`{stage: {key: value}}`). */
+  override?: Record<string, Record<string, unknown>>;
+}
+
+/** Reads `pipeline/configs/<name>.yaml`, shrinks it, and parses it with the real registry. */
+export function shrunkConfig(name: string, o: ShrinkOptions = {}): PipelineConfig {
+  const file = path.join(REPO_ROOT, 'pipeline', 'configs', `${name}.yaml`);
+  const raw = YAML.parse(readFileSync(file, 'utf8')) as { stages: Record<string, Record<string, unknown>>; backend?: string };
+  raw.backend = 'cpu';
+  const train = o.train ?? 2500;
+  for (const [stage, params] of Object.entries(raw.stages)) {
+    const type = (params.type as string | undefined) ?? stage;
+    if (type === 'ingest') {
+      params.dataset = { recipe: 'mnist', options: { limitTrain: train, limitTest: o.test ?? 1000 } };
+      params.valid_fraction = 0.2;
+    }
+    if (typeof params.epochs === 'number' && o.epochs) params.epochs = Math.min(params.epochs, o.epochs);
+    if (o.width) {
+      const w = o.width;
+      if (Array.isArray(params.hidden)) params.hidden = (params.hidden as number[]).map((h) => Math.min(h, w));
+      if (Array.isArray(params.widths)) params.widths = [...new Set((params.widths as number[]).map((h) => Math.min(h, w)))];
+    }
+    if (typeof params.members === 'number' && o.members) params.members = Math.min(params.members, o.members);
+    Object.assign(params, o.override?.[stage] ?? {});
+  }
+  return parseConfig(YAML.stringify(raw), file, STAGES);
+}
+
+/** A dataset cache folder shared by the experiment tests (the MNIST subset is made once). */
+export function sharedCacheDir(): string {
+  const dir = path.join(os.tmpdir(), 'distill-kit-test-datasets');
+  mkdirSync(dir, { recursive: true });
+  return dir;
+}
