@@ -31,7 +31,11 @@ async function main(): Promise<void> {
       console.log(`${name.padEnd(24)} ${(e.ms / 10).toFixed(3).padStart(8)} ms/step  ${(e.n / 10).toFixed(0)} calls/step`);
     }
   }
+  const cpu0 = process.cpuUsage();
   const t = timeWindows(() => trainStep(s, opt), { warmup: 3, windows: 5, windowSeconds: seconds / 5, minReps: 3 });
+  const cpu = process.cpuUsage(cpu0);
+  const cpuMsPerStep = (cpu.user + cpu.system) / 1000 / (t.reps + 3);
+  console.log(`${info.name}: process CPU ${cpuMsPerStep.toFixed(2)} ms/step (all threads; with 1 BLAS thread ~ the step's work, less sensitive to other load)`);
   console.log(`${info.name}: best ${(t.best * 128).toFixed(0)} ex/s (${(1000 / t.best).toFixed(2)} ms/step), median ${(t.median * 128).toFixed(0)} ex/s, ${t.reps} steps`);
   disposeOptimizer(opt);
   s.dispose();

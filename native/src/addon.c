@@ -259,6 +259,34 @@ static napi_value js_momentum(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/*
+ * colSum(H, xOff, rows, cols, outOff): out[j] = sum_i x[i * cols + j] (float32, rows in order),
+ * i.e. a reduction over the leading axes of a row-major tensor.
+ */
+static napi_value js_col_sum(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc != 5) THROW(env, "distill_blas.colSum: expected 5 arguments");
+  fview H;
+  int64_t xOff, rows, cols, outOff;
+  if (!get_f32(env, argv[0], &H, 0, "H") || !get_i64(env, argv[1], &xOff) || !get_i64(env, argv[2], &rows) ||
+      !get_i64(env, argv[3], &cols) || !get_i64(env, argv[4], &outOff))
+    return NULL;
+  const int64_t len = (int64_t)H.length;
+  if (rows < 0 || cols < 0 || xOff < 0 || outOff < 0 || xOff + rows * cols > len || outOff + cols > len)
+    THROW(env, "distill_blas.colSum: range outside the array");
+  if (outOff < xOff + rows * cols && xOff < outOff + cols && rows * cols > 0) THROW(env, "distill_blas.colSum: input and output overlap");
+  float *restrict out = H.data + outOff;
+  const float *restrict x = H.data + xOff;
+  for (int64_t j = 0; j < cols; j++) out[j] = 0.0f;
+  for (int64_t i = 0; i < rows; i++) {
+    const float *restrict r = x + i * cols;
+    for (int64_t j = 0; j < cols; j++) out[j] += r[j];
+  }
+  return NULL;
+}
+
 static napi_value js_set_threads(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -288,6 +316,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"sgemm", NULL, js_sgemm, NULL, NULL, NULL, napi_default, NULL},
       {"biasAct", NULL, js_bias_act, NULL, NULL, NULL, napi_default, NULL},
       {"momentum", NULL, js_momentum, NULL, NULL, NULL, napi_default, NULL},
+      {"colSum", NULL, js_col_sum, NULL, NULL, NULL, napi_default, NULL},
       {"setThreads", NULL, js_set_threads, NULL, NULL, NULL, napi_default, NULL},
       {"getThreads", NULL, js_get_threads, NULL, NULL, NULL, napi_default, NULL},
       {"config", NULL, js_config, NULL, NULL, NULL, napi_default, NULL},

@@ -7,7 +7,7 @@ import { asWasmBackend, f32Offset, heapF32, type WasmBackendInternals } from './
 export type BlasEnableResult = { ok: true; detail: string } | { ok: false; reason: string };
 
 const BACKEND = 'wasm';
-const KERNELS = ['BatchMatMul', '_FusedMatMul', 'Identity'] as const;
+const KERNELS = ['BatchMatMul', '_FusedMatMul', 'Identity', 'Cast', 'Sum'] as const;
 type KernelName = (typeof KERNELS)[number];
 
 /** The stock wasm kernel configs we replaced, to restore them in {@link disableBlasKernels}. */
@@ -226,10 +226,67 @@ function identityKernel(): tf.KernelFunc {
   return (args) => {
     const be = asWasmBackend(args.backend);
     const { x } = args.inputs as { x: tf.TensorInfo };
-    const stockIdentity = stock.get('Identity');
-    if (x.dtype === 'string' && stockIdentity) return stockIdentity.kernelFunc(args);
+    if (x.dtype === 'string') return callStock('Identity', args);
     be.incRef(x.dataId);
     return { dataId: x.dataId, shape: [...x.shape], dtype: x.dtype };
+  };
+}
+
+/** Calls the stock wasm kernel that {@link enableBlasKernels} replaced. */
+function callStock(name: KernelName, args: Parameters<tf.KernelFunc>[0]): ReturnType<tf.KernelFunc> {
+  const k = stock.get(name);
+  if (!k) throw new Error(`${name}: no stock wasm kernel to fall back to`);
+  return k.kernelFunc(args);
+}
+
+/**
+ * `Cast` to the same dtype (relu's gradient casts float32 to float32) shares memory; numbers to
+ * bool give `x != 0` (as on cpu); other casts run the stock kernel.
+ */
+function castKernel(): tf.KernelFunc {
+  return (args) => {
+    const { x } = args.inputs as { x: tf.TensorInfo };
+    const { dtype } = (args.attrs ?? {}) as { dtype?: tf.DataType };
+    if (dtype === 'bool' && (x.dtype === 'float32' || x.dtype === 'int32')) {
+      // The stock wasm kernel copies the numbers into a Uint8Array (-2 becomes 254); cpu gives x != 0.
+      const be = asWasmBackend(args.backend);
+      const out = be.makeOutput([...x.shape], 'bool');
+      const d = be.dataIdMap.get(x.dataId)!;
+      const n = sizeOf(x.shape);
+      const buf = be.wasm.HEAPU8.buffer;
+      const src = x.dtype === 'float32' ? new Float32Array(buf, d.memoryOffset, n) : new Int32Array(buf, d.memoryOffset, n);
+      const dst = new Uint8Array(buf, be.dataIdMap.get(out.dataId)!.memoryOffset, n);
+      for (let i = 0; i < n; i++) dst[i] = src[i] !== 0 ? 1 : 0;
+      return out;
+    }
+    if (dtype !== x.dtype || x.dtype === 'string') return callStock('Cast', args);
+    asWasmBackend(args.backend).incRef(x.dataId);
+    return { dataId: x.dataId, shape: [...x.shape], dtype: x.dtype };
+  };
+}
+
+/**
+ * `Sum` over leading axes of a float32 tensor (the bias gradient of a dense layer: sum over the
+ * batch) as one native column-sum pass; the stock wasm kernel transposes first. Other reductions
+ * run the stock kernel.
+ */
+function sumKernel(blas: NativeBlas): tf.KernelFunc {
+  return (args) => {
+    const { x } = args.inputs as { x: tf.TensorInfo };
+    const { axis, keepDims } = (args.attrs ?? {}) as { axis?: number | number[]; keepDims?: boolean };
+    const rank = x.shape.length;
+    if (x.dtype !== 'float32' || axis === undefined || rank < 2) return callStock('Sum', args);
+    const axes = tf.util.parseAxisParam(axis, x.shape).sort((p, q) => p - q);
+    const k = axes.length;
+    if (k === 0 || k >= rank || axes.some((a, i) => a !== i)) return callStock('Sum', args);
+    const be = asWasmBackend(args.backend);
+    const rows = sizeOf(x.shape.slice(0, k));
+    const cols = sizeOf(x.shape.slice(k));
+    const outShape = keepDims ? x.shape.map((d, i) => (i < k ? 1 : d)) : x.shape.slice(k);
+    const out = be.makeOutput(outShape, 'float32');
+    if (cols === 0) return out;
+    blas.colSum(heapF32(be), f32Offset(be, x), rows, cols, f32Offset(be, out));
+    return out;
   };
 }
 
@@ -242,7 +299,8 @@ export function blasKernelsEnabled(): string | undefined {
  * Replaces the wasm backend's `BatchMatMul` and `_FusedMatMul` kernels by OpenBLAS sgemm (native
  * addon, working directly on the wasm heap): any batch dims with broadcasting, both transposes,
  * fused bias and every fused activation. Gradients of matMul are matMuls, so training uses them
- * too. Also makes `Identity` zero-copy and `tf.train.momentum` updates one native in-place pass
+ * too. Also makes `Identity` and same-dtype `Cast` zero-copy, `Sum` over leading axes (bias
+ * gradients) one native pass, and `tf.train.momentum` updates one native in-place pass
  * (see `fast-optimizer.ts`). Idempotent. Does not change the active backend.
  * @returns `{ ok: true, detail }` describing the native library, or `{ ok: false, reason }`.
  */
@@ -250,17 +308,20 @@ export function enableBlasKernels(): BlasEnableResult {
   if (enabledDetail) return { ok: true, detail: enabledDetail };
   const l = loadNative();
   if (!l.ok) return { ok: false, reason: l.reason };
+  const missing = KERNELS.filter((k) => !tf.getKernel(k, BACKEND));
+  if (missing.length > 0) {
+    return { ok: false, reason: `the wasm backend's kernels are not registered (${missing.join(', ')}): import @tensorflow/tfjs-backend-wasm first` };
+  }
   const funcs: Record<KernelName, tf.KernelFunc> = {
     BatchMatMul: batchMatMulKernel(l.addon),
     _FusedMatMul: fusedMatMulKernel(l.addon),
     Identity: identityKernel(),
+    Cast: castKernel(),
+    Sum: sumKernel(l.addon),
   };
   for (const name of KERNELS) {
-    const existing = tf.getKernel(name, BACKEND);
-    if (existing) {
-      stock.set(name, existing);
-      tf.unregisterKernel(name, BACKEND);
-    }
+    stock.set(name, tf.getKernel(name, BACKEND)!);
+    tf.unregisterKernel(name, BACKEND);
     tf.registerKernel({ kernelName: name, backendName: BACKEND, kernelFunc: funcs[name] });
   }
   installFastMomentum(l.addon);

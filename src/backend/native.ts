@@ -41,6 +41,8 @@ export interface NativeBlas {
    * `acc = m * acc + g; w += c * acc` (or `w += c * (g + m * acc)` with nesterov); `c = -lr`.
    */
   momentum(H: Float32Array, wOff: number, accOff: number, gOff: number, n: number, m: number, c: number, nesterov: boolean): void;
+  /** Column sums of the row-major `rows x cols` block at `H[xOff]` into `H[outOff..+cols]` (rows added in order). */
+  colSum(H: Float32Array, xOff: number, rows: number, cols: number, outOff: number): void;
   /** Sets the number of OpenBLAS threads. */
   setThreads(n: number): void;
   /** The number of OpenBLAS threads in use. */
@@ -65,7 +67,7 @@ export function nativeAddonPath(): string {
 function isNativeBlas(m: unknown): m is NativeBlas {
   if (m === null || typeof m !== 'object') return false;
   const r = m as Record<string, unknown>;
-  return ['sgemm', 'biasAct', 'momentum', 'setThreads', 'getThreads', 'config'].every((k) => typeof r[k] === 'function');
+  return ['sgemm', 'biasAct', 'momentum', 'colSum', 'setThreads', 'getThreads', 'config'].every((k) => typeof r[k] === 'function');
 }
 
 /**

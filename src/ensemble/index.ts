@@ -6,3 +6,4 @@ export * from './solve-gradient.ts';
 export * from './active.ts';
 export * from './metrics.ts';
 export * from './weight.ts';
+export * from './build.ts';

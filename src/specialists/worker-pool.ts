@@ -113,7 +113,7 @@ function runInChild(module: string, job: Job, env: NodeJS.ProcessEnv, log: Logge
     const forward = (chunk: Buffer): void => {
       const s = chunk.toString('utf8');
       tail.push(s);
-      for (const line of s.split('\n')) if (line.trim()) log.info(`[${job.id}] ${line}`);
+      for (const line of s.split('\n')) if (line.trim()) log.info(line.startsWith(`[${job.id}]`) ? line : `[${job.id}] ${line}`);
     };
     child.stdout?.on('data', forward);
     child.stderr?.on('data', forward);

@@ -271,6 +271,39 @@ describe.skipIf(skip)('native OpenBLAS kernels for the wasm backend', () => {
     v.dispose();
   });
 
+  it('sums over leading axes natively and other reductions as before (closed form and cpu)', async () => {
+    // Hand-computed: column sums of [[1,2,3],[4,5,6]].
+    const cols = tf.tidy(() => Array.from(tf.sum(tf.tensor2d([1, 2, 3, 4, 5, 6], [2, 3]), 0).dataSync()));
+    expect(cols).toEqual([5, 7, 9]);
+    const kept = tf.tidy(() => tf.sum(tf.tensor2d([1, 2, 3, 4, 5, 6], [2, 3]), 0, true).shape);
+    expect(kept).toEqual([1, 3]);
+    const xv = randArray(4 * 5 * 3);
+    await blasVsCpu(() => {
+      const x = tf.tensor3d(xv, [4, 5, 3]);
+      return [tf.sum(x, 0), tf.sum(x, [0, 1]), tf.sum(x, [1, 0], true), tf.sum(x, 1), tf.sum(x, -1), tf.sum(x), tf.sum(x, [0, 2])];
+    });
+    const ints = tf.tidy(() => Array.from(tf.sum(tf.tensor2d([1, 2, 3, 4], [2, 2], 'int32'), 0).dataSync()));
+    expect(ints).toEqual([4, 6]);
+  });
+
+  it('casts to the same dtype without copying and to other dtypes as before', () => {
+    const r = tf.tidy(() => {
+      const x = tf.tensor1d([1.5, -2, 0]);
+      const same = tf.cast(x, 'float32');
+      const toInt = tf.cast(x, 'int32');
+      const toBool = tf.cast(x, 'bool');
+      const back = tf.cast(tf.tensor1d([3, 4], 'int32'), 'float32');
+      return [same.dtype, Array.from(same.dataSync()), toInt.dtype, Array.from(toInt.dataSync()), Array.from(toBool.dataSync()), back.dtype, Array.from(back.dataSync())];
+    });
+    expect(r).toEqual(['float32', [1.5, -2, 0], 'int32', [1, -2, 0], [1, 1, 0], 'float32', [3, 4]]);
+    // A clone shares memory but is an independent tensor: disposing one keeps the other valid.
+    const a = tf.tensor1d([7, 8]);
+    const b = a.clone();
+    a.dispose();
+    expect(Array.from(b.dataSync())).toEqual([7, 8]);
+    b.dispose();
+  });
+
   it('restores the stock kernels on disable and re-enables idempotently', async () => {
     const av = randArray(4 * 6);
     const bv = randArray(6 * 5);

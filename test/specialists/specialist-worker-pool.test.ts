@@ -36,7 +36,7 @@ describe('runJobPool', () => {
   });
 
   it('runs jobs in parallel child processes, skips done ones, reports failures by id', async () => {
-    const jobs = [job('a', { sleepMs: 1500 }), job('b', { sleepMs: 1500 }), job('skipme', { sleepMs: 10 }), job('bad', { sleepMs: 10, fail: true }), job('crash', { sleepMs: 10, crash: true })];
+    const jobs = [job('a', { sleepMs: 2500 }), job('b', { sleepMs: 2500 }), job('skipme', { sleepMs: 10 }), job('bad', { sleepMs: 10, fail: true }), job('crash', { sleepMs: 10, crash: true })];
     // 'skipme' finished in an earlier run.
     await import('node:fs/promises').then((fs) => fs.mkdir(jobs[2].outDir, { recursive: true }));
     writeFileSync(path.join(jobs[2].outDir, DONE_MARKER), '{}');

@@ -1,0 +1,159 @@
+import path from 'node:path';
+import { promises as fs, readFileSync } from 'node:fs';
+import { z } from 'zod';
+import { defineStage } from '../stage.ts';
+import { optimizerSchema, toOptimizerSpec } from '../schemas.ts';
+import { runJobPool, type Job } from '../../src/specialists/worker-pool.ts';
+import { SPECIALIST_JOB_MODULE, type SpecialistJobParams } from '../../src/specialists/worker-specialist-job.ts';
+import type { SpecialistMetrics } from '../../src/specialists/specialist-train.ts';
+import { writeJsonAtomic } from '../../src/artifacts/atomic.ts';
+import { ArtifactError, UserError } from '../../src/util/errors.ts';
+import { formatTable, pct } from '../../src/cli/table.ts';
+
+const schema = z.strictObject({
+  /** The `ingest` stage. */
+  data: z.string().default('ingest'),
+  /** The generalist model stage the specialists are initialised from. */
+  model: z.string().default('generalist'),
+  /** The `clusters` stage: one specialist per cluster. */
+  clusters: z.string().default('clusters'),
+  /** `dustbin`: softmax over the special classes + one dustbin; `full`: a full softmax over all classes. */
+  head: z.enum(['dustbin', 'full']).default('dustbin'),
+  /** Weight of the soft targets from the generalist (0 = hard targets only; the paper's section 6.1 regulariser). */
+  soft_weight: z.number().min(0).default(1),
+  /** Temperature of the soft targets (the dustbin's teacher logit is aggregated before tempering). */
+  temperature: z.number().positive().default(2),
+  /**
+   * Dustbin correction after training: `fitted` (offset that makes the mean dustbin probability on
+   * valid equal the natural rate: right when soft targets are mixed in), `log-oversampling` (the
+   * paper's rule: + log of the oversampling odds ratio; right for hard targets only), `none`.
+   */
+  correction: z.enum(['fitted', 'log-oversampling', 'none']).default('fitted'),
+  /** How the dustbin unit is initialised from the generalist (see src/specialists/specialist-model.ts). */
+  dustbin_init: z.enum(['logistic', 'lstsq', 'mean']).default('logistic'),
+  /** Fraction of every training batch drawn from the special subset (the paper: 0.5). */
+  special_fraction: z.number().gt(0).lt(1).default(0.5),
+  epochs: z.number().int().positive().max(10_000).default(10),
+  batch_size: z.number().int().positive().default(128),
+  optimizer: optimizerSchema.default({ name: 'sgd', lr: 0.01, momentum: 0.9, nesterov: false, schedule: { type: 'constant' } }),
+});
+
+/** One row of `specialists.json`. */
+export interface SpecialistSummary {
+  id: string;
+  size: number;
+  classes: number[];
+  within_examples: number;
+  specialist_accuracy_within: number;
+  generalist_accuracy_within: number;
+  generalist_accuracy_within_full: number;
+  natural_rate: number;
+  mean_dustbin_prob: number;
+  dustbin_offset: number;
+  log_oversampling: number;
+  specialist_auc: number;
+  generalist_auc: number;
+}
+
+interface ClustersJson {
+  k: number;
+  clusters: { id: number; classes: number[]; names: string[] }[];
+}
+
+/**
+ * `specialists`: one specialist per cluster, initialised from the generalist, trained on 50/50
+ * batches with hard + soft targets, dustbin corrected. Independent jobs: `--workers N` runs them in
+ * N processes; finished ones are kept across a crash (in the stage's scratch folder).
+ */
+export const specialistsStage = defineStage({
+  type: 'specialists',
+  description: 'train one dustbin specialist per cluster, from the generalist (parallel with --workers)',
+  schema,
+  deps: (p) => [p.data, p.model, p.clusters],
+  code: ['pipeline/stages/specialists.ts', 'src/specialists', 'src/models'],
+  async run(ctx) {
+    const p = ctx.params;
+    const clustersFile = path.join(ctx.input(p.clusters), 'clusters.json');
+    let clusters: ClustersJson;
+    try {
+      clusters = JSON.parse(readFileSync(clustersFile, 'utf8')) as ClustersJson;
+    } catch (e) {
+      throw new ArtifactError(`cannot read ${clustersFile}: ${(e as Error).message}; rerun the clusters stage with --force`);
+    }
+    const C = (JSON.parse(readFileSync(path.join(ctx.input(p.data), 'classes.json'), 'utf8')) as { classes: unknown[] }).classes.length;
+    if (p.head === 'dustbin') {
+      const full = clusters.clusters.find((c) => c.classes.length >= C);
+      if (full) throw new UserError('config', `cluster ${full.id} covers all ${C} classes, so its dustbin would be empty; lower clusters.overlap or raise clusters.k`);
+    }
+    const dataDir = ctx.input(p.data);
+    const width = String(Math.max(0, clusters.clusters.length - 1)).length;
+    const idOf = (k: number): string => `specialist-${String(k).padStart(Math.max(width, 2), '0')}`;
+    const jobs: Job[] = clusters.clusters.map((c, k) => {
+      const params: SpecialistJobParams = {
+        generalistDir: path.join(ctx.input(p.model), 'model'),
+        trainFile: path.join(dataDir, 'train.arrow'),
+        validFile: path.join(dataDir, 'valid.arrow'),
+        classes: c.classes,
+        head: p.head,
+        softWeight: p.soft_weight,
+        T: p.temperature,
+        correction: p.correction,
+        epochs: p.epochs,
+        batchSize: p.batch_size,
+        optimizer: toOptimizerSpec(p.optimizer),
+        seed: ctx.seed + 1000 * (k + 1),
+        specialFraction: p.special_fraction,
+        dustbinInit: p.dustbin_init,
+        backend: ctx.backend.name,
+      };
+      return { id: idOf(k), outDir: path.join(ctx.scratchDir, idOf(k)), params };
+    });
+    ctx.log.info(`${jobs.length} specialists, ${ctx.workers} worker(s)`);
+    const result = await runJobPool({ module: SPECIALIST_JOB_MODULE, jobs, workers: Math.min(ctx.workers, jobs.length), log: ctx.log });
+    if (result.skipped.length) ctx.log.info(`${result.skipped.length} specialists had finished before a restart and were not retrained`);
+    if (result.failed.length) {
+      throw new UserError(
+        'specialists',
+        `${result.failed.length} of ${jobs.length} specialists failed (finished ones are kept; rerun to retry the rest):\n` +
+          result.failed.map((f) => `  ${f.id}: ${f.error.split('\n')[0]}`).join('\n'),
+      );
+    }
+    const summary: SpecialistSummary[] = [];
+    for (const job of jobs) {
+      const dest = path.join(ctx.outDir, job.id);
+      await fs.mkdir(dest, { recursive: true });
+      await fs.cp(path.join(job.outDir, 'model'), path.join(dest, 'model'), { recursive: true });
+      await fs.copyFile(path.join(job.outDir, 'metrics.json'), path.join(dest, 'metrics.json'));
+      const m = JSON.parse(readFileSync(path.join(job.outDir, 'metrics.json'), 'utf8')) as SpecialistMetrics & { id: string };
+      summary.push({
+        id: job.id,
+        size: m.size,
+        classes: m.classes,
+        within_examples: m.valid.within_examples,
+        specialist_accuracy_within: m.valid.specialist_accuracy_within,
+        generalist_accuracy_within: m.valid.generalist_accuracy_within,
+        generalist_accuracy_within_full: m.valid.generalist_accuracy_within_full,
+        natural_rate: m.valid.dustbin.natural_rate,
+        mean_dustbin_prob: m.valid.dustbin.mean_dustbin_prob,
+        dustbin_offset: m.valid.dustbin.offset,
+        log_oversampling: m.valid.dustbin.log_oversampling,
+        specialist_auc: m.valid.dustbin.special_vs_rest.specialist_auc,
+        generalist_auc: m.valid.dustbin.special_vs_rest.generalist_auc,
+      });
+    }
+    await writeJsonAtomic(path.join(ctx.outDir, 'specialists.json'), { head: p.head, correction: p.correction, specialists: summary });
+    ctx.log.info(
+      '\n' +
+        formatTable(
+          ['specialist', 'classes', 'valid n', 'spec acc', 'gen acc', 'dustbin offset', 'log odds', 'dustbin p', 'natural', 'AUC spec', 'AUC gen'],
+          summary.map((s) => [s.id, s.size, s.within_examples, pct(s.specialist_accuracy_within), pct(s.generalist_accuracy_within), s.dustbin_offset, s.log_oversampling, s.mean_dustbin_prob, s.natural_rate, s.specialist_auc, s.generalist_auc]),
+        ),
+    );
+    const mean = (f: (s: SpecialistSummary) => number): number => summary.reduce((a, s) => a + f(s) * s.within_examples, 0) / Math.max(1, summary.reduce((a, s) => a + s.within_examples, 0));
+    return {
+      specialists: jobs.length,
+      specialist_accuracy_within: mean((s) => s.specialist_accuracy_within),
+      generalist_accuracy_within: mean((s) => s.generalist_accuracy_within),
+    };
+  },
+});
