@@ -70,6 +70,18 @@ export interface Timing {
  * `windowSeconds` each; reports the best and median rate. The best window is the number least
  * affected by other processes on a shared machine.
  */
+/** Repetitions per second of `fn` over one window of at least `minReps` runs and about `seconds`. */
+export function timeWindow(fn: () => void, seconds: number, minReps: number): number {
+  const t0 = performance.now();
+  let n = 0;
+  while (n < minReps || performance.now() - t0 < seconds * 1000) {
+    fn();
+    n++;
+  }
+  return n / ((performance.now() - t0) / 1000);
+}
+
+/** As {@link timeWindow}, several times after a warmup: best and median rate. */
 export function timeWindows(fn: () => void, opts: { warmup: number; windows: number; windowSeconds: number; minReps: number }): Timing {
   for (let i = 0; i < opts.warmup; i++) fn();
   const rates: number[] = [];

@@ -3,8 +3,9 @@
  * [--seconds 3] [--no-peer] [--blas-threads N]`
  *
  * Runs every case of the registry (`bench/cases/*.ts`, each exporting `benchCase`) on each
- * available backend, then the cases' peers (PyTorch on the same CPU, when
- * `/usr/bin/python3 -c "import torch"` works), and prints a table, or with `--json` one JSON object
+ * available backend, with the cases' peers (PyTorch on the same CPU, when
+ * `/usr/bin/python3 -c "import torch"` works; the MLP cases interleave peer runs with their own
+ * timed windows so both see the same machine load), and prints a table, or with `--json` one JSON object
  * per line: `{bench, backend, value, unit[, peer, peer_value, ratio][, detail]}`.
  */
 import * as tf from '@tensorflow/tfjs';
@@ -127,7 +128,7 @@ async function main(): Promise<void> {
     for (const c of cases) {
       if (c.backends && !c.backends.includes(name)) continue;
       log.info(`${c.name} on ${name}...`);
-      for (const m of await c.run({ backend: info, quick: opts.quick, seconds: opts.seconds, log })) measured.push({ backend: name, m });
+      for (const m of await c.run({ backend: info, quick: opts.quick, seconds: opts.seconds, peer: opts.peer, log })) measured.push({ backend: name, m });
     }
   }
 
@@ -136,13 +137,13 @@ async function main(): Promise<void> {
     for (const c of cases) {
       if (!c.peers) continue;
       log.info(`${c.name}: peer...`);
-      for (const p of await c.peers({ quick: opts.quick, seconds: opts.seconds, log })) peers.set(p.bench, p);
+      for (const p of await c.peers({ quick: opts.quick, seconds: opts.seconds, peer: true, log })) peers.set(p.bench, p);
     }
   }
 
   const rows: BenchRow[] = measured.map(({ backend, m }) => {
     const row: BenchRow = { bench: m.bench, backend, value: Number(m.value.toFixed(3)), unit: m.unit };
-    const p = peers.get(m.bench);
+    const p = m.peer ? { peer: m.peer.name, value: m.peer.value, unit: m.unit } : peers.get(m.bench);
     if (p && p.unit === m.unit && p.value > 0) {
       row.peer = p.peer;
       row.peer_value = p.value;
@@ -152,6 +153,11 @@ async function main(): Promise<void> {
     return row;
   });
   for (const p of peers.values()) rows.push({ bench: p.bench, backend: p.peer, value: p.value, unit: p.unit });
+  for (const { m } of measured) {
+    if (m.peer && !rows.some((r) => r.bench === m.bench && r.backend === m.peer!.name)) {
+      rows.push({ bench: m.bench, backend: m.peer.name, value: m.peer.value, unit: m.unit, detail: 'best run, interleaved' });
+    }
+  }
   if (opts.json) for (const r of rows) console.log(JSON.stringify(r));
   else printTable(rows);
 }

@@ -9,6 +9,8 @@ export interface BenchContext {
   quick: boolean;
   /** Time budget for one measurement, in seconds (`--seconds`, default 3). */
   seconds: number;
+  /** Whether peers (e.g. PyTorch) may run (`--no-peer` turns them off). */
+  peer: boolean;
   log: Logger;
 }
 
@@ -21,6 +23,8 @@ export interface BenchMeasurement {
   unit: string;
   /** Free text shown in the table (e.g. steps, batch). */
   detail?: string;
+  /** A peer's number for the same measurement, when the case ran the peer itself (interleaved). */
+  peer?: { name: string; value: number };
 }
 
 /** A peer's number for a measurement (e.g. PyTorch on the same CPU). */
@@ -44,7 +48,10 @@ export interface BenchCase {
   backends?: readonly BackendName[];
   /** Measures on the active backend. Must not leak tensors. */
   run(ctx: BenchContext): Promise<BenchMeasurement[]>;
-  /** Peer numbers for the same measurements (unavailable peers return []). */
+  /**
+   * Peer numbers for the same measurements, run once per invocation after all backends (for
+   * cases that do not interleave their peer in `run`); unavailable peers return [].
+   */
   peers?(ctx: Omit<BenchContext, 'backend'>): Promise<PeerMeasurement[]>;
 }
 

@@ -1,13 +1,16 @@
 import * as tf from '@tensorflow/tfjs';
-import { buildMlp, timeWindows } from '../mlp.ts';
-import { bestOf, torchInfer, torchLabel } from '../peers/torch.ts';
-import type { BenchCase, BenchContext, BenchMeasurement, PeerMeasurement } from '../types.ts';
+import { buildMlp, timeWindow } from '../mlp.ts';
+import { interleaveWithPeer, torchInfer, torchLabel } from '../peers/torch.ts';
+import type { BenchCase, BenchContext, BenchMeasurement } from '../types.ts';
 
 const BATCH = 512;
 const NET = [784, 1200, 1200, 10] as const;
 const NAME = `mlp-infer-${NET.join('-')}-b${BATCH}`;
 
-/** Batch inference throughput (examples/s) of the MLP through `model.predict`, batch 512. */
+/**
+ * Batch inference throughput (examples/s) of the MLP through `model.predict`, batch 512, with the
+ * PyTorch peer (no grad) interleaved as for training.
+ */
 export const benchCase: BenchCase = {
   name: 'mlp-infer',
   description: 'MLP batch inference throughput (model.predict, batch 512)',
@@ -16,18 +19,25 @@ export const benchCase: BenchCase = {
     const slow = ctx.backend.tfBackend === 'cpu';
     const s = buildMlp(NET, BATCH);
     try {
-      const t = timeWindows(() => tf.dispose(s.model.predict(s.x, { batchSize: BATCH })), slow
-        ? { warmup: 1, windows: 1, windowSeconds: 0, minReps: 2 }
-        : { warmup: ctx.quick ? 1 : 3, windows: ctx.quick ? 2 : 4, windowSeconds: ctx.quick ? 0.25 : ctx.seconds / 4, minReps: 3 });
-      return [{ bench: NAME, value: t.best * BATCH, unit: 'ex/s', detail: `best window; median ${(t.median * BATCH).toFixed(0)} ex/s over ${t.reps} batches` }];
+      const predict = () => tf.dispose(s.model.predict(s.x, { batchSize: BATCH }));
+      const warmup = slow || ctx.quick ? 1 : 3;
+      for (let i = 0; i < warmup; i++) predict();
+      const rounds = slow ? 1 : ctx.quick ? 2 : 3;
+      const r = interleaveWithPeer(
+        rounds,
+        () => timeWindow(predict, slow ? 0 : ctx.quick ? 0.25 : ctx.seconds / rounds, slow ? 2 : 3),
+        () => torchInfer(NET, BATCH, ctx.quick ? 10 : 40),
+        ctx.peer && !slow,
+      );
+      return [{
+        bench: NAME, value: r.best * BATCH, unit: 'ex/s',
+        detail: `best of ${rounds} window${rounds > 1 ? 's' : ''}; median ${(r.median * BATCH).toFixed(0)}`,
+        ...(r.peer ? { peer: { name: torchLabel(r.peer), value: r.peer.examples_per_s } } : {}),
+      }];
     } finally {
       s.dispose();
       const leaked = tf.memory().numTensors - before;
       if (leaked > 0) ctx.log.warn(`${NAME}: ${leaked} tensors left over`);
     }
-  },
-  async peers(ctx): Promise<PeerMeasurement[]> {
-    const r = bestOf(ctx.quick ? 1 : 3, () => torchInfer(NET, BATCH, ctx.quick ? 10 : 60));
-    return r ? [{ bench: NAME, peer: torchLabel(r), value: r.examples_per_s, unit: 'ex/s' }] : [];
   },
 };

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
-import { buildMlp, disposeOptimizer, timeWindows, trainStep } from '../mlp.ts';
-import { bestOf, torchLabel, torchTrain } from '../peers/torch.ts';
-import type { BenchCase, BenchContext, BenchMeasurement, PeerMeasurement } from '../types.ts';
+import { buildMlp, disposeOptimizer, timeWindow, trainStep } from '../mlp.ts';
+import { interleaveWithPeer, torchLabel, torchTrain } from '../peers/torch.ts';
+import type { BenchCase, BenchContext, BenchMeasurement } from '../types.ts';
 
 const BATCH = 128;
 const NETS: readonly (readonly number[])[] = [
@@ -9,14 +9,11 @@ const NETS: readonly (readonly number[])[] = [
   [784, 800, 800, 10],
 ];
 
-function benchName(sizes: readonly number[]): string {
-  return `mlp-train-${sizes.join('-')}`;
-}
-
 /**
  * Training throughput (examples/s) of a tf.layers MLP with relu hidden layers, batch 128, SGD with
- * momentum 0.9 on softmax cross-entropy through `optimizer.minimize`, on random data. Reports the
- * best of several timed windows (median in the detail); the peer likewise the best of 3 runs.
+ * momentum 0.9 on softmax cross-entropy through `optimizer.minimize`, on random data. Timed windows
+ * alternate with runs of the PyTorch peer (same MLP, batch, optimizer); each side reports its best
+ * (least disturbed) number. On cpu: two steps, no peer.
  */
 export const benchCase: BenchCase = {
   name: 'mlp-train',
@@ -25,31 +22,32 @@ export const benchCase: BenchCase = {
     const out: BenchMeasurement[] = [];
     const slow = ctx.backend.tfBackend === 'cpu';
     for (const sizes of NETS) {
+      const bench = `mlp-train-${sizes.join('-')}`;
       const before = tf.memory().numTensors;
       const s = buildMlp(sizes, BATCH);
       const opt = tf.train.momentum(0.01, 0.9);
       try {
-        const t = timeWindows(() => trainStep(s, opt), slow
-          ? { warmup: 1, windows: 1, windowSeconds: 0, minReps: 2 }
-          : { warmup: ctx.quick ? 1 : 5, windows: ctx.quick ? 2 : 6, windowSeconds: ctx.quick ? 0.25 : ctx.seconds / 6, minReps: 3 });
+        const step = () => trainStep(s, opt);
+        const warmup = slow || ctx.quick ? 1 : 5;
+        for (let i = 0; i < warmup; i++) step();
+        const rounds = slow ? 1 : ctx.quick ? 2 : 4;
+        const r = interleaveWithPeer(
+          rounds,
+          () => timeWindow(step, slow ? 0 : ctx.quick ? 0.25 : ctx.seconds / rounds, slow ? 2 : 3),
+          () => torchTrain(sizes, BATCH, ctx.quick ? 10 : 60),
+          ctx.peer && !slow,
+        );
         out.push({
-          bench: benchName(sizes), value: t.best * BATCH, unit: 'ex/s',
-          detail: `best window; median ${(t.median * BATCH).toFixed(0)} ex/s over ${t.reps} steps`,
+          bench, value: r.best * BATCH, unit: 'ex/s',
+          detail: `best of ${rounds} window${rounds > 1 ? 's' : ''}; median ${(r.median * BATCH).toFixed(0)}`,
+          ...(r.peer ? { peer: { name: torchLabel(r.peer), value: r.peer.examples_per_s } } : {}),
         });
       } finally {
         disposeOptimizer(opt);
         s.dispose();
       }
       const leaked = tf.memory().numTensors - before;
-      if (leaked > 0) ctx.log.warn(`${benchName(sizes)}: ${leaked} tensors left over`);
-    }
-    return out;
-  },
-  async peers(ctx): Promise<PeerMeasurement[]> {
-    const out: PeerMeasurement[] = [];
-    for (const sizes of NETS) {
-      const r = bestOf(ctx.quick ? 1 : 3, () => torchTrain(sizes, BATCH, ctx.quick ? 10 : 60));
-      if (r) out.push({ bench: benchName(sizes), peer: torchLabel(r), value: r.examples_per_s, unit: 'ex/s' });
+      if (leaked > 0) ctx.log.warn(`${bench}: ${leaked} tensors left over`);
     }
     return out;
   },

@@ -56,13 +56,32 @@ export function torchLabel(r: TorchPeerResult): string {
   return `pytorch ${r.version} (${r.threads} thread${r.threads === 1 ? '' : 's'})`;
 }
 
-/** Runs a peer `n` times and keeps the fastest run (the least disturbed by other load). */
-export function bestOf(n: number, run: () => TorchPeerResult | undefined): TorchPeerResult | undefined {
+/** Result of {@link interleaveWithPeer}. */
+export interface Interleaved {
+  /** Our best and median rate over the windows (units of `window`'s return value). */
+  best: number;
+  median: number;
+  /** The peer's fastest run, if it ran. */
+  peer: TorchPeerResult | undefined;
+}
+
+/**
+ * Alternates `rounds` timed windows of our own code with runs of the peer, so both see the same
+ * load on a shared machine, and keeps the best of each (the least disturbed). `window` returns a
+ * rate; `peer` is skipped (undefined) when `withPeer` is false or the peer is unavailable.
+ */
+export function interleaveWithPeer(rounds: number, window: () => number, peer: () => TorchPeerResult | undefined, withPeer: boolean): Interleaved {
+  const rates: number[] = [];
   let best: TorchPeerResult | undefined;
-  for (let i = 0; i < n; i++) {
-    const r = run();
-    if (!r) return best;
-    if (!best || r.examples_per_s > best.examples_per_s) best = r;
+  let peerOk = withPeer && torchAvailable();
+  for (let r = 0; r < rounds; r++) {
+    rates.push(window());
+    if (peerOk) {
+      const p = peer();
+      if (!p) peerOk = false;
+      else if (!best || p.examples_per_s > best.examples_per_s) best = p;
+    }
   }
-  return best;
+  rates.sort((a, b) => a - b);
+  return { best: rates[rates.length - 1]!, median: rates[Math.floor((rates.length - 1) / 2)]!, peer: best };
 }

@@ -67,7 +67,7 @@ export const clustersStage = defineStage({
     const seconds = (Date.now() - started) / 1000;
     const valid = readPredictions(path.join(covDir, 'predictions-valid.arrow'));
     const names = classes.classes.map((c) => c.name);
-    const stats = clusterStats(cov.cov, C, result.clusters, { classNames: names, validLabels: valid.labels, validLogits: valid.values });
+    const stats = clusterStats(cov.cov, C, result.clusters, { classNames: names, validLabels: valid.labels, validLogits: valid.values, mass: cov.source === "probabilities" ? "absolute" : "positive" });
     // Generalist accuracy on valid overall, for comparison with the within-cluster accuracies.
     let correct = 0;
     for (let r = 0; r < valid.n; r++) {

@@ -4,6 +4,7 @@ import { generalistStage, trainStage } from './train.ts';
 import { covarianceStage } from './covariance.ts';
 import { clustersStage } from './clusters.ts';
 import { specialistsStage } from './specialists.ts';
+import { ensembleStage } from './ensemble.ts';
 import { distillStage } from './distill.ts';
 import { distillSweepStage } from './distill-sweep.ts';
 import { trainEnsembleStage } from './train-ensemble.ts';
@@ -12,5 +13,5 @@ import { resultsStage } from './results.ts';
 
 /** Every stage type a config can use, by type name. */
 export const STAGES: Record<string, StageDef<unknown>> = Object.fromEntries(
-  ([ingestStage, generalistStage, trainStage, covarianceStage, clustersStage, specialistsStage, distillStage, distillSweepStage, trainEnsembleStage, biasAdjustStage, resultsStage] as StageDef<never>[]).map((s) => [s.type, s as unknown as StageDef<unknown>]),
+  ([ingestStage, generalistStage, trainStage, covarianceStage, clustersStage, specialistsStage, ensembleStage, distillStage, distillSweepStage, trainEnsembleStage, biasAdjustStage, resultsStage] as StageDef<never>[]).map((s) => [s.type, s as unknown as StageDef<unknown>]),
 );

@@ -141,24 +141,49 @@ function improveBySwaps(D: Float64Array, assign: Int32Array, C: number, K: numbe
 }
 
 /**
- * Builds the class lists: each class in its primary cluster and in its `overlap` nearest other
- * clusters (by distance to their centres). Lists are sorted ascending.
+ * Builds the class lists: each class in its primary cluster and in `overlap` other clusters, the
+ * nearest ones (by distance to their centres). With `capacity`, no cluster grows beyond it: the
+ * extra memberships are handed out greedily in order of distance over all (class, cluster) pairs,
+ * so overlapping clusters stay balanced too (without it, one central cluster can collect every
+ * class as their second choice). Lists are sorted ascending.
  */
-export function buildClusters(assign: Int32Array, D: Float64Array, C: number, K: number, overlap: number): number[][] {
+export function buildClusters(assign: Int32Array, D: Float64Array, C: number, K: number, overlap: number, capacity?: number): number[][] {
   const clusters: number[][] = Array.from({ length: K }, () => []);
-  const idx = new Int32Array(K);
-  for (let j = 0; j < C; j++) {
-    clusters[assign[j]].push(j);
-    if (overlap > 0) {
-      for (let k = 0; k < K; k++) idx[k] = k;
-      const row = j * K;
-      const sorted = Array.from(idx).sort((a, b) => D[row + a] - D[row + b] || a - b);
-      let added = 0;
-      for (const k of sorted) {
-        if (added >= overlap) break;
-        if (k === assign[j]) continue;
+  for (let j = 0; j < C; j++) clusters[assign[j]].push(j);
+  if (overlap > 0) {
+    const cap = capacity ?? Number.POSITIVE_INFINITY;
+    const extra = new Int32Array(C);
+    const member = new Uint8Array(C * K);
+    for (let j = 0; j < C; j++) member[j * K + assign[j]] = 1;
+    // Candidate pairs: for a bounded capacity all of them in distance order; else each class's own order.
+    const pairs: number[] = [];
+    for (let j = 0; j < C; j++) for (let k = 0; k < K; k++) if (k !== assign[j]) pairs.push(j * K + k);
+    if (Number.isFinite(cap)) pairs.sort((a, b) => D[a] - D[b] || a - b);
+    else pairs.sort((a, b) => Math.floor(a / K) - Math.floor(b / K) || D[a] - D[b] || a - b);
+    for (const pr of pairs) {
+      const j = Math.floor(pr / K);
+      const k = pr - j * K;
+      if (extra[j] >= overlap || member[pr] || clusters[k].length >= cap) continue;
+      clusters[k].push(j);
+      member[pr] = 1;
+      extra[j]++;
+    }
+    // Classes still short of memberships (every nearer cluster was full): the nearest with room,
+    // else the nearest at all.
+    for (let j = 0; j < C; j++) {
+      while (extra[j] < overlap) {
+        let best = -1;
+        let bestFull = -1;
+        for (let k = 0; k < K; k++) {
+          if (member[j * K + k]) continue;
+          if (clusters[k].length < cap && (best < 0 || D[j * K + k] < D[j * K + best])) best = k;
+          if (bestFull < 0 || D[j * K + k] < D[j * K + bestFull]) bestFull = k;
+        }
+        const k = best >= 0 ? best : bestFull;
+        if (k < 0) break;
         clusters[k].push(j);
-        added++;
+        member[j * K + k] = 1;
+        extra[j]++;
       }
     }
   }

@@ -73,7 +73,9 @@ export interface ClusterResult {
 
 /** Resolves K from `k` / `targetSize` and validates every option against C. */
 export function resolveClusterOptions(C: number, opts: ClusterOptions): Required<Omit<ClusterOptions, 'targetSize'>> & { targetSize?: number } {
-  const o = { ...DEFAULT_CLUSTER_OPTIONS, ...opts };
+  // Explicit `undefined` fields fall back to the defaults too.
+  const given = Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined)) as ClusterOptions;
+  const o = { ...DEFAULT_CLUSTER_OPTIONS, ...given };
   let k: number;
   if (o.k !== undefined) {
     if (!Number.isInteger(o.k) || o.k < 1) throw new ConfigError(`clusters.k = ${o.k} must be a positive integer`);
@@ -148,7 +150,7 @@ export function clusterClasses(cov: Float32Array, C: number, opts: ClusterOption
     }
   }
   const assignment = o.balance ? balancedAssignment(D, C, K) : nearestAssignment(points, centres, D, K);
-  const clusters = buildClusters(assignment, D, C, K, o.overlap);
+  const clusters = buildClusters(assignment, D, C, K, o.overlap, o.balance ? Math.ceil((C * (1 + o.overlap)) / K) : undefined);
   let inertia = 0;
   for (let j = 0; j < C; j++) inertia += D[j * K + assignment[j]];
   log.info(

@@ -122,6 +122,7 @@ describe('clusterClasses', () => {
     expect(() => clusterClasses(small, 10, {})).toThrow(/k .*target_size/);
     expect(() => clusterClasses(small, 10, { k: 3, overlap: 3 })).toThrow(/overlap/);
     expect(resolveClusterOptions(1000, { targetSize: 300 }).k).toBe(4);
+    expect(resolveClusterOptions(1000, { k: undefined, targetSize: 300, normalise: undefined }).normalise).toBe('correlation');
     expect(resolveClusterOptions(10, { targetSize: 3 })).toMatchObject({ k: 4, normalise: 'correlation', zeroDiagonal: true, algorithm: 'online', balance: true, overlap: 0 });
   });
 

@@ -1,0 +1,134 @@
+import path from 'node:path';
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+import { defineStage } from '../stage.ts';
+import { readSplit, type LabeledSet } from '../../src/data/split-file.ts';
+import { loadModel } from '../../src/models/io.ts';
+import { predictLogits } from '../../src/models/predict.ts';
+import { readPredictions, writePredictions } from '../../src/artifacts/predictions.ts';
+import { writeJsonAtomic } from '../../src/artifacts/atomic.ts';
+import { buildProblemFromModels, type ModelsProblem } from '../../src/ensemble/from-models.ts';
+import { solveEm, type SolveResult } from '../../src/ensemble/solve-em.ts';
+import { solveGradient } from '../../src/ensemble/solve-gradient.ts';
+import { ensembleMetrics, type EnsembleMetrics } from '../../src/ensemble/metrics.ts';
+import { chooseSpecialistWeight, DEFAULT_WEIGHT_GRID } from '../../src/ensemble/weight.ts';
+import { formatTable, pct } from '../../src/cli/table.ts';
+import type { SpecialistSummary } from './specialists.ts';
+
+const schema = z.strictObject({
+  data: z.string().default('ingest'),
+  /** The generalist model stage. */
+  model: z.string().default('generalist'),
+  /** The covariance stage (its predictions-valid/test.arrow hold the generalist's logits). */
+  covariance: z.string().default('covariance'),
+  specialists: z.string().default('specialists'),
+  /** Generalist top-n classes whose specialists are active for a case (paper: 1). */
+  top_n: z.number().int().positive().default(1),
+  /** `em`: exact monotone fixed point; `gradient`: the paper's gradient descent on logits (Adam). */
+  solver: z.enum(['em', 'gradient']).default('em'),
+  /** Weight w of the specialist terms; `auto` chooses it from `weight_grid` on the validation split. */
+  weight: z.union([z.number().min(0), z.literal('auto')]).default('auto'),
+  weight_grid: z.array(z.number().min(0)).min(1).default([...DEFAULT_WEIGHT_GRID]),
+  tolerance: z.number().positive().default(1e-7),
+  max_iterations: z.number().int().positive().default(2000),
+  /** Also combine on the train split and write soft-targets-train.arrow (teacher for a distill stage). */
+  train_targets: z.boolean().default(false),
+});
+
+/**
+ * `ensemble`: KL-minimising combination of the generalist and the active specialists per case
+ * (the paper's inference), on valid (to choose the weight) and test (reported).
+ */
+export const ensembleStage = defineStage({
+  type: 'ensemble',
+  description: 'combine generalist + active specialists by minimising the KL objective (EM or gradient)',
+  schema,
+  deps: (p) => [p.data, p.model, p.covariance, p.specialists],
+  code: ['pipeline/stages/ensemble.ts', 'src/ensemble', 'src/specialists/specialist-train.ts', 'src/artifacts/predictions.ts'],
+  async run(ctx) {
+    const p = ctx.params;
+    const specDir = ctx.input(p.specialists);
+    const summary = JSON.parse(readFileSync(path.join(specDir, 'specialists.json'), 'utf8')) as { specialists: SpecialistSummary[] };
+    const subsets = summary.specialists.map((s) => [...s.classes].sort((a, b) => a - b));
+    const load = (m: number) => loadModel(path.join(specDir, summary.specialists[m]!.id, 'model'));
+    const solve = (problem: ModelsProblem['problem'], weight: number): SolveResult =>
+      p.solver === 'em'
+        ? solveEm(problem, { weight, tolerance: p.tolerance, maxIterations: p.max_iterations })
+        : solveGradient(problem, { weight, tolerance: p.tolerance, maxIterations: p.max_iterations });
+    const dataDir = ctx.input(p.data);
+    const covDir = ctx.input(p.covariance);
+    const onSplit = async (split: 'valid' | 'test'): Promise<{ set: LabeledSet; built: ModelsProblem }> => {
+      const set = await readSplit(path.join(dataDir, `${split}.arrow`));
+      const logits = readPredictions(path.join(covDir, `predictions-${split}.arrow`));
+      const built = await buildProblemFromModels({ set, generalistLogits: logits.values, C: logits.C, subsets, loadSpecialist: load, topN: p.top_n, log: ctx.log });
+      return { set, built };
+    };
+    const C = readPredictions(path.join(covDir, 'predictions-test.arrow')).C;
+
+    // Weight: fixed, or chosen on the validation split (never on test).
+    const valid = await onSplit('valid');
+    let weight: number;
+    let weightTable: { weight: number; accuracy: number }[] = [];
+    if (p.weight === 'auto') {
+      const choice = chooseSpecialistWeight({ problem: valid.built.problem, labels: valid.set.y, grid: p.weight_grid, solver: p.solver, solverOptions: { tolerance: p.tolerance, maxIterations: p.max_iterations } });
+      weight = choice.weight;
+      weightTable = choice.table;
+      ctx.log.info(`specialist weight chosen on valid: ${weight} (${weightTable.map((t) => `${t.weight}: ${pct(t.accuracy)}`).join(', ')})`);
+    } else weight = p.weight;
+    const validQ = solve(valid.built.problem, weight);
+    const validMetrics = ensembleMetrics({ labels: valid.set.y, pg: valid.built.pg, q: validQ.q, C, coverage: valid.built.coverage, active: valid.built.active });
+    // At weight 1 too, for the record (the paper's unweighted objective).
+    const test = await onSplit('test');
+    const started = Date.now();
+    const testQ = solve(test.built.problem, weight);
+    const solveSeconds = (Date.now() - started) / 1000;
+    const metrics = ensembleMetrics({ labels: test.set.y, pg: test.built.pg, q: testQ.q, C, coverage: test.built.coverage, active: test.built.active });
+    const unweighted = weight === 1 ? metrics : ensembleMetrics({ labels: test.set.y, pg: test.built.pg, q: solve(test.built.problem, 1).q, C, coverage: test.built.coverage, active: test.built.active });
+    await writePredictions(path.join(ctx.outDir, 'predictions-test.arrow'), { labels: test.set.y, values: testQ.q, n: test.set.n, C }, 'probabilities', { split: 'test', weight: String(weight) });
+    if (p.train_targets) {
+      const set = await readSplit(path.join(dataDir, 'train.arrow'));
+      const gen = await loadModel(path.join(ctx.input(p.model), 'model'));
+      let logits: Float32Array;
+      try {
+        logits = predictLogits(gen, set.x, set.n, set.dim);
+      } finally {
+        gen.dispose();
+      }
+      const built = await buildProblemFromModels({ set, generalistLogits: logits, C, subsets, loadSpecialist: load, topN: p.top_n, log: ctx.log });
+      const q = solve(built.problem, weight).q;
+      await writePredictions(path.join(ctx.outDir, 'soft-targets-train.arrow'), { labels: set.y, values: q, n: set.n, C }, 'probabilities', { split: 'train', weight: String(weight) });
+    }
+    const out = {
+      ...metrics,
+      solver: p.solver,
+      top_n: p.top_n,
+      weight,
+      weight_table: weightTable,
+      valid: { generalist: validMetrics.generalist, ensemble: validMetrics.ensemble, conditional: validMetrics.conditional },
+      unweighted: { ensemble: unweighted.ensemble, conditional: unweighted.conditional },
+      solve: { seconds: solveSeconds, mean_iterations: mean(testQ.iterations), unconverged: testQ.unconverged },
+    };
+    await writeJsonAtomic(path.join(ctx.outDir, 'metrics.json'), out);
+    ctx.log.info(describeEnsemble(metrics, weight));
+    return { generalist_accuracy: metrics.generalist.accuracy, ensemble_accuracy: metrics.ensemble.accuracy, weight };
+  },
+});
+
+function mean(a: Int32Array): number {
+  let s = 0;
+  for (const v of a) s += v;
+  return a.length ? s / a.length : 0;
+}
+
+/** The paper's Tables 3 and 4 as text. */
+export function describeEnsemble(m: EnsembleMetrics, weight: number): string {
+  const lines = [
+    `test accuracy: generalist ${pct(m.generalist.accuracy)} -> ensemble ${pct(m.ensemble.accuracy)} (specialist weight ${weight})`,
+    `conditional (${m.conditional.examples} cases with an active specialist): ${pct(m.conditional.generalist_accuracy ?? undefined)} -> ${pct(m.conditional.ensemble_accuracy ?? undefined)}`,
+    formatTable(
+      ['specialists covering', 'examples', 'generalist correct', 'ensemble correct', 'relative change'],
+      m.by_coverage.filter((r) => r.examples > 0).map((r) => [r.label, r.examples, r.generalist_correct, r.ensemble_correct, r.relative_change === null ? '-' : `${(100 * r.relative_change).toFixed(1)}%`]),
+    ),
+  ];
+  return lines.join('\n');
+}
