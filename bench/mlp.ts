@@ -70,6 +70,12 @@ export interface Timing {
  * `windowSeconds` each; reports the best and median rate. The best window is the number least
  * affected by other processes on a shared machine.
  */
+/** Runs `fn` at least once and until `maxReps` runs or `seconds` have passed (JIT, allocator, caches). */
+export function warmUp(fn: () => void, maxReps: number, seconds: number): void {
+  const t0 = performance.now();
+  for (let i = 0; i < maxReps && (i === 0 || performance.now() - t0 < seconds * 1000); i++) fn();
+}
+
 /** Repetitions per second of `fn` over one window of at least `minReps` runs and about `seconds`. */
 export function timeWindow(fn: () => void, seconds: number, minReps: number): number {
   const t0 = performance.now();

@@ -153,11 +153,7 @@ async function main(): Promise<void> {
     return row;
   });
   for (const p of peers.values()) rows.push({ bench: p.bench, backend: p.peer, value: p.value, unit: p.unit });
-  for (const { m } of measured) {
-    if (m.peer && !rows.some((r) => r.bench === m.bench && r.backend === m.peer!.name)) {
-      rows.push({ bench: m.bench, backend: m.peer.name, value: m.peer.value, unit: m.unit, detail: 'best run, interleaved' });
-    }
-  }
+
   if (opts.json) for (const r of rows) console.log(JSON.stringify(r));
   else printTable(rows);
 }

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { buildMlp, timeWindow } from '../mlp.ts';
+import { buildMlp, timeWindow, warmUp } from '../mlp.ts';
 import { interleaveWithPeer, torchInfer, torchLabel } from '../peers/torch.ts';
 import type { BenchCase, BenchContext, BenchMeasurement } from '../types.ts';
 
@@ -20,8 +20,7 @@ export const benchCase: BenchCase = {
     const s = buildMlp(NET, BATCH);
     try {
       const predict = () => tf.dispose(s.model.predict(s.x, { batchSize: BATCH }));
-      const warmup = slow || ctx.quick ? 1 : 3;
-      for (let i = 0; i < warmup; i++) predict();
+      warmUp(predict, slow || ctx.quick ? 1 : 3, 1.5);
       const rounds = slow ? 1 : ctx.quick ? 2 : 3;
       const r = interleaveWithPeer(
         rounds,

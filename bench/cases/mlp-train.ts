@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { buildMlp, disposeOptimizer, timeWindow, trainStep } from '../mlp.ts';
+import { buildMlp, disposeOptimizer, timeWindow, trainStep, warmUp } from '../mlp.ts';
 import { interleaveWithPeer, torchLabel, torchTrain } from '../peers/torch.ts';
 import type { BenchCase, BenchContext, BenchMeasurement } from '../types.ts';
 
@@ -28,8 +28,7 @@ export const benchCase: BenchCase = {
       const opt = tf.train.momentum(0.01, 0.9);
       try {
         const step = () => trainStep(s, opt);
-        const warmup = slow || ctx.quick ? 1 : 5;
-        for (let i = 0; i < warmup; i++) step();
+        warmUp(step, slow || ctx.quick ? 1 : 5, 1.5);
         const rounds = slow ? 1 : ctx.quick ? 2 : 4;
         const r = interleaveWithPeer(
           rounds,

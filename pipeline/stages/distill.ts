@@ -91,6 +91,8 @@ export interface PreparedDistillation {
   teacher: { logits: TeacherRows; probabilities: TeacherRows | null } | null;
   /** What the teacher is, for metrics.json: stage names, or `targets:<stage>`. */
   teacherLabel: string[] | null;
+  /** Number of teacher models combined (0 for precomputed targets or no teacher). */
+  teacherModels: number;
 }
 
 /**
@@ -104,7 +106,7 @@ export async function prepareDistillation(ctx: StageContext<unknown>, p: Distill
   const rows = selectTransfer(data.train.y, C, p.transfer, ctx.seed);
   const transfer = rows.length === data.train.n ? data.train : subset(data.train, rows);
   ctx.log.info(`transfer set: ${describeTransfer(p.transfer, rows.length)}`);
-  if (!needsTeacher) return { data, classes: C, rows, transfer, teacher: null, teacherLabel: null };
+  if (!needsTeacher) return { data, classes: C, rows, transfer, teacher: null, teacherLabel: null, teacherModels: 0 };
   if (p.teacher_targets) {
     const { probabilities, C: tc } = readSoftTargets(ctx.input(p.teacher_targets), p.teacher_targets, data.train.y, rows);
     if (tc !== C) throw new ConfigError(`teacher_targets '${p.teacher_targets}' has ${tc} classes but the data has ${C}`);
@@ -115,6 +117,7 @@ export async function prepareDistillation(ctx: StageContext<unknown>, p: Distill
       transfer,
       teacher: { logits: { targets: logOfProbabilities(probabilities), kind: 'logits' }, probabilities: { targets: probabilities, kind: 'probabilities' } },
       teacherLabel: [`targets:${p.teacher_targets}`],
+      teacherModels: 0,
     };
   }
   const names = p.teacher!;
@@ -133,7 +136,7 @@ export async function prepareDistillation(ctx: StageContext<unknown>, p: Distill
     log: ctx.log,
   });
   if (tc !== C) throw new ConfigError(`the teacher (${names.join(', ')}) has ${tc} outputs but the data has ${C} classes`);
-  return { data, classes: C, rows, transfer, teacher: { logits: { targets: logits, kind: 'logits' }, probabilities: null }, teacherLabel: names };
+  return { data, classes: C, rows, transfer, teacher: { logits: { targets: logits, kind: 'logits' }, probabilities: null }, teacherLabel: names, teacherModels: modelDirs.length };
 }
 
 /** The teacher rows a loss should get: probabilities for the soft loss when that is what we have. */
@@ -186,7 +189,8 @@ export const distillStage = defineStage({
         best_epoch: r.bestEpoch,
         classes: prep.classes,
         teacher: prep.teacherLabel,
-        combine: prep.teacherLabel && prep.teacherLabel.length > 1 ? p.combine : null,
+        combine: prep.teacherModels > 1 ? p.combine : null,
+        teacher_models: prep.teacherModels,
         loss: p.loss.type,
         T: p.loss.type === 'soft' ? p.loss.T : null,
         alpha: p.loss.type === 'hard' ? null : p.loss.alpha,

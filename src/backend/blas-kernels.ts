@@ -7,7 +7,7 @@ import { asWasmBackend, f32Offset, heapF32, type WasmBackendInternals } from './
 export type BlasEnableResult = { ok: true; detail: string } | { ok: false; reason: string };
 
 const BACKEND = 'wasm';
-const KERNELS = ['BatchMatMul', '_FusedMatMul', 'Identity', 'Cast', 'Sum'] as const;
+const KERNELS = ['BatchMatMul', '_FusedMatMul', 'Identity', 'Cast', 'Sum', 'Slice'] as const;
 type KernelName = (typeof KERNELS)[number];
 
 /** The stock wasm kernel configs we replaced, to restore them in {@link disableBlasKernels}. */
@@ -290,6 +290,22 @@ function sumKernel(blas: NativeBlas): tf.KernelFunc {
   };
 }
 
+/**
+ * `Slice` that covers the whole tensor (what `model.predict` does when the batch fits in one
+ * batch) shares memory instead of copying; other slices run the stock kernel.
+ */
+function sliceKernel(): tf.KernelFunc {
+  return (args) => {
+    const { x } = args.inputs as { x: tf.TensorInfo };
+    const { begin, size } = (args.attrs ?? {}) as { begin?: number | number[]; size?: number | number[] };
+    if (x.dtype === 'string' || begin === undefined || size === undefined) return callStock('Slice', args);
+    const [b, sz] = tf.slice_util.parseSliceParams(x as tf.Tensor, begin, size);
+    if (b.some((v) => v !== 0) || sz.some((v, i) => v !== x.shape[i])) return callStock('Slice', args);
+    asWasmBackend(args.backend).incRef(x.dataId);
+    return { dataId: x.dataId, shape: [...x.shape], dtype: x.dtype };
+  };
+}
+
 /** Whether the native kernels are currently registered (and a description of them if so). */
 export function blasKernelsEnabled(): string | undefined {
   return enabledDetail;
@@ -299,9 +315,10 @@ export function blasKernelsEnabled(): string | undefined {
  * Replaces the wasm backend's `BatchMatMul` and `_FusedMatMul` kernels by OpenBLAS sgemm (native
  * addon, working directly on the wasm heap): any batch dims with broadcasting, both transposes,
  * fused bias and every fused activation. Gradients of matMul are matMuls, so training uses them
- * too. Also makes `Identity` and same-dtype `Cast` zero-copy, `Sum` over leading axes (bias
- * gradients) one native pass, and `tf.train.momentum` updates one native in-place pass
- * (see `fast-optimizer.ts`). Idempotent. Does not change the active backend.
+ * too. Also makes `Identity`, same-dtype `Cast` and whole-tensor `Slice` zero-copy, `Sum` over
+ * leading axes (bias gradients) one native pass, number-to-bool `Cast` correct (x != 0), and
+ * `tf.train.momentum` updates one native in-place pass (see `fast-optimizer.ts`). Idempotent.
+ * Does not change the active backend.
  * @returns `{ ok: true, detail }` describing the native library, or `{ ok: false, reason }`.
  */
 export function enableBlasKernels(): BlasEnableResult {
@@ -318,6 +335,7 @@ export function enableBlasKernels(): BlasEnableResult {
     Identity: identityKernel(),
     Cast: castKernel(),
     Sum: sumKernel(l.addon),
+    Slice: sliceKernel(),
   };
   for (const name of KERNELS) {
     stock.set(name, tf.getKernel(name, BACKEND)!);

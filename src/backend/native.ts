@@ -97,7 +97,8 @@ function tryLoad(): NativeLoad {
 
 /**
  * Sets the number of OpenBLAS threads used by the native kernels, e.g. 1 per worker when several
- * workers share the machine (2 workers x 1 thread on 2 cores). A no-op when the addon is not loaded.
+ * workers share the machine (2 workers x 1 thread on 2 cores). The setting is per process: worker
+ * threads of one process share it. A no-op when the addon is not loaded.
  * @returns whether the setting took effect.
  */
 export function setBlasThreads(n: number): boolean {

@@ -279,18 +279,20 @@ export async function trainSpecialist(opts: TrainSpecialistOptions): Promise<{ m
   if (valid.shape) validSet.shape = valid.shape;
   const sampler = halfHalfSampler(train.y, special, { specialFraction, epochSize: opts.epochSize });
   log.info(`specialist over ${classes.length} classes (${head} head): softWeight ${opts.softWeight}, T ${opts.T}, ${opts.epochs} epochs`);
+  // Per-epoch validation costs a pass over the whole (natural-prior) validation split, typically
+  // ten times an epoch of the specialist's own 50/50 stream: only done when it selects the epoch.
+  const select = opts.select ?? 'last';
   const trainOpts: TrainOptions = {
     model,
     train: trainSet,
-    valid: validSet,
+    ...(select === 'last' ? {} : { valid: validSet, validLoss: loss }),
     loss,
-    validLoss: loss,
     epochs: opts.epochs,
     batchSize: opts.batchSize,
     optimizer: opts.optimizer,
     seed: opts.seed,
     sampler,
-    select: opts.select ?? 'last',
+    select,
     log,
   };
   if (opts.checkpointDir) trainOpts.checkpointDir = opts.checkpointDir;

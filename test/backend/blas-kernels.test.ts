@@ -304,6 +304,17 @@ describe.skipIf(skip)('native OpenBLAS kernels for the wasm backend', () => {
     b.dispose();
   });
 
+  it('slices the whole tensor without copying and parts of it as before', () => {
+    const r = tf.tidy(() => {
+      const x = tf.tensor2d([1, 2, 3, 4, 5, 6], [3, 2]);
+      const whole = tf.slice(x, [0, 0], [-1, -1]);
+      const rows = tf.slice(x, [1, 0], [2, 2]);
+      const col = tf.slice(x, [0, 1], [3, 1]);
+      return [whole.shape, Array.from(whole.dataSync()), Array.from(rows.dataSync()), Array.from(col.dataSync())];
+    });
+    expect(r).toEqual([[3, 2], [1, 2, 3, 4, 5, 6], [3, 4, 5, 6], [2, 4, 6]]);
+  });
+
   it('restores the stock kernels on disable and re-enables idempotently', async () => {
     const av = randArray(4 * 6);
     const bv = randArray(6 * 5);

@@ -12,7 +12,7 @@ import { STAGES } from '../../pipeline/stages/index.ts';
 
 /** How to shrink a config. */
 export interface ShrinkOptions {
-  /** MNIST rows: the first `train` training images (split train/valid 80/20) and `test` test images. */
+  /** MNIST rows: `train` training rows and `train / 4` validation rows (drawn from the first `1.3 train` training images), `test` test rows. */
   train?: number;
   test?: number;
   /** Upper bound on every stage's `epochs`. */
@@ -30,12 +30,14 @@ export function shrunkConfig(name: string, o: ShrinkOptions = {}): PipelineConfi
   const file = path.join(REPO_ROOT, 'pipeline', 'configs', `${name}.yaml`);
   const raw = YAML.parse(readFileSync(file, 'utf8')) as { stages: Record<string, Record<string, unknown>>; backend?: string };
   raw.backend = 'cpu';
-  const train = o.train ?? 2500;
+  const train = o.train ?? 2000;
+  const test = o.test ?? 1000;
   for (const [stage, params] of Object.entries(raw.stages)) {
     const type = (params.type as string | undefined) ?? stage;
     if (type === 'ingest') {
-      params.dataset = { recipe: 'mnist', options: { limitTrain: train, limitTest: o.test ?? 1000 } };
+      params.dataset = { recipe: 'mnist', options: { limitTrain: Math.ceil(1.3 * train), limitTest: test } };
       params.valid_fraction = 0.2;
+      params.limit = { train, valid: Math.floor(train / 4), test };
     }
     if (typeof params.epochs === 'number' && o.epochs) params.epochs = Math.min(params.epochs, o.epochs);
     if (o.width) {

@@ -1,0 +1,11 @@
+import { mkdtempSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { runPipeline } from '../../pipeline/runner.ts';
+import { createLogger } from '../../src/util/log.ts';
+import { shrunkConfig, sharedCacheDir } from './shrink.ts';
+const cfg = shrunkConfig('mnist-paper', { train: 10000, test: 10000, override: { teacher: { epochs: 12 }, baseline: { epochs: 12 }, distilled: { epochs: 12 } } });
+const out = mkdtempSync(path.join(os.tmpdir(), 'med-'));
+const r = await runPipeline(cfg, { out, cacheDir: sharedCacheDir(), log: createLogger({ tty: false, intervalMs: 100000 }), backend: 'auto' });
+console.log(r.stages.map((s) => `${s.name} ${s.seconds.toFixed(1)}s`).join(', '));
+console.log(readFileSync(path.join(out, 'results', 'results.md'), 'utf8'));

@@ -1,0 +1,73 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runPipeline } from '../../pipeline/runner.ts';
+import { initBackend } from '../../src/backend/select.ts';
+import { silentLogger } from '../../src/util/log.ts';
+import { sharedCacheDir, shrunkConfig, type ShrinkOptions } from './shrink.ts';
+
+const dirs: string[] = [];
+beforeAll(async () => {
+  await initBackend('wasm');
+});
+afterAll(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+/** Runs a shrunk experiment config; returns results.json, results.md and a reader of stage files. */
+async function run(name: string, o: ShrinkOptions) {
+  const out = mkdtempSync(path.join(os.tmpdir(), `${name}-`));
+  dirs.push(out);
+  await runPipeline(shrunkConfig(name, o), { out, log: silentLogger, cacheDir: sharedCacheDir(), backend: 'wasm' });
+  const read = (...p: string[]) => readFileSync(path.join(out, ...p), 'utf8');
+  return { json: JSON.parse(read('results', 'results.json')) as Record<string, unknown>, md: read('results', 'results.md'), read };
+}
+
+describe('experiment configs, small versions (MNIST subset: 2,000 train / 500 valid / 1,000 test)', () => {
+  it('mnist-paper: teacher, hard-label baseline, distilled student', async () => {
+    const r = await run('mnist-paper', { epochs: 3, width: 64, override: { teacher: { hidden: [128, 128], jitter: 1, epochs: 4 } } });
+    for (const k of ['teacher_errors', 'baseline_errors', 'distilled_errors']) {
+      expect(Number.isInteger(r.json[k]), k).toBe(true);
+      expect(r.json[k] as number).toBeGreaterThan(0);
+      expect(r.json[k] as number).toBeLessThan(900); // better than chance (900 errors of 1,000)
+    }
+    expect(r.json).toMatchObject({ test_examples: 1000, T: 20, alpha: 1, paper: { teacher_errors: 67, baseline_errors: 146, distilled_errors: 74 } });
+    expect(r.md).toMatch(/\| teacher 2x128 .*\| 67 \|/);
+    expect(r.md).toMatch(/\| student 2x64, distilled \(T=20, alpha=1\) \| \d+ \|/);
+    const d = JSON.parse(r.read('distilled', 'metrics.json'));
+    expect(d).toMatchObject({ teacher: ['teacher'], transfer_examples: 2000, T: 20 });
+  });
+
+  it('mnist-temperature: a table of test errors per width and temperature', async () => {
+    const r = await run('mnist-temperature', { epochs: 2, width: 64, override: { teacher: { hidden: [128, 128], jitter: 0 }, sweep: { temperatures: [2.5, 20] } } });
+    expect(r.json).toMatchObject({ widths: [30, 64], temperatures: [2.5, 20], depth: 2 });
+    const errors = r.json.errors as Record<string, Record<string, number>>;
+    expect(Object.keys(errors).sort()).toEqual(['30', '64']);
+    for (const w of ['30', '64']) {
+      expect(Object.keys(errors[w]!).sort()).toEqual(['2.5', '20', 'hard']);
+      for (const e of Object.values(errors[w]!)) expect(e).toBeGreaterThan(0);
+    }
+    expect(r.md).toContain('| hidden units per layer | hard labels | T=2.5 | T=20 | best T |');
+    expect(r.md).toMatch(/\| 2 x 30 \| \d+ \| \d+ \| \d+ \| (2\.5|20) \|/);
+  });
+
+  it('mnist-omit-3: no 3 in the transfer set; class-3 bias chosen on valid', async () => {
+    const r = await run('mnist-omit-3', { epochs: 3, width: 64, override: { teacher: { hidden: [128, 128], jitter: 0 } } });
+    const ingest = JSON.parse(r.read('ingest', 'classes.json')) as { classes: { counts: { train: number; test: number } }[] };
+    expect(r.json).toMatchObject({
+      omitted_class: 3,
+      test_examples: 1000,
+      class_examples: ingest.classes[3]!.counts.test,
+      transfer_examples: 2000 - ingest.classes[3]!.counts.train,
+      bias_offset_chosen_on: 'valid',
+      paper: { errors_before: 206, errors_after: 109 },
+    });
+    expect(r.json.bias_offset as number).toBeGreaterThanOrEqual(0);
+    expect(r.json.bias_offset as number).toBeLessThanOrEqual(12);
+    const b = JSON.parse(r.read('bias', 'metrics.json'));
+    expect(b.after.valid.errors).toBeLessThanOrEqual(b.before.valid.errors);
+    // raising class 3's bias can only turn predictions into 3s: test 3s correct can only go up
+    expect(r.json.class_errors_after as number).toBeLessThanOrEqual(r.json.class_errors_before as number);
+  });
+});
