@@ -142,8 +142,8 @@ export async function runPipeline(config: PipelineConfig, opts: RunOptions = {})
   }
   const release = acquireLock(runDir, (m) => log.info(m));
   let current: { name: string; tmp: string } | undefined;
-  const onSigint = (): void => {
-    log.info(`\ninterrupted${current ? ` during stage '${current.name}'` : ''}: finished stages are kept; rerun the same command to resume`);
+  const onSigint = (signal: NodeJS.Signals): void => {
+    log.info(`\n${signal === 'SIGTERM' ? 'terminated' : 'interrupted'}${current ? ` during stage '${current.name}'` : ''}: finished stages are kept; rerun the same command to resume`);
     if (current) void fs.rm(current.tmp, { recursive: true, force: true }).finally(() => { release(); process.exit(130); });
     else {
       release();
@@ -151,6 +151,7 @@ export async function runPipeline(config: PipelineConfig, opts: RunOptions = {})
     }
   };
   process.once('SIGINT', onSigint);
+  process.once('SIGTERM', onSigint);
   try {
     const backend = await initBackend(opts.backend ?? config.backend, (m) => log.info(m));
     log.info(`backend: ${backend.name} (${backend.detail})`);
@@ -270,6 +271,7 @@ export async function runPipeline(config: PipelineConfig, opts: RunOptions = {})
     return { runDir, backend, stages: outcomes };
   } finally {
     process.removeListener('SIGINT', onSigint);
+    process.removeListener('SIGTERM', onSigint);
     release();
   }
 }

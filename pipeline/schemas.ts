@@ -34,17 +34,25 @@ export type OptimizerConfig = z.output<typeof optimizerSchema>;
 
 /** An MLP's architecture and regularisation. */
 export const mlpSchema = {
+  /** Hidden layer widths, e.g. [1200, 1200]. */
   hidden: z.array(z.number().int().positive().max(100_000)).min(0).max(16).default([800, 800]),
+  /** Hidden activation. */
   activation: z.enum(['relu', 'tanh', 'sigmoid', 'elu']).default('relu'),
+  /** Dropout rate after each hidden layer (training only). */
   dropout: z.number().min(0).max(0.95).default(0),
+  /** Dropout rate on the inputs (training only). */
   input_dropout: z.number().min(0).max(0.95).default(0),
+  /** Max-norm constraint on each hidden unit's incoming weight vector (null = none). */
   max_norm: z.number().positive().nullable().default(null),
 };
 
 /** How a model is trained. */
 export const trainingSchema = {
+  /** Passes over the training data. */
   epochs: z.number().int().positive().max(10_000).default(20),
+  /** Examples per gradient step. */
   batch_size: z.number().int().positive().max(65_536).default(128),
+  /** SGD with momentum (the paper's) or Adam, with a learning-rate schedule. */
   optimizer: optimizerSchema.default({ name: 'sgd', lr: 0.05, momentum: 0.9, nesterov: false, schedule: { type: 'constant' } }),
   /** Random shifts of up to this many pixels for image-shaped inputs (0 = off). */
   jitter: z.number().int().min(0).max(8).default(0),

@@ -145,6 +145,57 @@ static napi_value js_sgemm(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* Hot loops, kept in small functions with restrict pointers so that GCC vectorizes them. The
+ * activations follow tfjs: relu(x) = x < 0 ? 0 : x (NaN stays NaN), prelu/leaky x < 0 ? w x : x. */
+__attribute__((noinline)) static void add_scalar(float *restrict c, float b, int64_t n) {
+  for (int64_t j = 0; j < n; j++) c[j] = c[j] + b;
+}
+__attribute__((noinline)) static void add_row(float *restrict c, const float *restrict b, int64_t n) {
+  for (int64_t j = 0; j < n; j++) c[j] = c[j] + b[j];
+}
+__attribute__((noinline)) static void relu(float *restrict c, int64_t n) {
+  for (int64_t j = 0; j < n; j++) c[j] = c[j] < 0.0f ? 0.0f : c[j];
+}
+__attribute__((noinline)) static void relu6(float *restrict c, int64_t n) {
+  for (int64_t j = 0; j < n; j++) {
+    const float v = c[j] < 0.0f ? 0.0f : c[j];
+    c[j] = v > 6.0f ? 6.0f : v;
+  }
+}
+__attribute__((noinline)) static void elu(float *restrict c, int64_t n) {
+  for (int64_t j = 0; j < n; j++) c[j] = c[j] >= 0.0f ? c[j] : expm1f(c[j]);
+}
+__attribute__((noinline)) static void leaky(float *restrict c, float w, int64_t n) {
+  for (int64_t j = 0; j < n; j++) c[j] = c[j] < 0.0f ? w * c[j] : c[j];
+}
+__attribute__((noinline)) static void prelu_row(float *restrict c, const float *restrict w, int64_t n) {
+  for (int64_t j = 0; j < n; j++) c[j] = c[j] < 0.0f ? w[j] * c[j] : c[j];
+}
+__attribute__((noinline)) static void sigmoid(float *restrict c, int64_t n) {
+  for (int64_t j = 0; j < n; j++) c[j] = 1.0f / (1.0f + expf(-c[j]));
+}
+__attribute__((noinline)) static void momentum_plain(float *restrict w, float *restrict acc, const float *restrict g, int64_t n, float m, float c) {
+  for (int64_t i = 0; i < n; i++) {
+    const float a = m * acc[i] + g[i];
+    acc[i] = a;
+    w[i] = c * a + w[i];
+  }
+}
+__attribute__((noinline)) static void momentum_nesterov(float *restrict w, float *restrict acc, const float *restrict g, int64_t n, float m, float c) {
+  for (int64_t i = 0; i < n; i++) {
+    const float a = m * acc[i] + g[i];
+    acc[i] = a;
+    w[i] = c * (g[i] + a * m) + w[i];
+  }
+}
+__attribute__((noinline)) static void col_sum(float *restrict out, const float *restrict x, int64_t rows, int64_t cols) {
+  for (int64_t j = 0; j < cols; j++) out[j] = 0.0f;
+  for (int64_t i = 0; i < rows; i++) {
+    const float *restrict r = x + i * cols;
+    for (int64_t j = 0; j < cols; j++) out[j] += r[j];
+  }
+}
+
 enum { ACT_LINEAR = 0, ACT_RELU = 1, ACT_RELU6 = 2, ACT_ELU = 3, ACT_PRELU = 4, ACT_LEAKY = 5, ACT_SIGMOID = 6 };
 
 /*
@@ -181,36 +232,20 @@ static napi_value js_bias_act(napi_env env, napi_callback_info info) {
   for (int64_t i = 0; i < rows; i++) {
     float *c = C.data + cOff + i * cols;
     if (bp) {
-      if (biasLen == 1) {
-        const float b0 = bp[0];
-        for (int64_t j = 0; j < cols; j++) c[j] += b0;
-      } else {
-        for (int64_t j = 0; j < cols; j++) c[j] += bp[j];
-      }
+      if (biasLen == 1) add_scalar(c, bp[0], cols);
+      else add_row(c, bp, cols);
     }
     switch (act) {
       case ACT_LINEAR: break;
-      case ACT_RELU:
-        for (int64_t j = 0; j < cols; j++) c[j] = c[j] > 0.0f ? c[j] : 0.0f;
-        break;
-      case ACT_RELU6:
-        for (int64_t j = 0; j < cols; j++) c[j] = fminf(fmaxf(c[j], 0.0f), 6.0f);
-        break;
-      case ACT_ELU:
-        for (int64_t j = 0; j < cols; j++) c[j] = c[j] >= 0.0f ? c[j] : expm1f(c[j]);
-        break;
+      case ACT_RELU: relu(c, cols); break;
+      case ACT_RELU6: relu6(c, cols); break;
+      case ACT_ELU: elu(c, cols); break;
       case ACT_PRELU:
-        for (int64_t j = 0; j < cols; j++) {
-          const float w = preluLen == 1 ? pp[0] : pp[j];
-          c[j] = c[j] < 0.0f ? w * c[j] : c[j];
-        }
+        if (preluLen == 1) leaky(c, pp[0], cols);
+        else prelu_row(c, pp, cols);
         break;
-      case ACT_LEAKY:
-        for (int64_t j = 0; j < cols; j++) c[j] = c[j] < 0.0f ? a * c[j] : c[j];
-        break;
-      case ACT_SIGMOID:
-        for (int64_t j = 0; j < cols; j++) c[j] = 1.0f / (1.0f + expf(-c[j]));
-        break;
+      case ACT_LEAKY: leaky(c, a, cols); break;
+      case ACT_SIGMOID: sigmoid(c, cols); break;
     }
   }
   return NULL;
@@ -239,23 +274,8 @@ static napi_value js_momentum(napi_env env, napi_callback_info info) {
   const int64_t len = (int64_t)H.length;
   if (n < 0 || wOff < 0 || accOff < 0 || gOff < 0 || wOff + n > len || accOff + n > len || gOff + n > len)
     THROW(env, "distill_blas.momentum: range outside the array");
-  float *restrict w = H.data + wOff;
-  float *restrict acc = H.data + accOff;
-  const float *restrict g = H.data + gOff;
-  const float mf = (float)m, cf = (float)c;
-  if (nesterov) {
-    for (int64_t i = 0; i < n; i++) {
-      const float a = mf * acc[i] + g[i];
-      acc[i] = a;
-      w[i] = cf * (g[i] + a * mf) + w[i];
-    }
-  } else {
-    for (int64_t i = 0; i < n; i++) {
-      const float a = mf * acc[i] + g[i];
-      acc[i] = a;
-      w[i] = cf * a + w[i];
-    }
-  }
+  if (nesterov) momentum_nesterov(H.data + wOff, H.data + accOff, H.data + gOff, n, (float)m, (float)c);
+  else momentum_plain(H.data + wOff, H.data + accOff, H.data + gOff, n, (float)m, (float)c);
   return NULL;
 }
 
@@ -277,13 +297,7 @@ static napi_value js_col_sum(napi_env env, napi_callback_info info) {
   if (rows < 0 || cols < 0 || xOff < 0 || outOff < 0 || xOff + rows * cols > len || outOff + cols > len)
     THROW(env, "distill_blas.colSum: range outside the array");
   if (outOff < xOff + rows * cols && xOff < outOff + cols && rows * cols > 0) THROW(env, "distill_blas.colSum: input and output overlap");
-  float *restrict out = H.data + outOff;
-  const float *restrict x = H.data + xOff;
-  for (int64_t j = 0; j < cols; j++) out[j] = 0.0f;
-  for (int64_t i = 0; i < rows; i++) {
-    const float *restrict r = x + i * cols;
-    for (int64_t j = 0; j < cols; j++) out[j] += r[j];
-  }
+  col_sum(H.data + outOff, H.data + xOff, rows, cols);
   return NULL;
 }
 

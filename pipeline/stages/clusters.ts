@@ -21,6 +21,7 @@ const schema = z
     target_size: z.number().int().positive().optional(),
     /** Column normalisation: raw columns degenerate (clusters by variance), see README. */
     normalise: z.enum(['correlation', 'unit', 'none']).default('correlation'),
+    /** Zero each column's own (diagonal) entry before clustering. */
     zero_diagonal: z.boolean().default(true),
     /** online = sequential (MacQueen) updates; minibatch = Sculley; batch = ml-kmeans (Lloyd). */
     algorithm: z.enum(['online', 'minibatch', 'batch']).default('online'),
@@ -28,7 +29,9 @@ const schema = z
     balance: z.boolean().default(true),
     /** r: each class also joins its r nearest other clusters. */
     overlap: z.number().int().min(0).default(0),
+    /** online: passes over the columns; minibatch: epochs; batch: max Lloyd iterations. */
     iterations: z.number().int().positive().default(10),
+    /** Mini-batch size (minibatch only). */
     batch_size: z.number().int().positive().default(100),
   })
   .refine((p) => p.k !== undefined || p.target_size !== undefined, { message: "give 'k' (number of clusters) or 'target_size' (classes per cluster)" });

@@ -16,11 +16,13 @@ import { formatTable, pct } from '../../src/cli/table.ts';
 import type { SpecialistSummary } from './specialists.ts';
 
 const schema = z.strictObject({
+  /** The `ingest` stage. */
   data: z.string().default('ingest'),
   /** The generalist model stage. */
   model: z.string().default('generalist'),
   /** The covariance stage (its predictions-valid/test.arrow hold the generalist's logits). */
   covariance: z.string().default('covariance'),
+  /** The `specialists` stage. */
   specialists: z.string().default('specialists'),
   /** Generalist top-n classes whose specialists are active for a case (paper: 1). */
   top_n: z.number().int().positive().default(1),
@@ -28,8 +30,11 @@ const schema = z.strictObject({
   solver: z.enum(['em', 'gradient']).default('em'),
   /** Weight w of the specialist terms; `auto` chooses it from `weight_grid` on the validation split. */
   weight: z.union([z.number().min(0), z.literal('auto')]).default('auto'),
+  /** Weights tried when `weight: auto`. */
   weight_grid: z.array(z.number().min(0)).min(1).default([...DEFAULT_WEIGHT_GRID]),
+  /** Solver stops a case when no q_i changes by more than this. */
   tolerance: z.number().positive().default(1e-7),
+  /** Solver step limit per case. */
   max_iterations: z.number().int().positive().default(2000),
   /** Also combine on the train split and write soft-targets-train.arrow (teacher for a distill stage). */
   train_targets: z.boolean().default(false),

@@ -10,8 +10,9 @@ import { distillSweepStage } from './distill-sweep.ts';
 import { trainEnsembleStage } from './train-ensemble.ts';
 import { biasAdjustStage } from './bias-adjust.ts';
 import { resultsStage } from './results.ts';
+import { reportStage } from './report.ts';
 
 /** Every stage type a config can use, by type name. */
 export const STAGES: Record<string, StageDef<unknown>> = Object.fromEntries(
-  ([ingestStage, generalistStage, trainStage, covarianceStage, clustersStage, specialistsStage, ensembleStage, distillStage, distillSweepStage, trainEnsembleStage, biasAdjustStage, resultsStage] as StageDef<never>[]).map((s) => [s.type, s as unknown as StageDef<unknown>]),
+  ([ingestStage, generalistStage, trainStage, covarianceStage, clustersStage, specialistsStage, ensembleStage, distillStage, distillSweepStage, trainEnsembleStage, biasAdjustStage, resultsStage, reportStage] as StageDef<never>[]).map((s) => [s.type, s as unknown as StageDef<unknown>]),
 );

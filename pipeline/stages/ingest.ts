@@ -18,6 +18,7 @@ const datasetSchema = z.union([
 ]);
 
 const schema = z.strictObject({
+  /** `{recipe: mnist | synthetic, options}` (datasets/README.md) or `{path: file.arrow}` (a user's Arrow IPC file). */
   dataset: datasetSchema.default({ recipe: 'mnist', options: {} }),
   /** Fraction of the data held out for validation when the file has no `valid` split. */
   valid_fraction: z.number().min(0.001).max(0.5).default(0.1),

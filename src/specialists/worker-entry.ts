@@ -11,6 +11,9 @@ function reply(msg: WorkerReply, code: number): void {
   else process.exit(code);
 }
 
+// The parent went away (killed, interrupted): stop too, rather than train on as an orphan.
+process.on('disconnect', () => process.exit(130));
+
 process.once('message', (raw: unknown) => {
   const req = raw as WorkerRequest;
   void (async () => {

@@ -1,0 +1,23 @@
+import * as tf from '@tensorflow/tfjs';
+import { loadNative } from '../src/backend/native.ts';
+import { initBackend } from '../src/backend/select.ts';
+import { buildMlp, trainStep } from './mlp.ts';
+const l = loadNative(); if (!l.ok) throw new Error(l.reason);
+const acc: Record<string, number> = {};
+const orig = l.addon as any; const w: any = { setThreads: orig.setThreads, getThreads: orig.getThreads, config: orig.config };
+(l as any).addon = w;
+for (const k of ['sgemm', 'momentum', 'biasAct', 'colSum'] as const) { const f = orig[k]; w[k] = (...a: unknown[]) => { const t = performance.now(); const r = f(...a); acc[k] = (acc[k] ?? 0) + performance.now() - t; return r; }; }
+await initBackend('wasm-blas');
+const s = buildMlp([784, 1200, 1200, 10], 512);
+const pred = () => tf.dispose(s.model.predict(s.x, { batchSize: 512 }));
+for (let i = 0; i < 3; i++) pred();
+for (const k in acc) acc[k] = 0;
+let N = 30; let t0 = performance.now(); for (let i = 0; i < N; i++) pred(); let tot = (performance.now() - t0) / N;
+console.log(`predict b512 ${tot.toFixed(2)} ms: ` + Object.entries(acc).map(([k, v]) => `${k} ${(v / N).toFixed(2)}`).join(', '));
+const s2 = buildMlp([784, 1200, 1200, 10], 128);
+const opt = tf.train.momentum(0.01, 0.9);
+for (let i = 0; i < 5; i++) trainStep(s2, opt);
+for (const k in acc) acc[k] = 0;
+N = 40; t0 = performance.now(); for (let i = 0; i < N; i++) trainStep(s2, opt); tot = (performance.now() - t0) / N;
+const nat = Object.values(acc).reduce((a, b) => a + b, 0) / N;
+console.log(`train step ${tot.toFixed(2)} ms: ` + Object.entries(acc).map(([k, v]) => `${k} ${(v / N).toFixed(2)}`).join(', ') + `; everything else ${(tot - nat).toFixed(2)} ms`);

@@ -1,0 +1,44 @@
+/**
+ * `report`: the last stage of a config. Writes `index.html`, one self-contained page (charts
+ * and data inlined, no network) summarising the run folder's finished stages.
+ */
+import path from 'node:path';
+import { z } from 'zod';
+import { defineStage } from '../stage.ts';
+import { writeReport } from '../../src/report/write.ts';
+
+const schema = z.strictObject({
+  /**
+   * Stages to report on. Default `[]`: every finished stage in the run folder. Listing them also
+   * makes them dependencies, so the report is regenerated whenever one of them reruns.
+   */
+  stages: z.array(z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, 'a stage name')).default([]),
+  /** Page title; default the run folder's name (the config name). */
+  title: z.string().min(1).optional(),
+  /** Full covariance heatmap up to this many classes; blocks of mean |cov| above. */
+  heatmap_full_limit: z.number().int().positive().max(400).default(200),
+  /** Blocks per side of a downsampled heatmap. */
+  heatmap_blocks: z.number().int().positive().max(200).default(100),
+});
+/** Params of the `report` stage. */
+export type ReportParams = z.output<typeof schema>;
+
+/** `report`: the run's HTML report, `report/index.html`. */
+export const reportStage = defineStage({
+  type: 'report',
+  description: 'write a self-contained HTML report of the run (tables, training curves, covariance, ensemble)',
+  schema,
+  deps: (p) => p.stages,
+  code: ['pipeline/stages/report.ts', 'src/report'],
+  async run(ctx) {
+    const p = ctx.params;
+    const written = await writeReport(ctx.runDir, path.join(ctx.outDir, 'index.html'), {
+      ...(p.stages.length ? { stages: p.stages } : {}),
+      ...(p.title !== undefined ? { title: p.title } : {}),
+      heatmapFullLimit: p.heatmap_full_limit,
+      heatmapMaxSide: p.heatmap_blocks,
+      log: ctx.log,
+    });
+    return { bytes: written.bytes, charts: written.charts, warnings: written.warnings.length };
+  },
+});

@@ -1,0 +1,55 @@
+/**
+ * `npm run report -- artifacts/RUN [--out FILE] [--stages a,b] [--title TEXT]`: writes the run's
+ * self-contained HTML report, by default to `artifacts/RUN/report/index.html`.
+ */
+import { existsSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { runCli } from './run-cli.ts';
+import { writeReport } from '../report/write.ts';
+import { refreshManifestOutput } from '../report/refresh-manifest.ts';
+import { createLogger } from '../util/log.ts';
+import { UserError } from '../util/errors.ts';
+
+const USAGE = `usage: npm run report -- RUN_FOLDER [--out FILE] [--stages a,b,...] [--title TEXT]
+
+Writes one self-contained HTML page (charts included, no network needed) summarising a run:
+stages and times, training curves, the prediction covariance by cluster, clusters, specialists,
+the ensemble's accuracy tables, distillation results. Default output RUN_FOLDER/report/index.html.`;
+
+await runCli(USAGE, async (argv) => {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      out: { type: 'string' },
+      stages: { type: 'string' },
+      title: { type: 'string' },
+      verbose: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    console.log(USAGE);
+    return;
+  }
+  const runDir = positionals[0];
+  if (!runDir || positionals.length > 1) {
+    process.stderr.write(USAGE + '\n');
+    process.exit(2);
+  }
+  if (!existsSync(runDir) || !statSync(runDir).isDirectory()) {
+    throw new UserError('io', `${runDir} is not a folder; give a run folder written by the pipeline (artifacts/<config name>)`);
+  }
+  const reportDir = path.join(runDir, 'report');
+  const out = values.out ?? path.join(reportDir, 'index.html');
+  const written = await writeReport(runDir, out, {
+    log: createLogger(),
+    ...(values.stages ? { stages: values.stages.split(',').map((s) => s.trim()).filter(Boolean) } : {}),
+    ...(values.title !== undefined ? { title: values.title } : {}),
+  });
+  // A `report` stage of the pipeline owns report/index.html: keep its manifest's hash true.
+  if (path.resolve(out) === path.resolve(reportDir, 'index.html')) await refreshManifestOutput(reportDir, 'index.html');
+  console.log(path.relative(process.cwd(), path.resolve(written.file)) || written.file);
+});

@@ -1,0 +1,38 @@
+/** Generates a run's HTML report and writes it atomically. */
+import path from 'node:path';
+import { writeFileAtomic } from '../artifacts/atomic.ts';
+import { silentLogger, type Logger } from '../util/log.ts';
+import { collectRun, type CollectOptions } from './collect.ts';
+import { renderReport, type RenderOptions } from './html.ts';
+import { loadVegaAssets } from './assets.ts';
+
+/** Options of {@link writeReport}. */
+export interface WriteReportOptions extends CollectOptions, RenderOptions {
+  log?: Logger;
+}
+
+/** What {@link writeReport} wrote. */
+export interface WrittenReport {
+  file: string;
+  bytes: number;
+  /** Number of charts on the page. */
+  charts: number;
+  /** Artifacts that could not be read (also listed on the page). */
+  warnings: string[];
+}
+
+/**
+ * Reads the run folder `runDir`, renders the self-contained report page and writes it to `file`
+ * (temp file + rename).
+ */
+export async function writeReport(runDir: string, file: string, opts: WriteReportOptions = {}): Promise<WrittenReport> {
+  const log = opts.log ?? silentLogger;
+  const data = await collectRun(runDir, opts);
+  const html = renderReport(data, loadVegaAssets(), opts);
+  await writeFileAtomic(file, html);
+  const bytes = Buffer.byteLength(html);
+  const charts = (html.match(/class="vega-chart"/g) ?? []).length;
+  for (const w of data.warnings) log.warn(w);
+  log.info(`report: ${path.resolve(file)} (${(bytes / 1024).toFixed(0)} KiB, ${data.stages.length} stages, ${charts} charts)`);
+  return { file, bytes, charts, warnings: data.warnings };
+}
