@@ -10,10 +10,14 @@ import { writeJsonAtomic } from '../../src/artifacts/atomic.ts';
 import { buildProblemFromModels, type ModelsProblem } from '../../src/ensemble/from-models.ts';
 import { solveEm, type SolveResult } from '../../src/ensemble/solve-em.ts';
 import { solveGradient } from '../../src/ensemble/solve-gradient.ts';
-import { ensembleMetrics, type EnsembleMetrics } from '../../src/ensemble/metrics.ts';
+import { ensembleMetrics } from '../../src/ensemble/metrics.ts';
+import { describeEnsemble } from '../../src/ensemble/describe.ts';
 import { chooseSpecialistWeight, DEFAULT_WEIGHT_GRID } from '../../src/ensemble/weight.ts';
-import { formatTable, pct } from '../../src/cli/table.ts';
+import { pct } from '../../src/cli/table.ts';
 import type { SpecialistSummary } from './specialists.ts';
+
+/** Moved to `src/ensemble/describe.ts`; re-exported for existing importers. */
+export { describeEnsemble } from '../../src/ensemble/describe.ts';
 
 const schema = z.strictObject({
   /** The `ingest` stage. */
@@ -123,17 +127,4 @@ function mean(a: Int32Array): number {
   let s = 0;
   for (const v of a) s += v;
   return a.length ? s / a.length : 0;
-}
-
-/** The paper's Tables 3 and 4 as text. */
-export function describeEnsemble(m: EnsembleMetrics, weight: number): string {
-  const lines = [
-    `test accuracy: generalist ${pct(m.generalist.accuracy)} -> ensemble ${pct(m.ensemble.accuracy)} (specialist weight ${weight})`,
-    `conditional (${m.conditional.examples} cases with an active specialist): ${pct(m.conditional.generalist_accuracy ?? undefined)} -> ${pct(m.conditional.ensemble_accuracy ?? undefined)}`,
-    formatTable(
-      ['specialists covering', 'examples', 'generalist correct', 'ensemble correct', 'relative change'],
-      m.by_coverage.filter((r) => r.examples > 0).map((r) => [r.label, r.examples, r.generalist_correct, r.ensemble_correct, r.relative_change === null ? '-' : `${(100 * r.relative_change).toFixed(1)}%`]),
-    ),
-  ];
-  return lines.join('\n');
 }
