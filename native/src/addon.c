@@ -27,6 +27,9 @@ extern char *openblas_get_config(void);
     if ((call) != napi_ok) THROW(env, "distill_blas: N-API call failed: " #call); \
   } while (0)
 
+/* Products with M * N * K below this run on one OpenBLAS thread (see js_sgemm). */
+#define SINGLE_THREAD_MNK (4.0 * 1024 * 1024)
+
 typedef struct {
   float *data;
   size_t length;
@@ -140,8 +143,14 @@ static napi_value js_sgemm(napi_env env, napi_callback_info info) {
   }
   if (lda < 1) lda = 1;
   if (ldb < 1) ldb = 1;
+  /* Small products (e.g. a 10-class output layer) are faster on one thread: waking OpenBLAS's
+   * workers costs more than it saves, much more on a loaded machine. */
+  const int threads = openblas_get_num_threads();
+  const int single = threads > 1 && (double)M * (double)N * (double)K < SINGLE_THREAD_MNK;
+  if (single) openblas_set_num_threads(1);
   cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)M, (int)N, (int)K,
               (float)alpha, A.data + aOff, (int)lda, B.data + bOff, (int)ldb, (float)beta, C.data + cOff, (int)ldc);
+  if (single) openblas_set_num_threads(threads);
   return NULL;
 }
 

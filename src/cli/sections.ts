@@ -1,6 +1,9 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { formatTable, pct } from './table.ts';
+import { formatClusterTable, type ClusterStat } from '../specialists/cluster-stats.ts';
+import { describeEnsemble } from '../ensemble/describe.ts';
+import type { EnsembleMetrics } from '../ensemble/metrics.ts';
 
 function readJson<T>(file: string): T {
   return JSON.parse(readFileSync(file, 'utf8')) as T;
@@ -42,6 +45,65 @@ export async function describeSections(dir: string): Promise<string> {
     const shown = c.classes.slice(0, 30);
     out.push(indent(formatTable(['index', 'name', 'train', 'valid', 'test'], shown.map((k) => [k.index, k.name, k.counts.train, k.counts.valid, k.counts.test]))));
     if (c.classes.length > shown.length) out.push(`  ... ${c.classes.length - shown.length} more classes`);
+  }
+  if (existsSync(f('clusters.json'))) {
+    const c = readJson<{ k: number; generalist_valid_accuracy?: number | null; clusters: ClusterStat[] }>(f('clusters.json'));
+    const overall = typeof c.generalist_valid_accuracy === 'number' ? `; generalist valid accuracy overall ${pct(c.generalist_valid_accuracy)}` : '';
+    out.push('', `Clusters: ${c.k}${overall}`, indent(formatClusterTable(c.clusters)));
+  }
+  if (existsSync(f('specialists.json'))) {
+    const sp = readJson<{ head?: string; correction?: string; specialists: SpecialistRow[] }>(f('specialists.json'));
+    out.push('', `Specialists: ${sp.specialists.length}${sp.head ? `, head ${sp.head}` : ''}${sp.correction ? `, dustbin correction ${sp.correction}` : ''} (accuracy within each subset, on valid)`);
+    out.push(indent(formatTable(
+      ['specialist', 'classes', 'valid n', 'spec acc', 'gen acc', 'dustbin rate', 'natural rate', 'AUC spec', 'AUC gen'],
+      sp.specialists.map((x) => [x.id, x.size, x.within_examples, pct(x.specialist_accuracy_within), pct(x.generalist_accuracy_within), pct(x.mean_dustbin_prob), pct(x.natural_rate), x.specialist_auc ?? '', x.generalist_auc ?? '']),
+    )));
+  }
+  if (existsSync(f('metrics.json'))) {
+    const m = readJson<Partial<EnsembleMetrics> & { weight?: number }>(f('metrics.json'));
+    if (Array.isArray(m.by_coverage) && m.generalist && m.ensemble && m.conditional) {
+      out.push('', 'Ensemble (test):', indent(describeEnsemble(m as EnsembleMetrics, m.weight ?? 1)));
+    }
+  }
+  if (existsSync(f('results.md'))) out.push('', 'Results:', indent(markdownAsText(readFileSync(f('results.md'), 'utf8'))));
+  return out.join('\n');
+}
+
+interface SpecialistRow {
+  id: string;
+  size: number;
+  within_examples: number;
+  specialist_accuracy_within: number;
+  generalist_accuracy_within: number;
+  mean_dustbin_prob: number;
+  natural_rate: number;
+  specialist_auc?: number;
+  generalist_auc?: number;
+}
+
+/**
+ * Markdown as terminal text: pipe tables become aligned tables ({@link formatTable}; cells that
+ * are plain numbers right-aligned), `#` headings lose their marks, other lines are kept.
+ */
+export function markdownAsText(md: string): string {
+  const lines = md.replace(/\r\n?/g, '\n').trimEnd().split('\n');
+  const out: string[] = [];
+  const cells = (l: string): string[] => l.trim().replace(/^\|/, '').replace(/\|$/, '').split('|').map((c) => c.trim().replace(/\*\*|`/g, ''));
+  for (let i = 0; i < lines.length; ) {
+    if (lines[i]!.trim().startsWith('|')) {
+      const rows: string[][] = [];
+      while (i < lines.length && lines[i]!.trim().startsWith('|')) {
+        const r = cells(lines[i++]!);
+        if (!r.every((c) => /^:?-{3,}:?$/.test(c))) rows.push(r);
+      }
+      const [header, ...body] = rows;
+      out.push(formatTable(header!, body.map((r) => header!.map((_, j) => {
+        const c = r[j] ?? '';
+        return /^-?\d+(\.\d+)?$/.test(c) ? Number(c) : c;
+      }))));
+    } else {
+      out.push(lines[i++]!.replace(/^#+\s+/, '').replace(/\*\*|`/g, ''));
+    }
   }
   return out.join('\n');
 }

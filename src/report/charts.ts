@@ -58,12 +58,13 @@ export function trainingCurveSpec(group: CurveGroup): VegaLiteSpec {
     width: 330,
     height: 200,
     transform: [{ filter: `isValid(datum.${field})` }],
-    mark: { type: 'line', point: { size: 30 }, strokeWidth: 2 },
+    // Points on a single model's lines; lines only for several (a point overlay hides the split legend's dashes).
+    mark: multi ? { type: 'line', strokeWidth: 2 } : { type: 'line', point: { size: 30 }, strokeWidth: 2 },
     encoding: {
       x: { field: 'epoch', type: 'quantitative', title: 'epoch', scale: { domain: [1, maxEpoch], nice: false }, axis: { format: 'd', tickMinStep: 1 } },
       y: { field, type: 'quantitative', title: field, scale: { zero: false }, ...(field === 'accuracy' ? { axis: { format: '.0%' } } : {}) },
       color: multi ? { field: 'model', type: 'nominal', title: 'model' } : { field: 'split', type: 'nominal', title: 'split', scale: { domain: ['train', 'valid'], range: ['#4c78a8', '#f58518'] } },
-      ...(multi ? { strokeDash: { field: 'split', type: 'nominal', title: 'split', scale: { domain: ['train', 'valid'], range: [[1, 0], [5, 3]] } } } : {}),
+      ...(multi ? { strokeDash: { field: 'split', type: 'nominal', title: 'split', scale: { domain: ['train', 'valid'], range: [[1, 0], [5, 3]] }, legend: { symbolType: 'stroke', symbolStrokeWidth: 2, symbolStrokeColor: '#555', symbolSize: 300 } } } : {}),
       tooltip: [
         { field: 'model', type: 'nominal' },
         { field: 'split', type: 'nominal' },
@@ -107,8 +108,8 @@ export function covarianceHeatmapSpec(inp: HeatmapInputs, quantised: Quantised, 
   const labelled = grid.blockSize === 1 && grid.side <= 40;
   const axis = (title: string): VegaLiteSpec =>
     labelled
-      ? { title, values: Array.from({ length: grid.side }, (_, i) => i + 0.5), labelExpr: `${JSON.stringify(labels)}[floor(datum.value)]`, grid: false, labelAngle: 0 }
-      : { title, values: order.blocks.map((b) => b.start / grid.blockSize), labels: false, grid: false };
+      ? { title, values: Array.from({ length: grid.side }, (_, i) => i + 0.5), labelExpr: `${JSON.stringify(labels)}[floor(datum.value)]`, grid: false, labelAngle: 0, labelOverlap: false, labelLimit: 90, tickCount: grid.side }
+      : { title, values: order.blocks.map((b) => b.start / grid.blockSize), tickCount: Math.max(1, order.blocks.length), labels: false, grid: false };
   const signed = grid.kind === 'covariance';
   const scale = { domain: [0, grid.side], nice: false, zero: true };
   const size = Math.min(560, Math.max(320, grid.side * 14));
@@ -135,7 +136,7 @@ export function covarianceHeatmapSpec(inp: HeatmapInputs, quantised: Quantised, 
             type: 'quantitative',
             title: signed ? 'covariance' : 'mean |cov|',
             scale: signed ? { scheme: 'blueorange', domain: [-grid.colorMax, grid.colorMax], clamp: true } : { scheme: 'blues', domain: [0, grid.colorMax], clamp: true },
-            legend: { format: '.2~e', gradientLength: Math.min(300, size - 40) },
+            legend: { format: '.2~g', gradientLength: Math.min(300, size - 40) },
           },
           tooltip: [
             { field: 'rl', title: 'row' },
@@ -216,7 +217,7 @@ export function ensembleErrorSpec(e: EnsembleInfo, distilled: ModelRow[]): VegaL
         mark: { type: 'bar', cornerRadiusEnd: 2 },
         encoding: {
           y,
-          x: { field: 'error', type: 'quantitative', title: 'test error rate', axis: { format: '.1%' } },
+          x: { field: 'error', type: 'quantitative', title: 'test error rate', axis: { format: '.0%' } },
           color: { field: 'model', type: 'nominal', legend: null, scale: { scheme: 'tableau10' } },
           tooltip: [
             { field: 'model', type: 'nominal' },
