@@ -170,7 +170,7 @@ export async function runPipeline(config: PipelineConfig, opts: RunOptions = {})
         if (m) outputsHash.set(stage.name, sha256(stableStringify(m.outputs)));
         continue;
       }
-      const deps = stage.def.deps(stage.params);
+      const deps = stage.def.deps(stage.params, config.stages.slice(0, config.stages.indexOf(stage)).map((s) => s.name));
       const inputs: Record<string, string> = {};
       for (const d of deps) {
         let h = outputsHash.get(d);

@@ -38,8 +38,11 @@ export interface StageDef<P> {
   description: string;
   /** Strict schema of the stage's params (unknown keys rejected, defaults filled). */
   schema: z.ZodType<P>;
-  /** Names of upstream stages this stage reads (their outputs' hashes key its cache). */
-  deps(params: P): string[];
+  /**
+   * Names of upstream stages this stage reads (their outputs' hashes key its cache).
+   * @param earlier the names of the stages before this one in the config, in order.
+   */
+  deps(params: P, earlier: string[]): string[];
   /** Files outside the run folder whose content keys the cache (e.g. a user's `.arrow`). */
   externalInputs?(params: P): string[];
   /** Repo-relative files or folders whose source code keys the cache. */

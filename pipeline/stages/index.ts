@@ -5,6 +5,7 @@ import { covarianceStage } from './covariance.ts';
 import { clustersStage } from './clusters.ts';
 import { specialistsStage } from './specialists.ts';
 import { ensembleStage } from './ensemble.ts';
+import { importStage } from './import.ts';
 import { distillStage } from './distill.ts';
 import { distillSweepStage } from './distill-sweep.ts';
 import { trainEnsembleStage } from './train-ensemble.ts';
@@ -14,5 +15,5 @@ import { reportStage } from './report.ts';
 
 /** Every stage type a config can use, by type name. */
 export const STAGES: Record<string, StageDef<unknown>> = Object.fromEntries(
-  ([ingestStage, generalistStage, trainStage, covarianceStage, clustersStage, specialistsStage, ensembleStage, distillStage, distillSweepStage, trainEnsembleStage, biasAdjustStage, resultsStage, reportStage] as StageDef<never>[]).map((s) => [s.type, s as unknown as StageDef<unknown>]),
+  ([ingestStage, importStage, generalistStage, trainStage, covarianceStage, clustersStage, specialistsStage, ensembleStage, distillStage, distillSweepStage, trainEnsembleStage, biasAdjustStage, resultsStage, reportStage] as StageDef<never>[]).map((s) => [s.type, s as unknown as StageDef<unknown>]),
 );

@@ -9,8 +9,8 @@ import { writeReport } from '../../src/report/write.ts';
 
 const schema = z.strictObject({
   /**
-   * Stages to report on. Default `[]`: every finished stage in the run folder. Listing them also
-   * makes them dependencies, so the report is regenerated whenever one of them reruns.
+   * Stages to report on. Default `[]`: every stage above it in the config. They are its
+   * dependencies, so the report is regenerated whenever one of them reruns.
    */
   stages: z.array(z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, 'a stage name')).default([]),
   /** Page title; default the run folder's name (the config name). */
@@ -28,7 +28,7 @@ export const reportStage = defineStage({
   type: 'report',
   description: 'write a self-contained HTML report of the run (tables, training curves, covariance, ensemble)',
   schema,
-  deps: (p) => p.stages,
+  deps: (p, earlier) => (p.stages.length ? p.stages : earlier),
   code: ['pipeline/stages/report.ts', 'src/report'],
   async run(ctx) {
     const p = ctx.params;

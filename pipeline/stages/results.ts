@@ -66,7 +66,8 @@ export function resultsDeps(p: ResultsParams): string[] {
  */
 export function archOf(stageDir: string): string | undefined {
   try {
-    const m = JSON.parse(readFileSync(path.join(stageDir, MANIFEST), 'utf8')) as { params?: { hidden?: unknown } };
+    const m = JSON.parse(readFileSync(path.join(stageDir, MANIFEST), 'utf8')) as { type?: string; params?: { hidden?: unknown; from?: unknown } };
+    if (m.type === 'import' && typeof m.params?.from === 'string') return archOf(path.resolve(m.params.from));
     const h = m.params?.hidden;
     if (!Array.isArray(h) || !h.every((v) => typeof v === 'number')) return undefined;
     if (h.length === 0) return 'linear';

@@ -10,7 +10,7 @@ import { solveGradient, type GradientOptions } from './solve-gradient.ts';
 import { argmaxRows } from './metrics.ts';
 
 /** Default grid of weights tried (0 = the generalist alone). */
-export const DEFAULT_WEIGHT_GRID: readonly number[] = [0, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2];
+export const DEFAULT_WEIGHT_GRID: readonly number[] = [0, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5];
 
 /** Options of {@link chooseSpecialistWeight}. */
 export interface ChooseWeightOptions {

@@ -32,7 +32,16 @@ export function shrunkConfig(name: string, o: ShrinkOptions = {}): PipelineConfi
   raw.backend = 'cpu';
   const train = o.train ?? 2000;
   const test = o.test ?? 1000;
-  for (const [stage, params] of Object.entries(raw.stages)) {
+  for (const [stage, imported] of Object.entries(raw.stages)) {
+    // An import of another run's stage (`from: artifacts/<config>/<stage>`) is replaced by that
+    // stage's own definition, so the small run trains it itself.
+    let params = imported;
+    if (imported.type === 'import' && typeof imported.from === 'string') {
+      const [, config, source] = imported.from.split('/');
+      const other = YAML.parse(readFileSync(path.join(REPO_ROOT, 'pipeline', 'configs', `${config}.yaml`), 'utf8')) as { stages: Record<string, Record<string, unknown>> };
+      params = { ...other.stages[source!]! };
+      raw.stages[stage] = params;
+    }
     const type = (params.type as string | undefined) ?? stage;
     if (type === 'ingest') {
       params.dataset = { recipe: 'mnist', options: { limitTrain: Math.ceil(1.3 * train), limitTest: test } };
