@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { initBackend, type BackendInfo } from '../src/backend/select.ts';
 import { hashTree, sha256, sha256File, stableStringify } from '../src/artifacts/hash.ts';
 import { MANIFEST, readManifest, type Manifest } from '../src/artifacts/manifest.ts';
+import { hashOutputs } from '../src/artifacts/output-hash.ts';
 import { writeJsonAtomic } from '../src/artifacts/atomic.ts';
 import { acquireLock } from '../src/artifacts/lock.ts';
 import { ArtifactError, ConfigError, UserError } from '../src/util/errors.ts';
@@ -76,8 +77,8 @@ async function codeHash(files: string[]): Promise<{ sha256: string; files: numbe
 }
 
 /** Checks that a finished stage folder still holds exactly what its manifest says. */
-async function verifyOutputs(dir: string, m: Manifest): Promise<string | undefined> {
-  const actual = await hashTree(dir, (f) => f === MANIFEST);
+async function verifyOutputs(dir: string, m: Manifest, volatile: string[]): Promise<string | undefined> {
+  const actual = await hashOutputs(dir, (f) => f === MANIFEST || volatile.includes(f));
   for (const [f, h] of Object.entries(m.outputs)) {
     if (actual[f] === undefined) return `${f} is missing`;
     if (actual[f] !== h) return `${f} was modified after the stage wrote it`;
@@ -191,7 +192,7 @@ export async function runPipeline(config: PipelineConfig, opts: RunOptions = {})
 
       const prev = readManifest(dir);
       if (prev && prev.key === key && !forced.has(stage.name)) {
-        const problem = await verifyOutputs(dir, prev);
+        const problem = await verifyOutputs(dir, prev, stage.def.volatile ?? []);
         if (problem) {
           throw new ArtifactError(`stage '${stage.name}' in ${dir}: ${problem}; rerun it with --from ${stage.name} --force (or delete the folder)`);
         }
@@ -201,14 +202,14 @@ export async function runPipeline(config: PipelineConfig, opts: RunOptions = {})
         continue;
       }
       const why = !prev ? 'no previous run' : forced.has(stage.name) ? 'forced' : 'params, inputs or code changed';
+      const tmp = path.join(runDir, `.tmp-${stage.name}`);
+      current = { name: stage.name, tmp };
       log.info(`${stage.name}: running (${stage.type}; ${why})`);
       opts.onStageStart?.(stage.name);
-      const tmp = path.join(runDir, `.tmp-${stage.name}`);
       const scratchDir = path.join(runDir, `.scratch-${stage.name}-${key.slice(0, 12)}`);
       await fs.rm(tmp, { recursive: true, force: true });
       await fs.mkdir(tmp, { recursive: true });
       await fs.mkdir(scratchDir, { recursive: true });
-      current = { name: stage.name, tmp };
       const started = new Date();
       const stageLog = createLogger({ prefix: stage.name, silent: false, ...(opts.log ? { write: (l: string) => opts.log!.info(l) } : {}) });
       let summary: Record<string, unknown> | void;
@@ -237,7 +238,8 @@ export async function runPipeline(config: PipelineConfig, opts: RunOptions = {})
         throw e;
       }
       const ended = new Date();
-      const outputs = await hashTree(tmp, (f) => f === MANIFEST);
+      const volatile = stage.def.volatile ?? [];
+      const outputs = await hashOutputs(tmp, (f) => f === MANIFEST || volatile.includes(f));
       const manifest: Manifest = {
         stage: stage.name,
         type: stage.type,

@@ -45,6 +45,11 @@ export interface StageDef<P> {
   deps(params: P, earlier: string[]): string[];
   /** Files outside the run folder whose content keys the cache (e.g. a user's `.arrow`). */
   externalInputs?(params: P): string[];
+  /**
+   * Output files that differ from run to run by nature (e.g. a report showing run times): not
+   * hashed into `outputs`, so they neither break determinism nor count as tampering.
+   */
+  volatile?: string[];
   /** Repo-relative files or folders whose source code keys the cache. */
   code: string[];
   /** Does the work, writing into `ctx.outDir`. May return a small summary kept in the manifest. */

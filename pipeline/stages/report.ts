@@ -30,6 +30,9 @@ export const reportStage = defineStage({
   schema,
   deps: (p, earlier) => (p.stages.length ? p.stages : earlier),
   code: ['pipeline/stages/report.ts', 'src/report'],
+  // The page shows run times: it differs between otherwise identical runs, and `npm run report`
+  // rewrites it in place.
+  volatile: ['index.html'],
   async run(ctx) {
     const p = ctx.params;
     const written = await writeReport(ctx.runDir, path.join(ctx.outDir, 'index.html'), {

@@ -33,6 +33,13 @@ const schema = z.strictObject({
   dustbin_init: z.enum(['logistic', 'lstsq', 'mean']).default('logistic'),
   /** Fraction of every training batch drawn from the special subset (the paper: 0.5). */
   special_fraction: z.number().gt(0).lt(1).default(0.5),
+  /**
+   * Train each specialist on all its special examples plus a seeded random sample of at most this
+   * many outside examples (the 50/50 batches draw their outside half from that sample); default: no
+   * limit. The dustbin corrections are unaffected: `fitted` matches the natural rate measured on the
+   * validation split, `log-oversampling` uses the natural special fraction of the whole training split.
+   */
+  max_outside: z.number().int().positive().optional(),
   epochs: z.number().int().positive().max(10_000).default(10),
   batch_size: z.number().int().positive().default(128),
   optimizer: optimizerSchema.default({ name: 'sgd', lr: 0.01, momentum: 0.9, nesterov: false, schedule: { type: 'constant' } }),
@@ -104,6 +111,7 @@ export const specialistsStage = defineStage({
         seed: ctx.seed + 1000 * (k + 1),
         specialFraction: p.special_fraction,
         dustbinInit: p.dustbin_init,
+        ...(p.max_outside !== undefined ? { maxOutside: p.max_outside } : {}),
         backend: ctx.backend.name,
       };
       return { id: idOf(k), outDir: path.join(ctx.scratchDir, idOf(k)), params };

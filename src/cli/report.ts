@@ -7,7 +7,6 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { runCli } from './run-cli.ts';
 import { writeReport } from '../report/write.ts';
-import { refreshManifestOutput } from '../report/refresh-manifest.ts';
 import { createLogger } from '../util/log.ts';
 import { UserError } from '../util/errors.ts';
 
@@ -49,7 +48,5 @@ await runCli(USAGE, async (argv) => {
     ...(values.stages ? { stages: values.stages.split(',').map((s) => s.trim()).filter(Boolean) } : {}),
     ...(values.title !== undefined ? { title: values.title } : {}),
   });
-  // A `report` stage of the pipeline owns report/index.html: keep its manifest's hash true.
-  if (path.resolve(out) === path.resolve(reportDir, 'index.html')) await refreshManifestOutput(reportDir, 'index.html');
   console.log(path.relative(process.cwd(), path.resolve(written.file)) || written.file);
 });

@@ -15,6 +15,13 @@
  * For the `full` head (a softmax over all classes), the "dustbin" is the set of all classes outside
  * the subset: the offset is added to each of their biases, which shifts their total mass exactly as
  * one dustbin logit would.
+ *
+ * Outside subsampling (`maxOutside` of a specialist job, `selectTrainingRows`) does not change
+ * either correction's target: the natural rate of `fitted` is measured on the validation split,
+ * which is never subsampled, and the oversampling factor of `log-oversampling` is computed from
+ * the natural special fraction of the WHOLE training split (`trainSpecialist`). (With subsampling
+ * the 50/50 stream's outside half is drawn uniformly from a uniform sample of the outside rows,
+ * which is still a uniform draw from the outside side, so the derivation in `sampling.ts` holds.)
  */
 import * as tf from '@tensorflow/tfjs';
 import { ConfigError, DataError, assertUnreachable } from '../util/errors.ts';

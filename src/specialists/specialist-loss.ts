@@ -10,16 +10,24 @@
  * mass at high T, since every one of the many outside classes gets a share: paper notes, section 6.)
  * For the full head the soft targets are the generalist's full distribution at T.
  *
- * Teacher logits arrive as `batch.targets` (n x C, the generalist's logits computed once, outside
- * any gradient tape), so no gradient reaches the teacher.
+ * Teacher logits arrive as `batch.targets`, computed once outside any gradient tape (so no
+ * gradient reaches the teacher), in one of two forms (option `targets`):
+ * - `full`: the generalist's logits, n x C; the loss aggregates them into cells per batch.
+ * - `cells` (dustbin head): the cell logits ALREADY aggregated, n x (|S|+1), as computed by
+ *   {@link teacherCellLogits} or streamed by {@link streamTeacherCells}. Only these are needed,
+ *   so a job over C = 10,000 classes keeps n x (|S|+1) floats instead of n x C. For the full
+ *   head the cells are the logits themselves, so both forms are the same n x C array.
  */
 import * as tf from '@tensorflow/tfjs';
-import { ConfigError } from '../util/errors.ts';
+import { ConfigError, DataError } from '../util/errors.ts';
 import type { LossFn } from '../models/types.ts';
-import { normaliseClasses, outsideClasses } from './specialist-model.ts';
+import { normaliseClasses } from './specialist-model.ts';
 
 /** A loss over a batch, as taken by `trainModel` in `src/models/train.ts`. */
 export type SpecialistLossFn = LossFn;
+
+/** What `batch.targets` holds: the generalist's full logits (n x C) or its cell logits (n x (|S|+1)). */
+export type TeacherTargets = 'full' | 'cells';
 
 /** Options of {@link specialistLoss}. */
 export interface SpecialistLossOptions {
@@ -34,6 +42,24 @@ export interface SpecialistLossOptions {
   T: number;
   /** Weight of the hard-target term. Default 1. */
   hardWeight?: number;
+  /** Form of `batch.targets` (see the module comment). Default `full`. */
+  targets?: TeacherTargets;
+}
+
+/** Number of teacher cells of a specialist: |S| + 1 for the dustbin head, C for the full head. */
+export function teacherCellCount(classes: readonly number[], C: number, head: 'dustbin' | 'full'): number {
+  return head === 'full' ? C : normaliseClasses(classes, C, head).length + 1;
+}
+
+/**
+ * A 1-D tensor of length C with -Infinity at the (sorted) special classes and 0 elsewhere: added to
+ * logits, it removes the special classes from a log-sum-exp (exp(-inf) = 0) while leaving the
+ * outside logits bit-identical. Much faster than gathering the ~C outside columns.
+ */
+function outsideMask(sorted: readonly number[], C: number): tf.Tensor1D {
+  const m = new Float32Array(C);
+  for (const c of sorted) m[c] = -Infinity;
+  return tf.tensor1d(m);
 }
 
 /**
@@ -44,29 +70,100 @@ export interface SpecialistLossOptions {
 export function teacherCellLogits(generalistLogits: tf.Tensor2D, classes: readonly number[], C: number, head: 'dustbin' | 'full'): tf.Tensor2D {
   if (head === 'full') return generalistLogits.clone();
   const sorted = normaliseClasses(classes, C, head);
-  const out = outsideClasses(sorted, C);
   return tf.tidy(() => {
     const zs = tf.gather(generalistLogits, tf.tensor1d(sorted, 'int32'), 1);
-    const zo = tf.gather(generalistLogits, tf.tensor1d(out, 'int32'), 1);
-    const d = tf.logSumExp(zo, 1, true);
+    const d = tf.logSumExp(tf.add(generalistLogits, outsideMask(sorted, C)), 1, true);
     return tf.concat([zs, d], 1) as tf.Tensor2D;
   });
+}
+
+/** The generalist's per-row reductions for one specialist, from {@link streamTeacherCells}. */
+export interface TeacherCells {
+  /** Rows. */
+  n: number;
+  /** Columns of `cells`: |S| + 1 (dustbin head). */
+  k: number;
+  /** Cell logits, row-major n x k: `[z_S (sorted classes), logsumexp(z_outside)]`, before any tempering. */
+  cells: Float32Array;
+  /** The generalist's argmax over ALL C classes, per row (first maximum). */
+  argmax: Int32Array;
+}
+
+/** Options of {@link streamTeacherCells}. */
+export interface StreamTeacherCellsOptions {
+  /** Rows of `x` to use, in this order (default all n). Row r of the result is row `rows[r]` of `x`. */
+  rows?: Int32Array;
+  /** Rows per forward pass. Default 500. */
+  batchSize?: number;
+}
+
+/**
+ * The generalist's cell logits (see {@link teacherCellLogits}, dustbin head) and its argmax over
+ * all classes for the rows of `x` (row-major n x dim), in one streaming pass: the generalist runs
+ * on `batchSize` rows at a time (inference mode) and each batch is reduced to cells immediately,
+ * so only n x (|S|+1) floats and n ints are kept, never n x C. No tensors survive the call.
+ * @throws DataError when `x` is not n x dim or a row index is out of range; ConfigError for a bad subset.
+ */
+export function streamTeacherCells(generalist: tf.LayersModel, x: Float32Array, n: number, dim: number, classes: readonly number[], opts: StreamTeacherCellsOptions = {}): TeacherCells {
+  if (x.length !== n * dim) throw new DataError(`streamTeacherCells: feature array has ${x.length} values, expected n x dim = ${n} x ${dim}`);
+  const C = generalist.outputs[0].shape[1] as number;
+  const sorted = normaliseClasses(classes, C, 'dustbin');
+  const k = sorted.length + 1;
+  const rows = opts.rows;
+  const m = rows ? rows.length : n;
+  if (rows) for (let r = 0; r < m; r++) if (!(rows[r] >= 0 && rows[r] < n)) throw new DataError(`streamTeacherCells: row index ${rows[r]} (position ${r}) outside [0, ${n})`);
+  const bs = Math.max(1, Math.floor(opts.batchSize ?? 500));
+  const cells = new Float32Array(m * k);
+  const argmax = new Int32Array(m);
+  const mask = outsideMask(sorted, C);
+  const idx = tf.tensor1d(sorted, 'int32');
+  const xb = new Float32Array(Math.min(bs, Math.max(1, m)) * dim);
+  try {
+    for (let start = 0; start < m; start += bs) {
+      const b = Math.min(bs, m - start);
+      let input: Float32Array;
+      if (rows) {
+        for (let r = 0; r < b; r++) {
+          const i = rows[start + r];
+          xb.set(x.subarray(i * dim, (i + 1) * dim), r * dim);
+        }
+        input = xb.subarray(0, b * dim);
+      } else input = x.subarray(start * dim, (start + b) * dim);
+      const [c, a] = tf.tidy(() => {
+        const z = generalist.predict(tf.tensor2d(input, [b, dim])) as tf.Tensor2D;
+        const zs = tf.gather(z, idx, 1);
+        const d = tf.logSumExp(tf.add(z, mask), 1, true);
+        return [tf.concat([zs, d], 1), tf.argMax(z, 1)];
+      });
+      cells.set(c.dataSync() as Float32Array, start * k);
+      argmax.set(a.dataSync() as Int32Array, start);
+      c.dispose();
+      a.dispose();
+    }
+  } finally {
+    mask.dispose();
+    idx.dispose();
+  }
+  return { n: m, k, cells, argmax };
 }
 
 /**
  * The specialist loss. `batch.y` holds CELL indices (see `specialistCells`): for the dustbin head
  * 0..|S|-1 for the special classes and |S| for the dustbin; for the full head the class ids.
  * Returns the batch mean of `hardWeight * CE(y, softmax(z)) + softWeight * T^2 * CE(p_T, softmax(z/T))`
- * with p_T the tempered teacher cell distribution.
- * @throws ConfigError for a non-positive T or negative weights; Error when soft targets are requested but `batch.targets` is missing.
+ * with p_T the tempered teacher cell distribution (`batch.targets` as set by `opts.targets`).
+ * @throws ConfigError for a non-positive T or negative weights; Error when soft targets are requested but `batch.targets` is missing or has the wrong width.
  */
 export function specialistLoss(opts: SpecialistLossOptions): SpecialistLossFn {
   const { C, head, softWeight, T } = opts;
   const hardWeight = opts.hardWeight ?? 1;
+  const form: TeacherTargets = opts.targets ?? 'full';
   if (!(T > 0)) throw new ConfigError(`specialist loss: temperature T must be > 0, got ${T}`);
   if (!(softWeight >= 0) || !(hardWeight >= 0)) throw new ConfigError(`specialist loss: weights must be >= 0 (softWeight ${softWeight}, hardWeight ${hardWeight})`);
+  if (form !== 'full' && form !== 'cells') throw new ConfigError(`specialist loss: targets must be 'full' or 'cells', got '${String(form)}'`);
   const classes = normaliseClasses(opts.classes, C, head);
   const cells = head === 'full' ? C : classes.length + 1;
+  const targetWidth = form === 'cells' ? cells : C;
   return (logits, batch) =>
     tf.tidy(() => {
       if (logits.shape[1] !== cells) throw new Error(`specialist loss: model has ${logits.shape[1]} outputs, expected ${cells}`);
@@ -78,9 +175,11 @@ export function specialistLoss(opts: SpecialistLossOptions): SpecialistLossFn {
         total = tf.add(total, tf.mul(ce, hardWeight));
       }
       if (softWeight > 0) {
-        if (!batch.targets) throw new Error('specialist loss: softWeight > 0 needs the generalist logits as batch.targets');
-        if (batch.targets.shape[1] !== C) throw new Error(`specialist loss: batch.targets has ${batch.targets.shape[1]} columns, expected the generalist's C = ${C}`);
-        const teacher = teacherCellLogits(batch.targets, classes, C, head);
+        if (!batch.targets) throw new Error(`specialist loss: softWeight > 0 needs the generalist's ${form === 'cells' ? 'cell logits' : 'logits'} as batch.targets`);
+        if (batch.targets.shape[1] !== targetWidth) {
+          throw new Error(`specialist loss: batch.targets has ${batch.targets.shape[1]} columns, expected ${targetWidth} (${form === 'cells' ? "the teacher's cell logits" : "the generalist's C logits"})`);
+        }
+        const teacher = form === 'cells' ? batch.targets : teacherCellLogits(batch.targets, classes, C, head);
         const pT = tf.softmax(tf.div(teacher, T));
         const logqT = tf.logSoftmax(tf.div(logits, T));
         const ce = tf.neg(tf.mean(tf.sum(tf.mul(pT, logqT), 1)));

@@ -1,7 +1,19 @@
 /**
  * The job module that trains ONE specialist from files, for `runJobPool` (`worker-pool.ts`):
- * reads the generalist and the train/valid splits, computes the generalist's logits (no
- * gradients), calls `trainSpecialist`, and writes `<outDir>/model/` and `<outDir>/metrics.json`.
+ * reads the generalist and the train/valid splits, computes the generalist's outputs (no
+ * gradients), calls `trainSpecialist`, and writes `<outDir>/model/` and `<outDir>/metrics.json`
+ * (which also records the job process's peak RSS, `peak_rss_mb`, and the training rows used).
+ *
+ * Memory: for the dustbin head (default `teacherTargets: 'cells'`) the generalist runs over the
+ * training rows and the validation split in batches and each batch is reduced at once to what the
+ * specialist needs (`streamTeacherCells`: n x (|S|+1) cell logits and the argmax over all classes),
+ * so a job never holds n x C logits (8 GB for C = 10,000 and 200,000 rows). `teacherTargets: 'full'`
+ * (and the full head) keeps the generalist's full logits, as before.
+ *
+ * `maxOutside`: train on every special example plus a seeded sample of at most `maxOutside` outside
+ * examples (`selectTrainingRows`); the generalist then only runs on those rows. The dustbin
+ * corrections are unaffected: `fitted` matches the natural rate measured on the validation split,
+ * and `log-oversampling` uses the natural special fraction of the whole training split.
  * Training checkpoints go to `<outDir>/checkpoint/` (a crashed job resumes from its last epoch) and
  * are removed once the model is saved. The pool writes the `done` marker after `runJob` resolves.
  *
@@ -18,9 +30,12 @@ import { readSplit } from '../data/split-file.ts';
 import { loadModel, saveModel } from '../models/io.ts';
 import type { OptimizerSpec } from '../models/optimizer.ts';
 import { predictLogits } from '../models/predict.ts';
+import type { LabeledSet } from '../models/types.ts';
 import { ConfigError } from '../util/errors.ts';
 import { createLogger } from '../util/log.ts';
-import { trainSpecialist } from './specialist-train.ts';
+import { streamTeacherCells } from './specialist-loss.ts';
+import { normaliseClasses } from './specialist-model.ts';
+import { selectTrainingRows, trainSpecialist, type TrainSpecialistOptions } from './specialist-train.ts';
 import type { Job } from './worker-pool.ts';
 
 /** Absolute path of this module, to pass as `module` to `runJobPool`. */
@@ -41,6 +56,12 @@ const paramsSchema = z.object({
   seed: z.number().int(),
   specialFraction: z.number().gt(0).lt(1).optional(),
   dustbinInit: z.enum(['logistic', 'lstsq', 'mean']).optional(),
+  /** Train on all special examples plus a seeded sample of at most this many outside examples. Default: all. */
+  maxOutside: z.number().int().positive().optional(),
+  /** How the generalist's outputs are kept: `cells` (dustbin head only; the default there) or `full` (n x C). */
+  teacherTargets: z.enum(['cells', 'full']).optional(),
+  /** Rows per generalist forward pass. Default 500. */
+  predictBatch: z.number().int().positive().optional(),
   /** Tensor backend for a worker process (ignored when one is already active). Default `auto`. */
   backend: z.string().optional(),
 });
@@ -61,16 +82,32 @@ export async function runJob(job: Job): Promise<void> {
   try {
     generalist = await loadModel(p.generalistDir);
     const C = generalist.outputs[0].shape[1] as number;
-    const generalistTrainLogits = predictLogits(generalist, train.x, train.n, train.dim);
-    const generalistValidLogits = predictLogits(generalist, valid.x, valid.n, valid.dim);
+    const classes = normaliseClasses(p.classes, C, p.head);
+    const form = p.teacherTargets ?? (p.head === 'dustbin' ? 'cells' : 'full');
+    if (form === 'cells' && p.head !== 'dustbin') throw new ConfigError(`specialist job ${job.id}: teacherTargets 'cells' needs head 'dustbin' (the full head's cells are its C logits)`);
+    const trainRows = p.maxOutside === undefined ? undefined : selectTrainingRows(train.y, classes, p.maxOutside, p.seed);
+    const rowCount = trainRows ? trainRows.length : train.n;
+    const t0 = Date.now();
+    const teacher: Pick<TrainSpecialistOptions, 'generalistTrainLogits' | 'generalistTrainCells' | 'generalistValidLogits' | 'generalistValidCells'> = {};
+    if (form === 'cells') {
+      const opts = { batchSize: p.predictBatch };
+      teacher.generalistTrainCells = streamTeacherCells(generalist, train.x, train.n, train.dim, classes, { ...opts, ...(trainRows ? { rows: trainRows } : {}) }).cells;
+      teacher.generalistValidCells = streamTeacherCells(generalist, valid.x, valid.n, valid.dim, classes, opts);
+    } else {
+      const used = trainRows ? gatherRows(train, trainRows) : train.x;
+      teacher.generalistTrainLogits = predictLogits(generalist, used, rowCount, train.dim, { batchSize: p.predictBatch });
+      teacher.generalistValidLogits = predictLogits(generalist, valid.x, valid.n, valid.dim, { batchSize: p.predictBatch });
+    }
+    const teacherSeconds = (Date.now() - t0) / 1000;
+    log.info(`generalist outputs (${form}) on ${rowCount} of ${train.n} training rows and ${valid.n} validation rows: ${teacherSeconds.toFixed(1)} s`);
     const checkpointDir = path.join(job.outDir, 'checkpoint');
     const r = await trainSpecialist({
       generalist,
       classes: p.classes,
       train,
       valid,
-      generalistTrainLogits,
-      generalistValidLogits,
+      ...teacher,
+      ...(trainRows ? { trainRows } : {}),
       C,
       head: p.head,
       softWeight: p.softWeight,
@@ -87,10 +124,24 @@ export async function runJob(job: Job): Promise<void> {
     });
     model = r.model;
     await saveModel(model, path.join(job.outDir, 'model'));
-    await writeJsonAtomic(path.join(job.outDir, 'metrics.json'), { id: job.id, ...r.metrics });
+    await writeJsonAtomic(path.join(job.outDir, 'metrics.json'), {
+      id: job.id,
+      ...r.metrics,
+      train_rows: rowCount,
+      teacher_targets: form,
+      teacher_seconds: teacherSeconds,
+      peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024),
+    });
     await fs.rm(checkpointDir, { recursive: true, force: true });
   } finally {
     model?.dispose();
     generalist?.dispose();
   }
+}
+
+/** The rows `rows` of `set.x`, row-major rows.length x dim. */
+function gatherRows(set: LabeledSet, rows: Int32Array): Float32Array {
+  const x = new Float32Array(rows.length * set.dim);
+  for (let r = 0; r < rows.length; r++) x.set(set.x.subarray(rows[r] * set.dim, (rows[r] + 1) * set.dim), r * set.dim);
+  return x;
 }

@@ -11,9 +11,7 @@ import { escapeHtml, inlineScript, jsonForScript } from '../../src/report/escape
 import { markdownToHtml } from '../../src/report/markdown.ts';
 import { collectRun } from '../../src/report/collect.ts';
 import { renderReport, SECTION_IDS } from '../../src/report/html.ts';
-import { refreshManifestOutput } from '../../src/report/refresh-manifest.ts';
 import { writeReport } from '../../src/report/write.ts';
-import { sha256File } from '../../src/artifacts/hash.ts';
 import type { ChartDef } from '../../src/report/charts.ts';
 
 describe('heatmap data', () => {
@@ -273,7 +271,7 @@ describe('sections follow the artifacts', () => {
 });
 
 describe('writing the report', () => {
-  it('writes a self-contained page with the libraries inlined, and keeps a report stage manifest true', async () => {
+  it('writes a self-contained page with the libraries inlined', async () => {
     ingestAndGeneralist(4);
     const file = path.join(run, 'report', 'index.html');
     stage('report', 'report', { 'index.html': 'old' });
@@ -282,9 +280,5 @@ describe('writing the report', () => {
     expect(w.charts).toBe(1);
     expect(html).toMatch(/<script data-lib="vega">!function/);
     expect(html).not.toMatch(/<script[^>]*\bsrc=/);
-    expect(await refreshManifestOutput(path.join(run, 'report'), 'index.html')).toBe(true);
-    const m = JSON.parse(readFileSync(path.join(run, 'report', 'manifest.json'), 'utf8')) as { outputs: Record<string, string> };
-    expect(m.outputs['index.html']).toBe(await sha256File(file));
-    expect(await refreshManifestOutput(path.join(run, 'report'), 'index.html')).toBe(false);
   });
 });

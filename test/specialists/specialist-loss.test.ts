@@ -1,7 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../../src/backend/select.ts';
-import { specialistLoss, teacherCellLogits } from '../../src/specialists/specialist-loss.ts';
+import { buildMlp, LOGITS_LAYER } from '../../src/models/mlp.ts';
+import { specialistLoss, streamTeacherCells, teacherCellCount, teacherCellLogits } from '../../src/specialists/specialist-loss.ts';
 
 beforeAll(async () => {
   await initBackend('cpu');
@@ -133,5 +134,92 @@ describe('specialistLoss', () => {
     const before = tf.memory().numTensors;
     lossValue(fn, stu, cellY, gen);
     expect(tf.memory().numTensors).toBe(before);
+  });
+});
+
+describe("specialistLoss with targets: 'cells' (pre-aggregated teacher cell logits)", () => {
+  const cellRows = gen.map(teacherCells);
+
+  it('equals the full-logits loss when given the cells by hand', () => {
+    const T = 2.5;
+    const w = 0.7;
+    const full = specialistLoss({ classes, C, head: 'dustbin', softWeight: w, T });
+    const cells = specialistLoss({ classes, C, head: 'dustbin', softWeight: w, T, targets: 'cells' });
+    let soft = 0;
+    for (let i = 0; i < 2; i++) {
+      const p = softmax(cellRows[i].map((v) => v / T));
+      const q = softmax(stu[i].map((v) => v / T));
+      soft += -p.reduce((a, pj, j) => a + pj * Math.log(q[j]), 0) / 2;
+    }
+    const hard = (-Math.log(softmax(stu[0])[0]) - Math.log(softmax(stu[1])[2])) / 2;
+    expect(lossValue(cells, stu, cellY, cellRows)).toBeCloseTo(hard + w * T * T * soft, 4);
+    expect(lossValue(cells, stu, cellY, cellRows)).toBeCloseTo(lossValue(full, stu, cellY, gen), 5);
+  });
+
+  it('rejects targets of the wrong width, and full-width targets are the cells of the full head', () => {
+    const cells = specialistLoss({ classes, C, head: 'dustbin', softWeight: 1, T: 2, targets: 'cells' });
+    expect(() => lossValue(cells, stu, cellY, gen)).toThrow(/3 \(the teacher's cell logits\)/);
+    const full = specialistLoss({ classes, C, head: 'dustbin', softWeight: 1, T: 2 });
+    expect(() => lossValue(full, stu, cellY, cellRows)).toThrow(/expected 6/);
+    const s = [
+      [0.1, 0.2, 0.3, 0.4, 0.5, 0.6],
+      [1, -1, 0, 2, 0, -2],
+    ];
+    const a = specialistLoss({ classes, C, head: 'full', softWeight: 1, T: 2, targets: 'cells' });
+    const b = specialistLoss({ classes, C, head: 'full', softWeight: 1, T: 2 });
+    expect(lossValue(a, s, [1, 2], gen)).toBeCloseTo(lossValue(b, s, [1, 2], gen), 6);
+    expect(teacherCellCount(classes, C, 'dustbin')).toBe(3);
+    expect(teacherCellCount(classes, C, 'full')).toBe(C);
+  });
+});
+
+describe('streamTeacherCells', () => {
+  // A linear generalist (no hidden layer) with known weights: z = x W + b, 2 inputs, C = 6.
+  const W = [
+    [1, 0, -1, 0.5, 2, -0.5],
+    [0, 1, 0.5, -1, 0, 1.5],
+  ];
+  const b = [0, 0.1, -0.2, 0.3, 0, 0.05];
+  const xs = [
+    [1, 2],
+    [-1, 0.5],
+    [0.3, -2],
+    [2, 2],
+    [0, 0],
+  ];
+  const zOf = (x: number[]): number[] => b.map((bj, j) => bj + x[0] * W[0][j] + x[1] * W[1][j]);
+
+  function linearModel(): tf.LayersModel {
+    const m = buildMlp({ inputDim: 2, hidden: [], outputs: C, activation: 'relu', inputDropout: 0, dropout: 0, maxNorm: null, seed: 1 });
+    const k = tf.tensor2d(W);
+    const bt = tf.tensor1d(b);
+    m.getLayer(LOGITS_LAYER).setWeights([k, bt]);
+    k.dispose();
+    bt.dispose();
+    return m;
+  }
+
+  it('gives [z_S, LSE(z_outside)] and the argmax over all classes, per row, for a row subset in batches', () => {
+    const m = linearModel();
+    const before = tf.memory().numTensors;
+    const x = Float32Array.from(xs.flat());
+    const rows = Int32Array.from([4, 0, 3, 1]);
+    const r = streamTeacherCells(m, x, xs.length, 2, classes, { rows, batchSize: 3 });
+    expect(tf.memory().numTensors).toBe(before);
+    expect(r.n).toBe(4);
+    expect(r.k).toBe(3);
+    rows.forEach((i, row) => {
+      const z = zOf(xs[i]);
+      const want = teacherCells(z);
+      for (let j = 0; j < 3; j++) expect(r.cells[row * 3 + j]).toBeCloseTo(want[j], 5);
+      expect(r.argmax[row]).toBe(z.indexOf(Math.max(...z)));
+    });
+    // all rows by default
+    const all = streamTeacherCells(m, x, xs.length, 2, [4, 1], { batchSize: 2 });
+    expect(all.n).toBe(5);
+    expect(all.cells.slice(0, 3)).toEqual(r.cells.slice(3, 6)); // row 0 is position 1 of the subset
+    expect(() => streamTeacherCells(m, x, xs.length, 2, classes, { rows: Int32Array.from([5]) })).toThrow(/row index 5/);
+    expect(() => streamTeacherCells(m, x, 4, 2, classes)).toThrow(/expected n x dim/);
+    m.dispose();
   });
 });
