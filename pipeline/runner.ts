@@ -232,6 +232,8 @@ export async function runPipeline(config: PipelineConfig, opts: RunOptions = {})
         });
       } catch (e) {
         await fs.rm(tmp, { recursive: true, force: true });
+        // Keep partial work (checkpoints, finished specialists) for the rerun; drop an empty folder.
+        if ((await fs.readdir(scratchDir).catch(() => [])).length === 0) await fs.rm(scratchDir, { recursive: true, force: true });
         if (e instanceof UserError) {
           e.message = `stage '${stage.name}': ${e.message}`;
         }
