@@ -19,14 +19,15 @@ const G = 4;
 const DIM = 64;
 const HIDDEN = [256, 256];
 
-interface Problem {
+/** Files of the synthetic specialists problem. */
+export interface SpecialistsProblem {
   dir: string;
   dataDir: string;
   generalistDir: string;
 }
 
 /** Synthetic data (datasets/synthetic.ts) ingested into `<dir>/ingest`, and a generalist trained briefly on it. */
-async function makeProblem(dir: string, perClass: number): Promise<Problem> {
+export async function makeSpecialistsProblem(dir: string, perClass: number): Promise<SpecialistsProblem> {
   const raw = path.join(dir, 'synthetic.arrow');
   await makeSynthetic(raw, { classes: C, groups: G, dim: DIM, perClass, seed: 1 });
   const dataDir = path.join(dir, 'ingest');
@@ -44,7 +45,7 @@ async function makeProblem(dir: string, perClass: number): Promise<Problem> {
 }
 
 /** One job per group, with the specialists stage's defaults (dustbin head, soft targets at T = 2, fitted correction). */
-function specialistJobs(p: Problem, outRoot: string, epochs: number, backend: string): Job[] {
+export function specialistJobs(p: SpecialistsProblem, outRoot: string, epochs: number, backend: string): Job[] {
   return Array.from({ length: G }, (_, g) => {
     const classes = Array.from({ length: C / G }, (_, t) => g + G * t).sort((a, b) => a - b);
     const params: SpecialistJobParams = {
@@ -94,7 +95,7 @@ export const benchCase: BenchCase = {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'bench-specialists-'));
     const before = tf.memory().numTensors;
     try {
-      const problem = await makeProblem(dir, perClass);
+      const problem = await makeSpecialistsProblem(dir, perClass);
       const cores = os.availableParallelism();
       const times: number[] = [];
       const sums: number[] = [];
