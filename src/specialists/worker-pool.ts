@@ -12,7 +12,7 @@
  * Each child gets `OPENBLAS_NUM_THREADS` (and `OMP_NUM_THREADS`) = max(1, floor(cores / N)) so
  * that N workers using a native BLAS do not oversubscribe the machine.
  */
-import { fork } from 'node:child_process';
+import { fork, type ChildProcess } from 'node:child_process';
 import { existsSync, promises as fs } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
@@ -104,37 +104,67 @@ class Tail {
   }
 }
 
-/** Runs one job in a child process; resolves with an error message or undefined. */
-function runInChild(module: string, job: Job, env: NodeJS.ProcessEnv, log: Logger): Promise<string | undefined> {
-  return new Promise((resolve) => {
-    const child = fork(ENTRY, [], { execArgv: ['--import', tsxLoaderUrl()], env, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
-    const tail = new Tail(4000);
-    let reply: WorkerReply | undefined;
+/**
+ * One long-lived worker process: it runs jobs one after another (the code is loaded and the tensor
+ * backend initialised once, not per job). If it dies during a job, that job fails and the next
+ * job gets a fresh process.
+ */
+class WorkerChild {
+  private child: ChildProcess | undefined;
+  private current: { job: Job; resolve: (err: string | undefined) => void; reply?: WorkerReply } | undefined;
+  private readonly tail = new Tail(4000);
+
+  constructor(
+    private readonly module: string,
+    private readonly env: NodeJS.ProcessEnv,
+    private readonly log: Logger,
+  ) {}
+
+  private start(): ChildProcess {
+    const child = fork(ENTRY, [], { execArgv: ['--import', tsxLoaderUrl()], env: this.env, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
     const forward = (chunk: Buffer): void => {
       const s = chunk.toString('utf8');
-      tail.push(s);
-      for (const line of s.split('\n')) if (line.trim()) log.info(line.startsWith(`[${job.id}]`) ? line : `[${job.id}] ${line}`);
+      this.tail.push(s);
+      const id = this.current?.job.id;
+      for (const line of s.split('\n')) if (line.trim()) this.log.info(!id || line.startsWith(`[${id}]`) ? line : `[${id}] ${line}`);
     };
     child.stdout?.on('data', forward);
     child.stderr?.on('data', forward);
     child.on('message', (m) => {
-      reply = m as WorkerReply;
+      const reply = m as WorkerReply & { id?: string };
+      const cur = this.current;
+      if (!cur || reply.id !== cur.job.id) return;
+      this.current = undefined;
+      cur.resolve(reply.ok ? undefined : reply.error);
     });
-    let settled = false;
-    const finish = (err: string | undefined): void => {
-      if (settled) return;
-      settled = true;
-      resolve(err);
+    const died = (why: string): void => {
+      if (this.child === child) this.child = undefined;
+      const cur = this.current;
+      if (!cur) return;
+      this.current = undefined;
+      cur.resolve(`worker process ${why} without reporting a result${this.tail.toString() ? `; last output:\n${this.tail}` : ''}`);
     };
-    child.on('error', (e) => finish(`could not start worker: ${e.message}`));
-    child.on('exit', (code, signal) => {
-      if (reply?.ok && code === 0) finish(undefined);
-      else if (reply && !reply.ok) finish(reply.error);
-      else finish(`worker process died (${signal ? `signal ${signal}` : `exit code ${code}`}) without reporting a result${tail.toString() ? `; last output:\n${tail}` : ''}`);
+    child.on('error', (e) => died(`could not start (${e.message})`));
+    child.on('exit', (code, signal) => died(`died (${signal ? `signal ${signal}` : `exit code ${code}`})`));
+    return child;
+  }
+
+  /** Runs one job; resolves with its error message, or undefined on success. */
+  run(job: Job): Promise<string | undefined> {
+    if (!this.child || this.child.exitCode !== null || !this.child.connected) this.child = this.start();
+    const child = this.child;
+    return new Promise((resolve) => {
+      this.current = { job, resolve };
+      const req: WorkerRequest = { module: this.module, job };
+      child.send(req);
     });
-    const req: WorkerRequest = { module, job };
-    child.send(req);
-  });
+  }
+
+  /** Lets the process exit (it leaves when its IPC channel closes). */
+  stop(): void {
+    if (this.child?.connected) this.child.disconnect();
+    this.child = undefined;
+  }
 }
 
 /**
@@ -172,7 +202,7 @@ export async function runJobPool(opts: JobPoolOptions): Promise<JobPoolResult> {
   }
   const progress = log.progress('jobs', pending.length);
   let next = 0;
-  const runOne = async (job: Job): Promise<void> => {
+  const runOne = async (job: Job, child: WorkerChild | undefined): Promise<void> => {
     const t0 = Date.now();
     await fs.mkdir(job.outDir, { recursive: true });
     let err: string | undefined;
@@ -182,7 +212,7 @@ export async function runJobPool(opts: JobPoolOptions): Promise<JobPoolResult> {
       } catch (e) {
         err = (e as Error)?.message ?? String(e);
       }
-    } else err = await runInChild(module, job, env, log);
+    } else err = await child!.run(job);
     if (err === undefined) {
       await writeJsonAtomic(path.join(job.outDir, DONE_MARKER), { id: job.id, finished: new Date().toISOString(), seconds: (Date.now() - t0) / 1000 });
       result.completed.push(job.id);
@@ -194,7 +224,14 @@ export async function runJobPool(opts: JobPoolOptions): Promise<JobPoolResult> {
     }
   };
   const lane = async (): Promise<void> => {
-    while (next < pending.length) await runOne(pending[next++]);
+    const mine = inProcess ? undefined : new WorkerChild(module, env, log);
+    try {
+      while (next < pending.length) {
+        await runOne(pending[next++]!, mine);
+      }
+    } finally {
+      mine?.stop();
+    }
   };
   await Promise.all(Array.from({ length: Math.min(workers, Math.max(1, pending.length)) }, lane));
   progress.done(`${result.completed.length} done, ${result.skipped.length} skipped, ${result.failed.length} failed`);
