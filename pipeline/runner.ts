@@ -266,7 +266,10 @@ export async function runPipeline(config: PipelineConfig, opts: RunOptions = {})
       if (existsSync(dir)) await fs.rename(dir, old);
       await fs.rename(tmp, dir);
       await fs.rm(old, { recursive: true, force: true });
-      await fs.rm(scratchDir, { recursive: true, force: true });
+      // This stage's partial work, and any left by earlier runs with other params or code.
+      for (const f of await fs.readdir(runDir)) {
+        if (f.startsWith(`.scratch-${stage.name}-`)) await fs.rm(path.join(runDir, f), { recursive: true, force: true });
+      }
       current = undefined;
       outputsHash.set(stage.name, sha256(stableStringify(outputs)));
       log.info(`${stage.name}: done in ${manifest.seconds.toFixed(1)}s`);
