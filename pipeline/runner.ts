@@ -268,7 +268,7 @@ export async function runPipeline(config: PipelineConfig, opts: RunOptions = {})
       await fs.rm(old, { recursive: true, force: true });
       // This stage's partial work, and any left by earlier runs with other params or code.
       for (const f of await fs.readdir(runDir)) {
-        if (f.startsWith(`.scratch-${stage.name}-`)) await fs.rm(path.join(runDir, f), { recursive: true, force: true });
+        if (f.startsWith(`.scratch-${stage.name}-`) && /^[0-9a-f]{12}$/.test(f.slice(`.scratch-${stage.name}-`.length))) await fs.rm(path.join(runDir, f), { recursive: true, force: true });
       }
       current = undefined;
       outputsHash.set(stage.name, sha256(stableStringify(outputs)));

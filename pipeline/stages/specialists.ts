@@ -31,6 +31,8 @@ const schema = z.strictObject({
   correction: z.enum(['fitted', 'log-oversampling', 'none']).default('fitted'),
   /** How the dustbin unit is initialised from the generalist (see src/specialists/specialist-model.ts). */
   dustbin_init: z.enum(['logistic', 'lstsq', 'mean']).default('logistic'),
+  /** Training rows sampled for the `logistic` / `lstsq` dustbin initialisation (its cost grows with rows x C). */
+  dustbin_init_sample: z.number().int().min(2).default(2048),
   /** Fraction of every training batch drawn from the special subset (the paper: 0.5). */
   special_fraction: z.number().gt(0).lt(1).default(0.5),
   /**
@@ -111,6 +113,7 @@ export const specialistsStage = defineStage({
         seed: ctx.seed + 1000 * (k + 1),
         specialFraction: p.special_fraction,
         dustbinInit: p.dustbin_init,
+        dustbinInitSample: p.dustbin_init_sample,
         ...(p.max_outside !== undefined ? { maxOutside: p.max_outside } : {}),
         backend: ctx.backend.name,
       };

@@ -2,7 +2,8 @@
  * The job module that trains ONE specialist from files, for `runJobPool` (`worker-pool.ts`):
  * reads the generalist and the train/valid splits, computes the generalist's outputs (no
  * gradients), calls `trainSpecialist`, and writes `<outDir>/model/` and `<outDir>/metrics.json`
- * (which also records the job process's peak RSS, `peak_rss_mb`, and the training rows used).
+ * (which also records the training rows used and the job process's peak RSS, `peak_rss_mb`: see
+ * {@link peakRssMb}; with a worker process kept across jobs it is that process's peak so far).
  *
  * Memory: for the dustbin head (default `teacherTargets: 'cells'`) the generalist runs over the
  * training rows and the validation split in batches and each batch is reduced at once to what the
@@ -20,7 +21,7 @@
  * Usage: `runJobPool({ module: SPECIALIST_JOB_MODULE, jobs: [{ id, outDir, params: SpecialistJobParams }], workers })`.
  */
 import type * as tf from '@tensorflow/tfjs';
-import { promises as fs } from 'node:fs';
+import { promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
@@ -56,6 +57,8 @@ const paramsSchema = z.object({
   seed: z.number().int(),
   specialFraction: z.number().gt(0).lt(1).optional(),
   dustbinInit: z.enum(['logistic', 'lstsq', 'mean']).optional(),
+  /** Training rows sampled for the fitted dustbin initialisations (`logistic`, `lstsq`). Default 2048. */
+  dustbinInitSample: z.number().int().min(2).optional(),
   /** Train on all special examples plus a seeded sample of at most this many outside examples. Default: all. */
   maxOutside: z.number().int().positive().optional(),
   /** How the generalist's outputs are kept: `cells` (dustbin head only; the default there) or `full` (n x C). */
@@ -119,6 +122,7 @@ export async function runJob(job: Job): Promise<void> {
       seed: p.seed,
       specialFraction: p.specialFraction,
       dustbinInit: p.dustbinInit,
+      ...(p.dustbinInitSample !== undefined ? { dustbinInitSample: p.dustbinInitSample } : {}),
       checkpointDir,
       log,
     });
@@ -130,7 +134,7 @@ export async function runJob(job: Job): Promise<void> {
       train_rows: rowCount,
       teacher_targets: form,
       teacher_seconds: teacherSeconds,
-      peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024),
+      peak_rss_mb: peakRssMb(),
     });
     await fs.rm(checkpointDir, { recursive: true, force: true });
   } finally {
@@ -144,4 +148,20 @@ function gatherRows(set: LabeledSet, rows: Int32Array): Float32Array {
   const x = new Float32Array(rows.length * set.dim);
   for (let r = 0; r < rows.length; r++) x.set(set.x.subarray(rows[r] * set.dim, (rows[r] + 1) * set.dim), r * set.dim);
   return x;
+}
+
+/**
+ * Peak resident set size of this process in MiB: `VmHWM` from `/proc/self/status` on Linux (the
+ * high-water mark of this process's own address space), else `process.resourceUsage().maxRSS`.
+ * (`maxRSS` is not used on Linux because it survives `execve`: a worker forked from a large parent
+ * would report the parent's RSS at the fork.)
+ */
+export function peakRssMb(): number {
+  try {
+    const m = /^VmHWM:\s+(\d+)\s+kB/m.exec(readFileSync('/proc/self/status', 'utf8'));
+    if (m) return Math.round(Number(m[1]) / 1024);
+  } catch {
+    // not Linux: fall through
+  }
+  return Math.round(process.resourceUsage().maxRSS / 1024);
 }
