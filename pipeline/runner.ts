@@ -213,6 +213,12 @@ export async function runPipeline(config: PipelineConfig, opts: RunOptions = {})
       const started = new Date();
       const stageLog = createLogger({ prefix: stage.name, silent: false, ...(opts.log ? { write: (l: string) => opts.log!.info(l) } : {}) });
       let summary: Record<string, unknown> | void;
+      // The process's peak RSS only grows; sample the resident size during this stage for its own peak.
+      let stagePeak = process.memoryUsage.rss();
+      const sampler = setInterval(() => {
+        stagePeak = Math.max(stagePeak, process.memoryUsage.rss());
+      }, 250);
+      sampler.unref();
       try {
         summary = await stage.def.run({
           name: stage.name,
@@ -231,6 +237,7 @@ export async function runPipeline(config: PipelineConfig, opts: RunOptions = {})
           log: stageLog,
         });
       } catch (e) {
+        clearInterval(sampler);
         await fs.rm(tmp, { recursive: true, force: true });
         // Keep partial work (checkpoints, finished specialists) for the rerun; drop an empty folder.
         if ((await fs.readdir(scratchDir).catch(() => [])).length === 0) await fs.rm(scratchDir, { recursive: true, force: true });
@@ -239,6 +246,8 @@ export async function runPipeline(config: PipelineConfig, opts: RunOptions = {})
         }
         throw e;
       }
+      clearInterval(sampler);
+      stagePeak = Math.max(stagePeak, process.memoryUsage.rss());
       const ended = new Date();
       const volatile = stage.def.volatile ?? [];
       const outputs = await hashOutputs(tmp, (f) => f === MANIFEST || volatile.includes(f));
@@ -256,6 +265,7 @@ export async function runPipeline(config: PipelineConfig, opts: RunOptions = {})
         ended_at: ended.toISOString(),
         seconds: (ended.getTime() - started.getTime()) / 1000,
         peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024),
+        stage_peak_rss_mb: Math.round(stagePeak / 2 ** 20),
         package_version: packageVersion,
         node_version: process.version,
         ...(summary ? { summary } : {}),

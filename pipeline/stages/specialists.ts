@@ -130,12 +130,14 @@ export const specialistsStage = defineStage({
       );
     }
     const summary: SpecialistSummary[] = [];
+    let workerPeak = 0;
     for (const job of jobs) {
       const dest = path.join(ctx.outDir, job.id);
       await fs.mkdir(dest, { recursive: true });
       await fs.cp(path.join(job.outDir, 'model'), path.join(dest, 'model'), { recursive: true });
       await fs.copyFile(path.join(job.outDir, 'metrics.json'), path.join(dest, 'metrics.json'));
-      const m = JSON.parse(readFileSync(path.join(job.outDir, 'metrics.json'), 'utf8')) as SpecialistMetrics & { id: string };
+      const m = JSON.parse(readFileSync(path.join(job.outDir, 'metrics.json'), 'utf8')) as SpecialistMetrics & { id: string; peak_rss_mb?: number };
+      workerPeak = Math.max(workerPeak, m.peak_rss_mb ?? 0);
       summary.push({
         id: job.id,
         size: m.size,
@@ -165,6 +167,8 @@ export const specialistsStage = defineStage({
       specialists: jobs.length,
       specialist_accuracy_within: mean((s) => s.specialist_accuracy_within),
       generalist_accuracy_within: mean((s) => s.generalist_accuracy_within),
+      // Peak resident memory of the largest specialist job (each reports its own).
+      max_job_peak_rss_mb: workerPeak,
     };
   },
 });

@@ -18,7 +18,10 @@ export const manifestSchema = z.object({
   started_at: z.string(),
   ended_at: z.string(),
   seconds: z.number(),
+  /** Peak resident memory of the pipeline process so far (it includes earlier stages of the same run). */
   peak_rss_mb: z.number(),
+  /** Peak resident memory sampled during this stage (main process; worker processes report their own). */
+  stage_peak_rss_mb: z.number().optional(),
   package_version: z.string(),
   node_version: z.string(),
   summary: z.record(z.string(), z.unknown()).optional(),

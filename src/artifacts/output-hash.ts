@@ -8,7 +8,7 @@ import { listFiles, sha256, stableStringify } from './hash.ts';
  * config, seed and backend then have identical output hashes, while every other value of a JSON
  * artifact (and every byte of other files) is still covered.
  */
-export const VOLATILE_KEY = /^(seconds|examples_per_s|[a-z_]*_seconds|peak_rss_mb|generated_at|generatedAt|started_at|ended_at|finished)$/;
+export const VOLATILE_KEY = /^(seconds|examples_per_s|[a-z_]*_seconds|[a-z_]*peak_rss_mb|generated_at|generatedAt|started_at|ended_at|finished)$/;
 
 /** A deep copy of `v` without {@link VOLATILE_KEY} keys. */
 export function stripVolatile(v: unknown): unknown {
