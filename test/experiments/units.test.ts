@@ -147,7 +147,7 @@ describe('experiment result tables (hand-made metrics)', () => {
     expect(r.json).toMatchObject({ teacher_errors: 70, baseline_errors: 150, distilled_errors: 90, test_examples: 10000, distillation_beats_baseline: true });
     expect(r.json.gap_closed).toBeCloseTo(60 / 80, 12);
     expect(r.json.paper).toMatchObject({ teacher_errors: 67, baseline_errors: 146, distilled_errors: 74 });
-    expect(r.markdown).toMatch(/\| student , distilled \(T=20, alpha=1\) \| 90 \|  \| 99\.10% \| 74 \|/);
+    expect(r.markdown).toMatch(/\| student , distilled \(T=20, alpha=1\) \| 90 \| 99\.10% \| 74 \|/);
     // a teacher no better than the baseline: no gap to close
     expect(mnistPaperResult({ test: split(200, 1000) }, { test: split(150, 1000) }, { test: split(90, 1000) }).json.gap_closed).toBeNull();
   });
