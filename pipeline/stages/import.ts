@@ -3,7 +3,8 @@ import { promises as fs, existsSync } from 'node:fs';
 import { z } from 'zod';
 import { defineStage } from '../stage.ts';
 import { readManifest } from '../../src/artifacts/manifest.ts';
-import { listFiles, sha256File } from '../../src/artifacts/hash.ts';
+import { listFiles } from '../../src/artifacts/hash.ts';
+import { hashOutputFile } from '../../src/artifacts/output-hash.ts';
 import { ArtifactError } from '../../src/util/errors.ts';
 
 const schema = z.strictObject({
@@ -38,7 +39,7 @@ export const importStage = defineStage({
     const m = readManifest(from)!;
     const files = await listFiles(from);
     for (const [f, h] of Object.entries(m.outputs)) {
-      if (!files.includes(f) || (await sha256File(path.join(from, f))) !== h) {
+      if (!files.includes(f) || (await hashOutputFile(path.join(from, f))) !== h) {
         throw new ArtifactError(`import: ${path.join(ctx.params.from, f)} is missing or differs from its manifest; rerun the run that made it`);
       }
     }
