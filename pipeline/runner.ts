@@ -162,6 +162,10 @@ export async function runPipeline(config: PipelineConfig, opts: RunOptions = {})
     const stageDir = (name: string): string => path.join(runDir, name);
 
     for (const stage of config.stages) await recoverSwap(runDir, stage.name);
+    // Code hashes are taken now, when the code was loaded: a source file edited while a long run
+    // is under way must not be recorded as the code that produced a later stage.
+    const codeHashes = new Map<string, { sha256: string; files: number }>();
+    for (const stage of run) codeHashes.set(stage.name, await codeHash(stage.def.code));
     for (const stage of config.stages) {
       const selected = run.includes(stage);
       const dir = stageDir(stage.name);
@@ -187,7 +191,7 @@ export async function runPipeline(config: PipelineConfig, opts: RunOptions = {})
         if (!existsSync(abs)) throw new UserError('data', `stage '${stage.name}': input file ${f} does not exist; check the path in ${config.file}`);
         inputs[`file:${f}`] = await sha256File(abs);
       }
-      const code = await codeHash(stage.def.code);
+      const code = codeHashes.get(stage.name)!;
       const key = sha256(stableStringify({ params: stage.params, inputs, code: code.sha256, seed }));
 
       const prev = readManifest(dir);
