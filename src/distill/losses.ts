@@ -15,6 +15,7 @@
  * - Log-probabilities are computed with log-sum-exp (`temperedLogSoftmax`), never
  *   `log(softmax(.))`.
  */
+import { hardLoss as hardCrossEntropy } from '../models/losses.ts';
 import * as tf from '@tensorflow/tfjs';
 import { ConfigError, DataError, assertUnreachable } from '../util/errors.ts';
 import type { LossFn, TrainBatch } from './loss-types.ts';
@@ -115,10 +116,7 @@ function hardTerm(logits: tf.Tensor2D, batch: TrainBatch, where: string): tf.Sca
   if (y.rank !== 1 || y.shape[0] !== logits.shape[0]) {
     throw new DataError(`${where}: labels have shape [${y.shape.join(', ')}] but the logits have ${logits.shape[0]} rows`);
   }
-  const labels = y.dtype === 'int32' ? y : tf.cast(y, 'int32');
-  const oneHot = tf.oneHot(labels, logits.shape[1]);
-  const logQ = temperedLogSoftmax(logits, 1);
-  return tf.neg(tf.mean(tf.sum(tf.mul(oneHot, logQ), -1))) as tf.Scalar;
+  return hardCrossEntropy(logits, batch);
 }
 
 /** Per-case `1/2 sum_i (z_i - v_i)^2` of zero-meaned rows, averaged over the batch; inside a tidy. */
