@@ -1,4 +1,4 @@
-import { promises as fs, existsSync, readFileSync } from 'node:fs';
+import { promises as fs, constants as fsConstants, existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { initBackend, type BackendInfo } from '../src/backend/select.ts';
@@ -137,7 +137,7 @@ export async function runPipeline(config: PipelineConfig, opts: RunOptions = {})
   const { run, forced } = selectStages(config, opts);
   try {
     await fs.mkdir(runDir, { recursive: true });
-    await fs.access(runDir, (await import('node:fs')).constants.W_OK);
+    await fs.access(runDir, fsConstants.W_OK);
   } catch (e) {
     throw new UserError('io', `cannot write to the output folder ${runDir}: ${(e as Error).message}; choose another with --out or fix its permissions`);
   }
