@@ -10,7 +10,7 @@ import { writeJsonAtomic } from '../../src/artifacts/atomic.ts';
 import { defineStage, type StageContext } from '../stage.ts';
 import { mlpSchema, trainingSchema } from '../schemas.ts';
 import type { SplitMetrics } from './common.ts';
-import { DISTILL_CODE, checkTeacherParams, distillDeps, distillSourceSchema, prepareDistillation, teacherRowsFor } from './distill.ts';
+import { DISTILL_CODE, checkTeacherParams, disposePrepared, distillDeps, distillSourceSchema, prepareDistillation, teacherRowsFor, type PreparedDistillation } from './distill.ts';
 import { trainStudent, type LossConfig } from './student.ts';
 
 const { hidden: _hidden, ...studentShape } = mlpSchema;
@@ -68,6 +68,15 @@ export const distillSweepStage = defineStage({
   async run(ctx) {
     const p = ctx.params;
     const prep = await prepareDistillation(ctx as StageContext<unknown>, p, true);
+    try {
+      return await sweep(ctx, p, prep);
+    } finally {
+      disposePrepared(prep);
+    }
+  },
+});
+
+async function sweep(ctx: StageContext<DistillSweepParams>, p: DistillSweepParams, prep: PreparedDistillation): Promise<Record<string, number>> {
     const cellsDir = path.join(ctx.scratchDir, 'cells');
     await fs.mkdir(cellsDir, { recursive: true });
     const plan: { width: number; T: number | null }[] = [];
@@ -89,6 +98,7 @@ export const distillSweepStage = defineStage({
       const r = await trainStudent({
         transfer: prep.transfer,
         teacher: teacherRowsFor(prep, loss),
+        online: prep.online,
         valid: prep.data.valid,
         test: prep.data.test,
         classes: prep.classes,
@@ -117,5 +127,4 @@ export const distillSweepStage = defineStage({
     };
     await writeJsonAtomic(path.join(ctx.outDir, 'sweep.json'), out);
     return { cells: cells.length };
-  },
-});
+}

@@ -4,9 +4,11 @@
  * arithmetic or geometric mean), or precomputed probabilities (`teacher_targets`).
  */
 import path from 'node:path';
+import type * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import { sha256 } from '../../src/artifacts/hash.ts';
 import { subset, type LabeledSet } from '../../src/data/split-file.ts';
+import { loadModel } from '../../src/models/io.ts';
 import { ConfigError } from '../../src/util/errors.ts';
 import { defineStage, type StageContext } from '../stage.ts';
 import { mlpSchema, trainingSchema } from '../schemas.ts';
@@ -53,8 +55,8 @@ export function checkTeacherParams(p: DistillSourceParams, needsTeacher: boolean
   if (!needsTeacher && (p.teacher || p.teacher_targets)) {
     ctx.addIssue({ code: 'custom', path: ['teacher'], message: "loss {type: hard} uses no teacher; remove 'teacher'/'teacher_targets' or use a soft or logits loss" });
   }
-  if (needsTeacher && p.jitter > 0) {
-    ctx.addIssue({ code: 'custom', path: ['jitter'], message: 'teacher targets are computed once on the unjittered transfer set, so jitter must be 0 when distilling' });
+  if (needsTeacher && p.jitter > 0 && p.teacher_targets) {
+    ctx.addIssue({ code: 'custom', path: ['jitter'], message: "precomputed 'teacher_targets' exist only for the unjittered transfer set: set jitter to 0, or give the teacher as model stage(s) in 'teacher' (queried on every jittered batch)" });
   }
 }
 
@@ -93,6 +95,16 @@ export interface PreparedDistillation {
   teacherLabel: string[] | null;
   /** Number of teacher models combined (0 for precomputed targets or no teacher). */
   teacherModels: number;
+  /**
+   * With `jitter > 0`: the teacher models, loaded, to query on every (jittered) training batch
+   * (then `teacher` is null). The caller must dispose them ({@link disposePrepared}).
+   */
+  online: { models: tf.LayersModel[]; combine: 'arithmetic' | 'geometric' } | null;
+}
+
+/** Frees what {@link prepareDistillation} loaded (the online teacher's models). */
+export function disposePrepared(prep: PreparedDistillation): void {
+  for (const m of prep.online?.models ?? []) m.dispose();
 }
 
 /**
@@ -106,7 +118,7 @@ export async function prepareDistillation(ctx: StageContext<unknown>, p: Distill
   const rows = selectTransfer(data.train.y, C, p.transfer, ctx.seed);
   const transfer = rows.length === data.train.n ? data.train : subset(data.train, rows);
   ctx.log.info(`transfer set: ${describeTransfer(p.transfer, rows.length)}`);
-  if (!needsTeacher) return { data, classes: C, rows, transfer, teacher: null, teacherLabel: null, teacherModels: 0 };
+  if (!needsTeacher) return { data, classes: C, rows, transfer, teacher: null, teacherLabel: null, teacherModels: 0, online: null };
   if (p.teacher_targets) {
     const { probabilities, C: tc } = readSoftTargets(ctx.input(p.teacher_targets), p.teacher_targets, data.train.y, rows);
     if (tc !== C) throw new ConfigError(`teacher_targets '${p.teacher_targets}' has ${tc} classes but the data has ${C}`);
@@ -118,11 +130,29 @@ export async function prepareDistillation(ctx: StageContext<unknown>, p: Distill
       teacher: { logits: { targets: logOfProbabilities(probabilities), kind: 'logits' }, probabilities: { targets: probabilities, kind: 'probabilities' } },
       teacherLabel: [`targets:${p.teacher_targets}`],
       teacherModels: 0,
+      online: null,
     };
   }
   const names = p.teacher!;
   const modelDirs = names.flatMap((t) => modelDirsOf(ctx.input(t), t));
   ctx.log.info(`teacher: ${names.join(' + ')} (${modelDirs.length} model${modelDirs.length > 1 ? 's' : ''}${modelDirs.length > 1 ? `, ${p.combine} mean` : ''})`);
+  if (p.jitter > 0) {
+    // Targets for jittered inputs cannot be cached per row: query the teacher on every batch.
+    ctx.log.info(`teacher queried on every jittered batch (jitter ${p.jitter}); no teacher-logit cache`);
+    const models: tf.LayersModel[] = [];
+    try {
+      for (const d of modelDirs) models.push(await loadModel(d));
+    } catch (e) {
+      for (const m of models) m.dispose();
+      throw e;
+    }
+    const C0 = models[0]!.outputs[0]!.shape[1];
+    if (C0 !== C) {
+      for (const m of models) m.dispose();
+      throw new ConfigError(`the teacher (${names.join(', ')}) has ${C0} outputs but the data has ${C} classes`);
+    }
+    return { data, classes: C, rows, transfer, teacher: null, teacherLabel: names, teacherModels: modelDirs.length, online: { models, combine: p.combine } };
+  }
   const cacheName = TEACHER_LOGITS_FILE;
   const { logits, C: tc } = await cachedTeacherLogits({
     modelDirs,
@@ -136,7 +166,7 @@ export async function prepareDistillation(ctx: StageContext<unknown>, p: Distill
     log: ctx.log,
   });
   if (tc !== C) throw new ConfigError(`the teacher (${names.join(', ')}) has ${tc} outputs but the data has ${C} classes`);
-  return { data, classes: C, rows, transfer, teacher: { logits: { targets: logits, kind: 'logits' }, probabilities: null }, teacherLabel: names, teacherModels: modelDirs.length };
+  return { data, classes: C, rows, transfer, teacher: { logits: { targets: logits, kind: 'logits' }, probabilities: null }, teacherLabel: names, teacherModels: modelDirs.length, online: null };
 }
 
 /** The teacher rows a loss should get: probabilities for the soft loss when that is what we have. */
@@ -172,6 +202,7 @@ export const distillStage = defineStage({
     const r = await trainStudent({
       transfer: prep.transfer,
       teacher: teacherRowsFor(prep, p.loss),
+      online: prep.online,
       valid: data.valid,
       test: data.test,
       classes: prep.classes,
@@ -181,7 +212,7 @@ export const distillStage = defineStage({
       seed: ctx.seed,
       checkpointDir: path.join(ctx.scratchDir, 'checkpoint'),
       log: ctx.log,
-    });
+    }).finally(() => disposePrepared(prep));
     try {
       await writeModelOutputs(ctx.outDir, r.model, r.history, {
         test: r.test,
@@ -191,6 +222,7 @@ export const distillStage = defineStage({
         teacher: prep.teacherLabel,
         combine: prep.teacherModels > 1 ? p.combine : null,
         teacher_models: prep.teacherModels,
+        teacher_online: prep.online !== null,
         loss: p.loss.type,
         T: p.loss.type === 'soft' ? p.loss.T : null,
         alpha: p.loss.type === 'hard' ? null : p.loss.alpha,

@@ -20,6 +20,16 @@ export interface ModelMetrics {
   transfer_examples?: number;
   /** Hidden layers, e.g. `2x1200` (from the stage's manifest; not in metrics.json). */
   arch?: string;
+  /** Input jitter in pixels the model was trained with (from the stage's manifest). */
+  jitter?: number;
+  /** True when a distilled model's teacher was queried on every (jittered) batch. */
+  teacher_online?: boolean;
+}
+
+/** How a model row was trained, e.g. `2x800, distilled (T=20, alpha=1), jitter 2`. */
+function describeTraining(m: ModelMetrics): string {
+  const how = m.T !== undefined && m.T !== null ? `distilled (T=${num(m.T)}, alpha=${num(m.alpha)})` : 'hard labels';
+  return [m.arch, how, m.jitter ? `jitter ${m.jitter}` : 'no jitter'].filter(Boolean).join(', ');
 }
 
 /** What a builder returns. */
@@ -56,7 +66,7 @@ function per10k(errors: number, examples: number): number {
 }
 
 /** Paper section 3: teacher 2x1200, student 2x800 on hard labels, the same student distilled. */
-export function mnistPaperResult(teacher: ModelMetrics, baseline: ModelMetrics, distilled: ModelMetrics): ExperimentResult {
+export function mnistPaperResult(teacher: ModelMetrics, baseline: ModelMetrics, distilled: ModelMetrics, controls: (ModelMetrics & { name: string })[] = []): ExperimentResult {
   const examples = teacher.test.examples;
   const json = {
     experiment: 'mnist-paper',
@@ -66,6 +76,9 @@ export function mnistPaperResult(teacher: ModelMetrics, baseline: ModelMetrics, 
     test_examples: examples,
     T: distilled.T ?? null,
     alpha: distilled.alpha ?? null,
+    distilled_jitter: distilled.jitter ?? 0,
+    /** Extra rows: test errors of further students (by stage name), e.g. controls for jitter. */
+    controls: Object.fromEntries(controls.map((c) => [c.name, { errors: c.test.errors, training: describeTraining(c) }])),
     distillation_beats_baseline: distilled.test.errors < baseline.test.errors,
     /** Fraction of the teacher-vs-baseline gap the distilled student closes. */
     gap_closed: baseline.test.errors > teacher.test.errors ? (baseline.test.errors - distilled.test.errors) / (baseline.test.errors - teacher.test.errors) : null,
@@ -77,9 +90,10 @@ export function mnistPaperResult(teacher: ModelMetrics, baseline: ModelMetrics, 
   const table = markdownTable(
     ['model', `test errors (of ${examples})`, ...(scaled ? ['per 10,000'] : []), 'test accuracy', 'paper errors (of 10,000)'],
     [
-      row(`teacher ${teacher.arch ?? ''} (paper: 2x1200, dropout, max-norm, jitter)`, teacher, PAPER.mnist.teacher_errors),
-      row(`student ${baseline.arch ?? ''}, hard labels`, baseline, PAPER.mnist.baseline_errors),
-      row(`student ${distilled.arch ?? ''}, distilled (T=${num(distilled.T)}, alpha=${num(distilled.alpha)})`, distilled, PAPER.mnist.distilled_errors),
+      row(`teacher ${describeTraining(teacher)} (paper: 2x1200, dropout, max-norm, jitter)`, teacher, PAPER.mnist.teacher_errors),
+      row(`student ${describeTraining(baseline)}`, baseline, PAPER.mnist.baseline_errors),
+      row(`student ${describeTraining(distilled)}`, distilled, PAPER.mnist.distilled_errors),
+      ...controls.map((c) => [...row(`control '${c.name}': ${describeTraining(c)}`, c, 0).slice(0, -1), '-']),
     ],
   );
   return {

@@ -28,7 +28,14 @@ const stage = z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, 'a stage name');
 
 const schema = z.discriminatedUnion('kind', [
   /** Teacher vs hard-label student vs distilled student. */
-  z.strictObject({ kind: z.literal('mnist-paper'), teacher: stage, baseline: stage, distilled: stage }),
+  z.strictObject({
+    kind: z.literal('mnist-paper'),
+    teacher: stage,
+    baseline: stage,
+    distilled: stage,
+    /** Further model stages shown as extra rows (e.g. controls: hard labels with jitter, distilled without). */
+    controls: z.array(stage).default([]),
+  }),
   /** A `distill-sweep` over widths and temperatures. */
   z.strictObject({ kind: z.literal('temperature'), sweep: stage }),
   /** A `bias-adjust` of one omitted class; `student` = the distill stage it adjusted. */
@@ -47,7 +54,7 @@ export type ResultsParams = z.output<typeof schema>;
 export function resultsDeps(p: ResultsParams): string[] {
   switch (p.kind) {
     case 'mnist-paper':
-      return [p.teacher, p.baseline, p.distilled];
+      return [p.teacher, p.baseline, p.distilled, ...p.controls];
     case 'temperature':
       return [p.sweep];
     case 'omitted-class':
@@ -65,15 +72,24 @@ export function resultsDeps(p: ResultsParams): string[] {
  * param in its `manifest.json`; undefined when there is none.
  */
 export function archOf(stageDir: string): string | undefined {
+  return trainingOf(stageDir).arch;
+}
+
+/**
+ * Hidden layers (see {@link archOf}) and input jitter of the model a stage trained, from the
+ * params in its `manifest.json` (through `import` stages); fields are undefined when absent.
+ */
+export function trainingOf(stageDir: string): { arch?: string; jitter?: number } {
+  const jitter = (params: { jitter?: unknown } | undefined): { jitter?: number } => (typeof params?.jitter === 'number' ? { jitter: params.jitter } : {});
   try {
-    const m = JSON.parse(readFileSync(path.join(stageDir, MANIFEST), 'utf8')) as { type?: string; params?: { hidden?: unknown; from?: unknown } };
-    if (m.type === 'import' && typeof m.params?.from === 'string') return archOf(path.resolve(m.params.from));
+    const m = JSON.parse(readFileSync(path.join(stageDir, MANIFEST), 'utf8')) as { type?: string; params?: { hidden?: unknown; from?: unknown; jitter?: unknown } };
+    if (m.type === 'import' && typeof m.params?.from === 'string') return trainingOf(path.resolve(m.params.from));
     const h = m.params?.hidden;
-    if (!Array.isArray(h) || !h.every((v) => typeof v === 'number')) return undefined;
-    if (h.length === 0) return 'linear';
-    return h.every((v) => v === h[0]) ? `${h.length}x${h[0]}` : h.join('-');
+    if (!Array.isArray(h) || !h.every((v) => typeof v === 'number')) return jitter(m.params);
+    const arch = h.length === 0 ? 'linear' : h.every((v) => v === h[0]) ? `${h.length}x${h[0]}` : h.join('-');
+    return { arch, ...jitter(m.params) };
   } catch {
-    return undefined;
+    return {};
   }
 }
 
@@ -90,12 +106,11 @@ export function buildResult(p: ResultsParams, dir: (stage: string) => string): E
   const metrics = (s: string): ModelMetrics => {
     const m = read<ModelMetrics>(s, 'metrics.json');
     if (!m.test || typeof m.test.errors !== 'number') throw new ArtifactError(`results: ${path.join(dir(s), 'metrics.json')} has no test metrics; '${s}' must be a model stage`);
-    const arch = archOf(dir(s));
-    return arch === undefined ? m : { ...m, arch };
+    return { ...m, ...trainingOf(dir(s)) };
   };
   switch (p.kind) {
     case 'mnist-paper':
-      return mnistPaperResult(metrics(p.teacher), metrics(p.baseline), metrics(p.distilled));
+      return mnistPaperResult(metrics(p.teacher), metrics(p.baseline), metrics(p.distilled), p.controls.map((name) => ({ name, ...metrics(name) })));
     case 'temperature':
       return temperatureResult(read<SweepFile>(p.sweep, 'sweep.json'));
     case 'omitted-class':

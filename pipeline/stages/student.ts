@@ -5,6 +5,7 @@
 import type * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import { makeLoss, type DistillLossSpec, type TeacherTargetKind } from '../../src/distill/losses.ts';
+import { onlineTeacherLoss, type EnsembleMode } from '../../src/distill/teacher.ts';
 import { buildMlp } from '../../src/models/mlp.ts';
 import { evaluate } from '../../src/models/predict.ts';
 import { trainModel, type EpochMetrics, type TrainSet } from '../../src/models/train.ts';
@@ -51,8 +52,10 @@ export interface TeacherRows {
 /** Options of {@link trainStudent}. */
 export interface StudentOptions {
   transfer: LabeledSet;
-  /** Teacher rows for the transfer set; required unless `loss.type` is `hard`. */
+  /** Teacher rows for the transfer set; required unless `loss.type` is `hard` or `online` is given. */
   teacher: TeacherRows | null;
+  /** Instead of `teacher`: models queried on every training batch (after jitter); not disposed here. */
+  online?: { models: tf.LayersModel[]; combine: EnsembleMode } | null;
   valid: LabeledSet;
   test: LabeledSet;
   classes: number;
@@ -97,8 +100,9 @@ export function lossSpecOf(loss: LossConfig, kind: TeacherTargetKind): DistillLo
  */
 export async function trainStudent(o: StudentOptions): Promise<StudentResult> {
   const log = o.log ?? silentLogger;
-  if (o.loss.type !== 'hard' && !o.teacher) throw new ConfigError(`loss '${o.loss.type}' needs a teacher: give 'teacher' or 'teacher_targets'`);
-  if (o.loss.type === 'logits' && o.teacher?.kind !== 'logits') throw new ConfigError(`loss 'logits' needs teacher logits, got ${o.teacher?.kind}`);
+  const online = o.loss.type !== 'hard' ? (o.online ?? null) : null;
+  if (o.loss.type !== 'hard' && !o.teacher && !online) throw new ConfigError(`loss '${o.loss.type}' needs a teacher: give 'teacher' or 'teacher_targets'`);
+  if (o.loss.type === 'logits' && !online && o.teacher?.kind !== 'logits') throw new ConfigError(`loss 'logits' needs teacher logits, got ${o.teacher?.kind}`);
   const m = o.model;
   const t = o.training;
   const model = buildMlp({
@@ -113,11 +117,12 @@ export async function trainStudent(o: StudentOptions): Promise<StudentResult> {
   });
   try {
     const train: TrainSet = { ...o.transfer };
-    if (o.loss.type !== 'hard' && o.teacher) {
+    if (o.loss.type !== 'hard' && o.teacher && !online) {
       train.targets = o.teacher.targets;
       train.targetDim = o.classes;
     }
-    const loss = makeLoss(lossSpecOf(o.loss, o.teacher?.kind ?? 'logits'));
+    const inner = makeLoss(lossSpecOf(o.loss, online ? 'logits' : (o.teacher?.kind ?? 'logits')));
+    const loss = online ? onlineTeacherLoss(inner, online.models, online.combine) : inner;
     const result = await trainModel({
       model,
       train,

@@ -6,6 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { ConfigError, DataError, assertUnreachable } from '../util/errors.ts';
 import { silentLogger, type Logger } from '../util/log.ts';
+import type { LossFn } from './loss-types.ts';
 
 /** How an ensemble's members are combined. */
 export type EnsembleMode = 'arithmetic' | 'geometric';
@@ -167,4 +168,41 @@ export function computeTeacherLogits(
   }
   progress.done();
   return out;
+}
+
+/**
+ * The (combined) teacher logits of one batch as a tensor, `[b, C]`, computed like
+ * {@link computeTeacherLogits} (inference mode; softmax outputs read as log-probabilities;
+ * members combined by {@link combineTeachers}' rule) but without leaving the tensor world, for
+ * a teacher queried on every training batch. The caller owns the result (call it inside a
+ * `tf.tidy`); wrap it in {@link stopGradient} before a loss uses it.
+ * @throws ConfigError for no models or an unknown mode.
+ */
+export function teacherLogitsOfBatch(models: tf.LayersModel[], x: tf.Tensor2D, mode: EnsembleMode): tf.Tensor2D {
+  assertMode(mode);
+  if (models.length === 0) throw new ConfigError('teacherLogitsOfBatch: no teacher model given');
+  return tf.tidy((): tf.Tensor2D => {
+    const zs = models.map((m): tf.Tensor2D => {
+      const y = m.predict(x) as tf.Tensor2D;
+      return endsInSoftmax(m) ? tf.log(tf.maximum(y, 1e-30) as tf.Tensor2D) : y;
+    });
+    if (zs.length === 1) return zs[0]!;
+    if (mode === 'geometric') return tf.mean(tf.stack(zs), 0) as tf.Tensor2D;
+    const logp = tf.stack(zs.map((z) => tf.logSoftmax(z)));
+    return tf.sub(tf.logSumExp(logp, 0), Math.log(zs.length)) as tf.Tensor2D;
+  });
+}
+
+/**
+ * A loss whose teacher is queried on every training batch instead of read from cached rows:
+ * `inner` gets the batch with `targets` = the teacher's logits on `batch.x` (the inputs as the
+ * student sees them, i.e. after jitter), so a jittered transfer set gets targets for the
+ * shifted images, not for the originals. `inner` must expect teacher LOGITS (`makeLoss` with
+ * `teacher: 'logits'`); the losses pass targets through `stopGradient`, so no gradient reaches
+ * the teacher, whose variables are not trained anyway. The models stay owned by the caller.
+ */
+export function onlineTeacherLoss(inner: LossFn, models: tf.LayersModel[], mode: EnsembleMode): LossFn {
+  assertMode(mode);
+  if (models.length === 0) throw new ConfigError('onlineTeacherLoss: no teacher model given');
+  return (logits, batch) => inner(logits, { ...batch, targets: teacherLogitsOfBatch(models, batch.x, mode) });
 }

@@ -1,7 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../../src/backend/select.ts';
-import { combineTeachers, computeTeacherLogits } from '../../src/distill/teacher.ts';
+import { combineTeachers, computeTeacherLogits, onlineTeacherLoss, teacherLogitsOfBatch } from '../../src/distill/teacher.ts';
+import { makeLoss } from '../../src/distill/losses.ts';
 import { ConfigError, DataError } from '../../src/util/errors.ts';
 import { Rng } from '../../src/util/rng.ts';
 import { maxAbsDiff, row, softmaxRef } from './ref.ts';
@@ -104,6 +105,47 @@ describe('computeTeacherLogits', () => {
     }
     m1.dispose();
     m2.dispose();
+  });
+
+  it('per batch (online teacher): teacherLogitsOfBatch equals computeTeacherLogits, inference mode, no tensors left', () => {
+    const m1 = model(5, false, true);
+    const m2 = model(9, true);
+    const before = tf.memory().numTensors;
+    for (const mode of ['arithmetic', 'geometric'] as const) {
+      for (const models of [[m1], [m1, m2]]) {
+        const got = tf.tidy(() => teacherLogitsOfBatch(models, tf.tensor2d(x, [n, 3]), mode).dataSync().slice() as Float32Array);
+        const want = computeTeacherLogits(models, x, n, 3, mode, 4);
+        // one member: any per-row shift is allowed (arithmetic of one = log-softmax); compare softmaxes
+        for (let r = 0; r < n; r++) expect(maxAbsDiff(softmaxRef(row(got, r, 4)), softmaxRef(row(want, r, 4)))).toBeLessThan(1e-5);
+      }
+    }
+    expect(tf.memory().numTensors).toBe(before);
+    m1.dispose();
+    m2.dispose();
+  });
+
+  it('onlineTeacherLoss: the loss with cached teacher rows on the same batch; no gradient reaches the teacher', () => {
+    const teacher = model(5);
+    const inner = makeLoss({ type: 'soft', T: 3, alpha: 0.7, teacher: 'logits' });
+    const online = onlineTeacherLoss(inner, [teacher], 'geometric');
+    const before = tf.memory().numTensors;
+    const [a, b, teacherGrads] = tf.tidy(() => {
+      const xb = tf.tensor2d(x, [n, 3]);
+      const y = tf.tensor1d(Array.from({ length: n }, (_, i) => i % 4), 'int32');
+      const student = tf.variable(tf.randomNormal<tf.Rank.R2>([n, 4], 0, 1, 'float32', 7));
+      const cached = tf.tensor2d(computeTeacherLogits([teacher], x, n, 3, 'geometric', 4), [n, 4]);
+      const a = inner(student, { x: xb, y, targets: cached }).dataSync()[0]!;
+      const b = online(student, { x: xb, y }).dataSync()[0]!;
+      const tv = teacher.trainableWeights.map((w) => w.read() as tf.Variable);
+      const { grads } = tf.variableGrads(() => online(student, { x: xb, y }), tv);
+      const g = Object.values(grads).map((t) => tf.abs(t).max().dataSync()[0]!);
+      student.dispose();
+      return [a, b, g];
+    });
+    expect(Math.abs(a - b)).toBeLessThan(1e-5);
+    for (const g of teacherGrads) expect(g).toBe(0);
+    expect(tf.memory().numTensors).toBe(before);
+    teacher.dispose();
   });
 
   it('rejects wrong input size and mismatched class counts', () => {

@@ -54,6 +54,7 @@ stages:
   soft: {type: soft-source, model: teacher}
   d3: {type: distill, teacher_targets: soft, loss: {type: soft, T: 2, alpha: 1}, hidden: [16], epochs: 1, batch_size: 50, transfer: {fraction: 0.5}}
   b: {type: bias-adjust, model: d1, classes: [3], grid: {from: 0, to: 4, step: 1}}
+  d4: {type: distill, teacher: ens, loss: {type: soft, T: 3, alpha: 0.5}, hidden: [16], epochs: 1, batch_size: 50, jitter: 1, transfer: {fraction: 0.5}}
 ${extra}`;
 
 let out: string;
@@ -71,10 +72,10 @@ afterAll(() => rmSync(out, { recursive: true, force: true }));
 
 describe('distill and its companion stages on a small MNIST subset', () => {
   it('runs every stage, leaks no tensors, and skips everything on a rerun', async () => {
-    expect(first.stages.map((s) => s.status)).toEqual(Array(8).fill('ran'));
+    expect(first.stages.map((s) => s.status)).toEqual(Array(9).fill('ran'));
     expect(tf.memory().numTensors).toBe(tensorsBefore);
     const again = await runPipeline(parseConfig(yaml(), 'distill-test.yaml', registry), { out, log: silentLogger, cacheDir: sharedCacheDir() });
-    expect(again.stages.map((s) => s.status)).toEqual(Array(8).fill('skipped'));
+    expect(again.stages.map((s) => s.status)).toEqual(Array(9).fill('skipped'));
   });
 
   it('single teacher: cached logits are the teacher logits of the transfer rows (no 3s); metrics.json', async () => {
@@ -127,6 +128,14 @@ describe('distill and its companion stages on a small MNIST subset', () => {
     expect(em.test.examples).toBe(200);
   });
 
+  it('jitter with model teachers: the teacher is queried on every jittered batch, nothing cached', () => {
+    expect(existsSync(path.join(out, 'd4', 'teacher-logits.arrow'))).toBe(false);
+    const m = json<Record<string, unknown>>('d4', 'metrics.json');
+    expect(m).toMatchObject({ teacher: ['ens'], teacher_models: 2, combine: 'arithmetic', teacher_online: true, loss: 'soft', T: 3, alpha: 0.5 });
+    expect((m.test as { examples: number }).examples).toBe(200);
+    expect(json<Record<string, unknown>>('d1', 'metrics.json').teacher_online).toBe(false);
+  });
+
   it('precomputed soft targets: uses the probabilities of the transfer rows, no logit cache', () => {
     const m = json<Record<string, unknown>>('d3', 'metrics.json');
     expect(m).toMatchObject({ teacher: ['targets:soft'], T: 2, alpha: 1, loss: 'soft' });
@@ -154,7 +163,7 @@ describe('distill and its companion stages on a small MNIST subset', () => {
   });
 
   it('soft targets that do not line up with the train split are refused', async () => {
-    const extra = '  bad: {type: soft-source, model: teacher, misalign: true}\n  d4: {type: distill, teacher_targets: bad, loss: {type: soft, T: 2}, hidden: [8], epochs: 1}\n';
+    const extra = '  bad: {type: soft-source, model: teacher, misalign: true}\n  d5: {type: distill, teacher_targets: bad, loss: {type: soft, T: 2}, hidden: [8], epochs: 1}\n';
     await expect(runPipeline(parseConfig(yaml(extra), 'distill-test.yaml', registry), { out, log: silentLogger, cacheDir: sharedCacheDir() })).rejects.toThrow(
       ArtifactError,
     );

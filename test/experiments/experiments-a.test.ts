@@ -33,10 +33,14 @@ describe('experiment configs, small versions (MNIST subset: 2,000 train / 500 va
       expect(r.json[k] as number).toBeLessThan(900); // better than chance (900 errors of 1,000)
     }
     expect(r.json).toMatchObject({ test_examples: 1000, T: 20, alpha: 1, paper: { teacher_errors: 67, baseline_errors: 146, distilled_errors: 74 } });
-    expect(r.md).toMatch(/\| teacher 2x128 .*\| 67 \|/);
-    expect(r.md).toMatch(/\| student 2x64, distilled \(T=20, alpha=1\) \| \d+ \|/);
+    expect(r.md).toMatch(/\| teacher 2x128, hard labels, jitter 1 .*\| 67 \|/);
+    expect(r.md).toMatch(/\| student 2x64, distilled \(T=20, alpha=1\), jitter 2 \| \d+ \|/);
+    expect(r.md).toMatch(/\| control 'hard_jitter': 2x64, hard labels, jitter 2 \| \d+ \|/);
+    expect(r.md).toMatch(/\| control 'distilled_plain': 2x64, distilled \(T=20, alpha=1\), no jitter \| \d+ \|/);
+    expect(r.json).toMatchObject({ distilled_jitter: 2, controls: { hard_jitter: { training: '2x64, hard labels, jitter 2' }, distilled_plain: {} } });
     const d = JSON.parse(r.read('distilled', 'metrics.json'));
-    expect(d).toMatchObject({ teacher: ['teacher'], transfer_examples: 2000, T: 20 });
+    expect(d).toMatchObject({ teacher: ['teacher'], transfer_examples: 2000, T: 20, teacher_online: true });
+    expect(JSON.parse(r.read('distilled_plain', 'metrics.json'))).toMatchObject({ teacher_online: false });
   });
 
   it('mnist-temperature: a table of test errors per width and temperature', async () => {

@@ -105,7 +105,7 @@ describe('config validation of the new stage types', () => {
       ['  d: {type: distill, loss: {type: soft, T: 4}}\n', /stages\.d\.teacher: this loss needs a teacher/],
       ['  d: {type: distill, teacher: teacher, loss: {type: hard}}\n', /stages\.d\.teacher: loss \{type: hard\} uses no teacher/],
       ['  d: {type: distill, teacher: teacher, teacher_targets: teacher, loss: {type: soft, T: 2}}\n', /stages\.d\.teacher_targets: give either/],
-      ['  d: {type: distill, teacher: teacher, jitter: 2, loss: {type: soft, T: 2}}\n', /stages\.d\.jitter: teacher targets are computed once/],
+      ['  s: {type: train, hidden: [4], epochs: 1}\n  d: {type: distill, teacher_targets: s, jitter: 2, loss: {type: soft, T: 2}}\n', /stages\.d\.jitter: precomputed 'teacher_targets' exist only for the unjittered/],
       ['  d: {type: distill, loss: {type: hard}, transfer: {omit_classes: [3], only_classes: [7]}}\n', /give either 'omit_classes' or 'only_classes'/],
       ['  d: {type: distill, teacher: teacher, loss: {type: soft, T: 0}}\n', /stages\.d\.loss\.T/],
       ['  d: {type: distill, teacher: teacher, loss: {type: soft, T: 2, beta: 1}}\n', /unknown key\(s\) 'beta'/],
@@ -143,11 +143,17 @@ describe('experiment result tables (hand-made metrics)', () => {
   });
 
   it('mnist-paper: errors, gap closed, paper numbers', () => {
-    const r = mnistPaperResult({ test: split(70, 10000) }, { test: split(150, 10000) }, { test: split(90, 10000), T: 20, alpha: 1 });
+    const r = mnistPaperResult({ test: split(70, 10000), arch: '2x1200', jitter: 2 }, { test: split(150, 10000), arch: '2x800' }, { test: split(90, 10000), T: 20, alpha: 1, arch: '2x800', jitter: 2 }, [
+      { name: 'hj', test: split(120, 10000), arch: '2x800', jitter: 2 },
+    ]);
     expect(r.json).toMatchObject({ teacher_errors: 70, baseline_errors: 150, distilled_errors: 90, test_examples: 10000, distillation_beats_baseline: true });
     expect(r.json.gap_closed).toBeCloseTo(60 / 80, 12);
     expect(r.json.paper).toMatchObject({ teacher_errors: 67, baseline_errors: 146, distilled_errors: 74 });
-    expect(r.markdown).toMatch(/\| student , distilled \(T=20, alpha=1\) \| 90 \| 99\.10% \| 74 \|/);
+    expect(r.markdown).toContain('| teacher 2x1200, hard labels, jitter 2 (paper: 2x1200, dropout, max-norm, jitter) | 70 | 99.30% | 67 |');
+    expect(r.markdown).toContain('| student 2x800, hard labels, no jitter | 150 | 98.50% | 146 |');
+    expect(r.markdown).toContain('| student 2x800, distilled (T=20, alpha=1), jitter 2 | 90 | 99.10% | 74 |');
+    expect(r.markdown).toContain("| control 'hj': 2x800, hard labels, jitter 2 | 120 | 98.80% | - |");
+    expect(r.json).toMatchObject({ distilled_jitter: 2, controls: { hj: { errors: 120, training: '2x800, hard labels, jitter 2' } } });
     // a teacher no better than the baseline: no gap to close
     expect(mnistPaperResult({ test: split(200, 1000) }, { test: split(150, 1000) }, { test: split(90, 1000) }).json.gap_closed).toBeNull();
   });
