@@ -27,14 +27,24 @@ const schema = z
     algorithm: z.enum(['online', 'minibatch', 'batch']).default('online'),
     /** Size-balanced assignment (every cluster floor or ceil of C/K classes). */
     balance: z.boolean().default(true),
-    /** r: each class also joins its r nearest other clusters. */
+    /** r: each class also joins its r nearest other clusters (with `overlap_threshold`: at most r). */
     overlap: z.number().int().min(0).default(0),
+    /**
+     * Uneven overlap, t >= 0 (needs overlap >= 1): a class joins another cluster only when its
+     * distance to that cluster's centre (normalised column space) is within a factor (1 + t) of its
+     * distance to the nearest centre, the nearest first, at most `overlap` of them. Classes the
+     * generalist confuses with several groups lie between their centres and get several
+     * specialists, the others one: coverage varies from 1 to overlap + 1 as the paper's Table 4 needs.
+     * Absent: every class in exactly overlap + 1 clusters.
+     */
+    overlap_threshold: z.number().min(0).optional(),
     /** online: passes over the columns; minibatch: epochs; batch: max Lloyd iterations. */
     iterations: z.number().int().positive().default(10),
     /** Mini-batch size (minibatch only). */
     batch_size: z.number().int().positive().default(100),
   })
-  .refine((p) => p.k !== undefined || p.target_size !== undefined, { message: "give 'k' (number of clusters) or 'target_size' (classes per cluster)" });
+  .refine((p) => p.k !== undefined || p.target_size !== undefined, { message: "give 'k' (number of clusters) or 'target_size' (classes per cluster)" })
+  .refine((p) => p.overlap_threshold === undefined || p.overlap >= 1, { message: "'overlap_threshold' needs 'overlap' >= 1 (the most extra clusters a class may join)", path: ['overlap_threshold'] });
 
 /** `clusters`: online k-means on the covariance's columns: which classes each specialist covers. */
 export const clustersStage = defineStage({
@@ -61,6 +71,7 @@ export const clustersStage = defineStage({
         algorithm: p.algorithm,
         balance: p.balance,
         overlap: p.overlap,
+        ...(p.overlap_threshold !== undefined ? { overlapThreshold: p.overlap_threshold } : {}),
         iterations: p.iterations,
         batchSize: p.batch_size,
         seed: ctx.seed,

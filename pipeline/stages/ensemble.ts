@@ -14,6 +14,7 @@ import { ensembleMetrics } from '../../src/ensemble/metrics.ts';
 import { describeEnsemble } from '../../src/ensemble/describe.ts';
 import { chooseSpecialistWeight, DEFAULT_WEIGHT_GRID } from '../../src/ensemble/weight.ts';
 import { pct } from '../../src/cli/table.ts';
+import { failpoint } from '../../src/util/failpoint.ts';
 import type { SpecialistSummary } from './specialists.ts';
 
 /** Moved to `src/ensemble/describe.ts`; re-exported for existing importers. */
@@ -85,6 +86,7 @@ export const ensembleStage = defineStage({
       ctx.log.info(`specialist weight chosen on valid: ${weight} (${weightTable.map((t) => `${t.weight}: ${pct(t.accuracy)}`).join(', ')})`);
     } else weight = p.weight;
     const validQ = solve(valid.built.problem, weight);
+    failpoint('ensemble-valid-solved'); // crash tests (src/util/failpoint.ts): killed here, after the valid cases are solved
     const validMetrics = ensembleMetrics({ labels: valid.set.y, pg: valid.built.pg, q: validQ.q, C, coverage: valid.built.coverage, active: valid.built.active });
     // At weight 1 too, for the record (the paper's unweighted objective).
     const test = await onSplit('test');
@@ -113,7 +115,8 @@ export const ensembleStage = defineStage({
       top_n: p.top_n,
       weight,
       weight_table: weightTable,
-      valid: { generalist: validMetrics.generalist, ensemble: validMetrics.ensemble, conditional: validMetrics.conditional },
+      // by_coverage on valid too: what a coverage option (e.g. clusters.overlap_threshold) may be tuned on.
+      valid: { generalist: validMetrics.generalist, ensemble: validMetrics.ensemble, conditional: validMetrics.conditional, by_coverage: validMetrics.by_coverage },
       unweighted: { ensemble: unweighted.ensemble, conditional: unweighted.conditional },
       solve: { seconds: solveSeconds, mean_iterations: mean(testQ.iterations), unconverged: testQ.unconverged },
     };

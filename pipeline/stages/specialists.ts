@@ -1,9 +1,12 @@
 import path from 'node:path';
-import { promises as fs, readFileSync } from 'node:fs';
+import { existsSync, promises as fs, readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { defineStage } from '../stage.ts';
 import { optimizerSchema, toOptimizerSpec } from '../schemas.ts';
-import { runJobPool, type Job } from '../../src/specialists/worker-pool.ts';
+import { isJobDone, runJobPool, type Job } from '../../src/specialists/worker-pool.ts';
+import { writeTeacherLogitsFile } from '../../src/specialists/teacher-logits-file.ts';
+import { readSplit } from '../../src/data/split-file.ts';
+import { loadModel } from '../../src/models/io.ts';
 import { SPECIALIST_JOB_MODULE, type SpecialistJobParams } from '../../src/specialists/worker-specialist-job.ts';
 import type { SpecialistMetrics } from '../../src/specialists/specialist-train.ts';
 import { writeJsonAtomic } from '../../src/artifacts/atomic.ts';
@@ -97,6 +100,20 @@ export const specialistsStage = defineStage({
     const dataDir = ctx.input(p.data);
     const width = String(Math.max(0, clusters.clusters.length - 1)).length;
     const idOf = (k: number): string => `specialist-${String(k).padStart(Math.max(width, 2), '0')}`;
+    // The generalist's logits on the validation split, once for all jobs (each needs them whole).
+    const validLogitsFile = path.join(ctx.scratchDir, 'generalist-valid-logits.f32');
+    const jobDir = (k: number): string => path.join(ctx.scratchDir, idOf(k));
+    if (clusters.clusters.some((_, k) => !isJobDone(jobDir(k))) && !existsSync(validLogitsFile)) {
+      const started = Date.now();
+      const valid = await readSplit(path.join(dataDir, 'valid.arrow'));
+      const generalist = await loadModel(path.join(ctx.input(p.model), 'model'));
+      try {
+        writeTeacherLogitsFile(generalist, valid.x, valid.n, valid.dim, validLogitsFile);
+      } finally {
+        generalist.dispose();
+      }
+      ctx.log.info(`generalist logits on ${valid.n} validation rows, shared by the ${clusters.clusters.length} jobs: ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    }
     const jobs: Job[] = clusters.clusters.map((c, k) => {
       const params: SpecialistJobParams = {
         generalistDir: path.join(ctx.input(p.model), 'model'),
@@ -115,9 +132,10 @@ export const specialistsStage = defineStage({
         dustbinInit: p.dustbin_init,
         dustbinInitSample: p.dustbin_init_sample,
         ...(p.max_outside !== undefined ? { maxOutside: p.max_outside } : {}),
+        validLogitsFile,
         backend: ctx.backend.name,
       };
-      return { id: idOf(k), outDir: path.join(ctx.scratchDir, idOf(k)), params };
+      return { id: idOf(k), outDir: jobDir(k), params };
     });
     ctx.log.info(`${jobs.length} specialists, ${ctx.workers} worker(s)`);
     const result = await runJobPool({ module: SPECIALIST_JOB_MODULE, jobs, workers: Math.min(ctx.workers, jobs.length), log: ctx.log });
@@ -129,6 +147,7 @@ export const specialistsStage = defineStage({
           result.failed.map((f) => `  ${f.id}: ${f.error.split('\n')[0]}`).join('\n'),
       );
     }
+    await fs.rm(validLogitsFile, { force: true });
     const summary: SpecialistSummary[] = [];
     let workerPeak = 0;
     for (const job of jobs) {

@@ -141,16 +141,31 @@ function improveBySwaps(D: Float64Array, assign: Int32Array, C: number, K: numbe
 }
 
 /**
- * Builds the class lists: each class in its primary cluster and in `overlap` other clusters, the
- * nearest ones (by distance to their centres). With `capacity`, no cluster grows beyond it: the
+ * Builds the class lists: each class in its primary cluster and in up to `overlap` other clusters,
+ * the nearest ones (by distance to their centres). With `capacity`, no cluster grows beyond it: the
  * extra memberships are handed out greedily in order of distance over all (class, cluster) pairs,
  * so overlapping clusters stay balanced too (without it, one central cluster can collect every
  * class as their second choice). Lists are sorted ascending.
+ *
+ * Without `threshold` every class gets exactly `overlap` extra memberships (full clusters are
+ * skipped, and a class left short takes the nearest cluster with room, else the nearest at all).
+ *
+ * With `threshold` t (uneven overlap): class j joins another cluster k only when its Euclidean
+ * distance to k's centre is within a factor (1 + t) of its distance to the NEAREST centre,
+ * `|x_j - c_k| <= (1 + t) min_k' |x_j - c_k'|`, nearest first, at most `overlap` of them (the cap)
+ * and never into a cluster at `capacity`; pairs are granted in increasing order of that ratio over
+ * all classes, and a class with no such cluster gets no extra membership. So a class in the middle
+ * of its cluster stays in one specialist and a class the generalist confuses with several groups
+ * (its column lies between their centres) is covered by several: the number of specialists per
+ * class ranges over 1 .. overlap + 1 and follows the data. t = 0 adds only ties (a class displaced
+ * from its nearest cluster by the size balancing joins it back).
  */
-export function buildClusters(assign: Int32Array, D: Float64Array, C: number, K: number, overlap: number, capacity?: number): number[][] {
+export function buildClusters(assign: Int32Array, D: Float64Array, C: number, K: number, overlap: number, capacity?: number, threshold?: number): number[][] {
   const clusters: number[][] = Array.from({ length: K }, () => []);
   for (let j = 0; j < C; j++) clusters[assign[j]].push(j);
-  if (overlap > 0) {
+  if (overlap > 0 && threshold !== undefined) {
+    addThresholdOverlap(clusters, assign, D, C, K, overlap, capacity ?? Number.POSITIVE_INFINITY, threshold);
+  } else if (overlap > 0) {
     const cap = capacity ?? Number.POSITIVE_INFINITY;
     const extra = new Int32Array(C);
     const member = new Uint8Array(C * K);
@@ -189,4 +204,41 @@ export function buildClusters(assign: Int32Array, D: Float64Array, C: number, K:
   }
   for (const c of clusters) c.sort((a, b) => a - b);
   return clusters;
+}
+
+/**
+ * Squared-distance ratio of class j to cluster k against j's nearest centre, `D[j,k] / min_k' D[j,k']`
+ * (1 for the nearest; a class sitting exactly on a centre has ratio 1 there and +Infinity elsewhere).
+ */
+function distanceRatio(D: Float64Array, K: number, j: number, k: number, dmin: number): number {
+  const d = D[j * K + k];
+  if (dmin > 0) return d / dmin;
+  return d <= 0 ? 1 : Number.POSITIVE_INFINITY;
+}
+
+/** The uneven overlap of {@link buildClusters} (its `threshold` branch); adds to `clusters` in place. */
+function addThresholdOverlap(clusters: number[][], assign: Int32Array, D: Float64Array, C: number, K: number, overlap: number, cap: number, threshold: number): void {
+  // Distances in D are squared: |x - c_k| <= (1 + t) d_min  <=>  D[j,k] <= (1 + t)^2 D_min.
+  const limit = (1 + threshold) * (1 + threshold);
+  const pairs: number[] = [];
+  const ratio = new Float64Array(C * K);
+  for (let j = 0; j < C; j++) {
+    let dmin = Infinity;
+    for (let k = 0; k < K; k++) if (D[j * K + k] < dmin) dmin = D[j * K + k];
+    for (let k = 0; k < K; k++) {
+      if (k === assign[j]) continue;
+      const r = distanceRatio(D, K, j, k, dmin);
+      ratio[j * K + k] = r;
+      if (r <= limit) pairs.push(j * K + k);
+    }
+  }
+  pairs.sort((a, b) => ratio[a] - ratio[b] || a - b);
+  const extra = new Int32Array(C);
+  for (const pr of pairs) {
+    const j = Math.floor(pr / K);
+    const k = pr - j * K;
+    if (extra[j] >= overlap || clusters[k].length >= cap) continue;
+    clusters[k].push(j);
+    extra[j]++;
+  }
 }

@@ -6,7 +6,8 @@
  * (`online` MacQueen by default, `minibatch` Sculley, or `batch` Lloyd via ml-kmeans), then
  * assignment: size-balanced (default, the paper's specialists all had 300 classes) or nearest
  * centre with empty clusters reseeded, then optional overlap (each class also joins its r nearest
- * other clusters). Deterministic for a given seed.
+ * other clusters, or, with `overlapThreshold`, those of them nearly as near as its nearest: uneven
+ * overlap). Deterministic for a given seed.
  */
 import { ConfigError, assertUnreachable } from '../util/errors.ts';
 import { Rng } from '../util/rng.ts';
@@ -32,8 +33,16 @@ export interface ClusterOptions {
   algorithm?: ClusterAlgorithm;
   /** Size-balanced assignment (sizes floor(C/K) or ceil(C/K)); default true. */
   balance?: boolean;
-  /** r: each class also joins its r nearest other clusters; default 0. */
+  /** r: each class also joins its r nearest other clusters (with `overlapThreshold`: at most r); default 0. */
   overlap?: number;
+  /**
+   * Uneven overlap: t >= 0. A class joins another cluster only when its distance to that centre is
+   * within a factor (1 + t) of its distance to the nearest centre (at most `overlap` extra clusters,
+   * the nearest first), so the number of specialists covering a class varies from 1 to overlap + 1
+   * with how ambiguous the class is (see `buildClusters`). Default: none (every class in exactly
+   * overlap + 1 clusters).
+   */
+  overlapThreshold?: number;
   /** online: passes over the columns; minibatch: epochs (ceil(C / batchSize) steps each); batch: max Lloyd iterations. Default 10. */
   iterations?: number;
   /** Mini-batch size (minibatch only); default 100. */
@@ -55,11 +64,11 @@ export const DEFAULT_CLUSTER_OPTIONS = {
   batchSize: 100,
   seed: 0,
   restarts: 1,
-} as const satisfies Omit<Required<ClusterOptions>, 'k' | 'targetSize'>;
+} as const satisfies Omit<Required<ClusterOptions>, 'k' | 'targetSize' | 'overlapThreshold'>;
 
 /** Output of {@link clusterClasses}. */
 export interface ClusterResult {
-  /** K class lists, each sorted ascending; with overlap r a class appears in r + 1 of them. */
+  /** K class lists, each sorted ascending; with overlap r a class appears in r + 1 of them (1 .. r + 1 with `overlapThreshold`). */
   clusters: number[][];
   /** Primary cluster per class (length C). */
   assignment: Int32Array;
@@ -72,7 +81,7 @@ export interface ClusterResult {
 }
 
 /** Resolves K from `k` / `targetSize` and validates every option against C. */
-export function resolveClusterOptions(C: number, opts: ClusterOptions): Required<Omit<ClusterOptions, 'targetSize'>> & { targetSize?: number } {
+export function resolveClusterOptions(C: number, opts: ClusterOptions): Required<Omit<ClusterOptions, 'targetSize' | 'overlapThreshold'>> & { targetSize?: number; overlapThreshold?: number } {
   // Explicit `undefined` fields fall back to the defaults too.
   const given = Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined)) as ClusterOptions;
   const o = { ...DEFAULT_CLUSTER_OPTIONS, ...given };
@@ -88,6 +97,10 @@ export function resolveClusterOptions(C: number, opts: ClusterOptions): Required
   }
   if (k > C) throw new ConfigError(`clusters.k = ${k} is larger than the number of classes (${C}); choose k <= ${C}`);
   if (!Number.isInteger(o.overlap) || o.overlap < 0) throw new ConfigError(`clusters.overlap = ${o.overlap} must be a non-negative integer`);
+  if (o.overlapThreshold !== undefined) {
+    if (!(Number.isFinite(o.overlapThreshold) && o.overlapThreshold >= 0)) throw new ConfigError(`clusters.overlap_threshold = ${o.overlapThreshold} must be a finite number >= 0`);
+    if (o.overlap < 1) throw new ConfigError('clusters.overlap_threshold needs clusters.overlap >= 1 (the most extra clusters a class may join); set overlap, e.g. 2');
+  }
   if (o.overlap > k - 1) throw new ConfigError(`clusters.overlap = ${o.overlap} needs at least ${o.overlap + 1} clusters, but k = ${k}; lower overlap or raise k`);
   if (!Number.isInteger(o.iterations) || o.iterations < 1) throw new ConfigError(`clusters.iterations = ${o.iterations} must be a positive integer`);
   if (!Number.isInteger(o.batchSize) || o.batchSize < 1) throw new ConfigError(`clusters.batch_size = ${o.batchSize} must be a positive integer`);
@@ -150,11 +163,11 @@ export function clusterClasses(cov: Float32Array, C: number, opts: ClusterOption
     }
   }
   const assignment = o.balance ? balancedAssignment(D, C, K) : nearestAssignment(points, centres, D, K);
-  const clusters = buildClusters(assignment, D, C, K, o.overlap, o.balance ? Math.ceil((C * (1 + o.overlap)) / K) : undefined);
+  const clusters = buildClusters(assignment, D, C, K, o.overlap, o.balance ? Math.ceil((C * (1 + o.overlap)) / K) : undefined, o.overlapThreshold);
   let inertia = 0;
   for (let j = 0; j < C; j++) inertia += D[j * K + assignment[j]];
   log.info(
-    `clustered ${C} classes into ${K} clusters (${o.algorithm}, ${o.normalise}${o.zeroDiagonal ? ', zero diagonal' : ''}${o.balance ? ', balanced' : ''}, overlap ${o.overlap}) in ${((Date.now() - t0) / 1000).toFixed(1)}s`,
+    `clustered ${C} classes into ${K} clusters (${o.algorithm}, ${o.normalise}${o.zeroDiagonal ? ', zero diagonal' : ''}${o.balance ? ', balanced' : ''}, overlap ${o.overlapThreshold !== undefined ? `<= ${o.overlap} within (1 + ${o.overlapThreshold}) x nearest distance` : o.overlap}) in ${((Date.now() - t0) / 1000).toFixed(1)}s`,
   );
   return { clusters, assignment, centroids: centres, k: K, inertia };
 }

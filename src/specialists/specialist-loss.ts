@@ -107,30 +107,45 @@ export interface StreamTeacherCellsOptions {
 export function streamTeacherCells(generalist: tf.LayersModel, x: Float32Array, n: number, dim: number, classes: readonly number[], opts: StreamTeacherCellsOptions = {}): TeacherCells {
   if (x.length !== n * dim) throw new DataError(`streamTeacherCells: feature array has ${x.length} values, expected n x dim = ${n} x ${dim}`);
   const C = generalist.outputs[0].shape[1] as number;
-  const sorted = normaliseClasses(classes, C, 'dustbin');
-  const k = sorted.length + 1;
   const rows = opts.rows;
   const m = rows ? rows.length : n;
   if (rows) for (let r = 0; r < m; r++) if (!(rows[r] >= 0 && rows[r] < n)) throw new DataError(`streamTeacherCells: row index ${rows[r]} (position ${r}) outside [0, ${n})`);
   const bs = Math.max(1, Math.floor(opts.batchSize ?? 500));
+  const xb = new Float32Array(Math.min(bs, Math.max(1, m)) * dim);
+  return reduceTeacherCells(C, classes, m, bs, (start, b) => {
+    let input: Float32Array;
+    if (rows) {
+      for (let r = 0; r < b; r++) {
+        const i = rows[start + r];
+        xb.set(x.subarray(i * dim, (i + 1) * dim), r * dim);
+      }
+      input = xb.subarray(0, b * dim);
+    } else input = x.subarray(start * dim, (start + b) * dim);
+    return generalist.predict(tf.tensor2d(input, [b, dim])) as tf.Tensor2D;
+  });
+}
+
+/**
+ * The reduction of {@link streamTeacherCells} over any source of the generalist's logits: rows
+ * `[start, start + b)` come from `batchLogits(start, b)` (a b x C tensor, created inside the
+ * caller's `tf.tidy`), `batchSize` rows at a time, each batch reduced at once to
+ * `[z_S, logsumexp(z_outside)]` and the argmax over all C. The same tensor operations on the same
+ * logits give bit-identical cells whether the logits come from the model or from a file
+ * ({@link teacherCellsFromLogitsFile}). No tensors survive the call.
+ * @throws ConfigError for a bad subset
+ */
+export function reduceTeacherCells(C: number, classes: readonly number[], m: number, batchSize: number, batchLogits: (start: number, b: number) => tf.Tensor2D): TeacherCells {
+  const sorted = normaliseClasses(classes, C, 'dustbin');
+  const k = sorted.length + 1;
   const cells = new Float32Array(m * k);
   const argmax = new Int32Array(m);
   const mask = outsideMask(sorted, C);
   const idx = tf.tensor1d(sorted, 'int32');
-  const xb = new Float32Array(Math.min(bs, Math.max(1, m)) * dim);
   try {
-    for (let start = 0; start < m; start += bs) {
-      const b = Math.min(bs, m - start);
-      let input: Float32Array;
-      if (rows) {
-        for (let r = 0; r < b; r++) {
-          const i = rows[start + r];
-          xb.set(x.subarray(i * dim, (i + 1) * dim), r * dim);
-        }
-        input = xb.subarray(0, b * dim);
-      } else input = x.subarray(start * dim, (start + b) * dim);
+    for (let start = 0; start < m; start += batchSize) {
+      const b = Math.min(batchSize, m - start);
       const [c, a] = tf.tidy(() => {
-        const z = generalist.predict(tf.tensor2d(input, [b, dim])) as tf.Tensor2D;
+        const z = batchLogits(start, b);
         const zs = tf.gather(z, idx, 1);
         const d = tf.logSumExp(tf.add(z, mask), 1, true);
         return [tf.concat([zs, d], 1), tf.argMax(z, 1)];

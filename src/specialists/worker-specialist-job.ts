@@ -9,7 +9,9 @@
  * training rows and the validation split in batches and each batch is reduced at once to what the
  * specialist needs (`streamTeacherCells`: n x (|S|+1) cell logits and the argmax over all classes),
  * so a job never holds n x C logits (8 GB for C = 10,000 and 200,000 rows). `teacherTargets: 'full'`
- * (and the full head) keeps the generalist's full logits, as before.
+ * (and the full head) keeps the generalist's full logits, as before. With `validLogitsFile` (written
+ * once by the stage for all jobs) the validation split's outputs are read from that file instead of
+ * recomputed: the same values, without K forward passes over the split.
  *
  * `maxOutside`: train on every special example plus a seeded sample of at most `maxOutside` outside
  * examples (`selectTrainingRows`); the generalist then only runs on those rows. The dustbin
@@ -35,6 +37,7 @@ import type { LabeledSet } from '../models/types.ts';
 import { ConfigError } from '../util/errors.ts';
 import { createLogger } from '../util/log.ts';
 import { streamTeacherCells } from './specialist-loss.ts';
+import { readLogitsFile, teacherCellsFromLogitsFile } from './teacher-logits-file.ts';
 import { normaliseClasses } from './specialist-model.ts';
 import { selectTrainingRows, trainSpecialist, type TrainSpecialistOptions } from './specialist-train.ts';
 import type { Job } from './worker-pool.ts';
@@ -65,6 +68,12 @@ const paramsSchema = z.object({
   teacherTargets: z.enum(['cells', 'full']).optional(),
   /** Rows per generalist forward pass. Default 500. */
   predictBatch: z.number().int().positive().optional(),
+  /**
+   * The generalist's logits on the validation split, precomputed once for all jobs by the stage
+   * (`writeTeacherLogitsFile`, raw Float32 n x C, written with the same `predictBatch`): the job
+   * reduces them to its cells instead of running the generalist over the split again. Same result.
+   */
+  validLogitsFile: z.string().optional(),
   /** Tensor backend for a worker process (ignored when one is already active). Default `auto`. */
   backend: z.string().optional(),
 });
@@ -95,11 +104,13 @@ export async function runJob(job: Job): Promise<void> {
     if (form === 'cells') {
       const opts = { batchSize: p.predictBatch };
       teacher.generalistTrainCells = streamTeacherCells(generalist, train.x, train.n, train.dim, classes, { ...opts, ...(trainRows ? { rows: trainRows } : {}) }).cells;
-      teacher.generalistValidCells = streamTeacherCells(generalist, valid.x, valid.n, valid.dim, classes, opts);
+      teacher.generalistValidCells = p.validLogitsFile
+        ? teacherCellsFromLogitsFile(p.validLogitsFile, valid.n, C, classes, p.predictBatch)
+        : streamTeacherCells(generalist, valid.x, valid.n, valid.dim, classes, opts);
     } else {
       const used = trainRows ? gatherRows(train, trainRows) : train.x;
       teacher.generalistTrainLogits = predictLogits(generalist, used, rowCount, train.dim, { batchSize: p.predictBatch });
-      teacher.generalistValidLogits = predictLogits(generalist, valid.x, valid.n, valid.dim, { batchSize: p.predictBatch });
+      teacher.generalistValidLogits = p.validLogitsFile ? readLogitsFile(p.validLogitsFile, valid.n, C) : predictLogits(generalist, valid.x, valid.n, valid.dim, { batchSize: p.predictBatch });
     }
     const teacherSeconds = (Date.now() - t0) / 1000;
     log.info(`generalist outputs (${form}) on ${rowCount} of ${train.n} training rows and ${valid.n} validation rows: ${teacherSeconds.toFixed(1)} s`);
