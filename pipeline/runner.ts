@@ -218,6 +218,9 @@ export async function runPipeline(config: PipelineConfig, opts: RunOptions = {})
       const stageLog = createLogger({ prefix: stage.name, silent: false, ...(opts.log ? { write: (l: string) => opts.log!.info(l) } : {}) });
       let summary: Record<string, unknown> | void;
       // The process's peak RSS only grows; sample the resident size during this stage for its own peak.
+      // Sampling misses short spikes, so the process high-water mark is also read at the end: if
+      // it rose during the stage, that new maximum was reached during the stage.
+      const maxRssBefore = process.resourceUsage().maxRSS;
       let stagePeak = process.memoryUsage.rss();
       const sampler = setInterval(() => {
         stagePeak = Math.max(stagePeak, process.memoryUsage.rss());
@@ -252,6 +255,8 @@ export async function runPipeline(config: PipelineConfig, opts: RunOptions = {})
       }
       clearInterval(sampler);
       stagePeak = Math.max(stagePeak, process.memoryUsage.rss());
+      const maxRssAfter = process.resourceUsage().maxRSS;
+      if (maxRssAfter > maxRssBefore) stagePeak = Math.max(stagePeak, maxRssAfter * 1024);
       const ended = new Date();
       const volatile = stage.def.volatile ?? [];
       const outputs = await hashOutputs(tmp, (f) => f === MANIFEST || volatile.includes(f));

@@ -1,11 +1,12 @@
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { defineStage } from '../stage.ts';
-import { readSplit } from '../../src/data/split-file.ts';
+import { openSplitStream } from '../../src/data/split-stream.ts';
+import { PredictionsWriter } from '../../src/data/predictions-stream.ts';
 import { loadModel } from '../../src/models/io.ts';
 import { predictLogits } from '../../src/models/predict.ts';
 import { CovarianceAccumulator, writeCovariance } from '../../src/specialists/covariance.ts';
-import { writePredictions } from '../../src/artifacts/predictions.ts';
 
 const schema = z.strictObject({
   /** The `ingest` stage. */
@@ -23,41 +24,59 @@ const schema = z.strictObject({
 /**
  * `covariance`: the C x C covariance of the generalist's predictions, streamed in batches, and the
  * generalist's logits on valid and test (reused by clusters, specialists and ensemble).
+ *
+ * Memory does not grow with the number of rows: each split is read from its file in chunks of
+ * `batch_size` rows and the logits go straight to the accumulator and to the predictions files
+ * (one record batch buffered); the C x C accumulator is the only large state.
  */
 export const covarianceStage = defineStage({
   type: 'covariance',
   description: "covariance of the generalist's predicted probabilities (streamed) + its logits on valid/test",
   schema,
   deps: (p) => [p.data, p.model],
-  code: ['pipeline/stages/covariance.ts', 'src/specialists/covariance.ts', 'src/models/predict.ts', 'src/models/io.ts', 'src/artifacts/predictions.ts'],
+  code: ['pipeline/stages/covariance.ts', 'src/specialists/covariance.ts', 'src/models/predict.ts', 'src/models/io.ts', 'src/data/split-stream.ts', 'src/data/predictions-stream.ts', 'src/data/arrow-write.ts'],
   async run(ctx) {
     const p = ctx.params;
     const model = await loadModel(path.join(ctx.input(p.model), 'model'));
     try {
       const dataDir = ctx.input(p.data);
-      const set = await readSplit(path.join(dataDir, `${p.split}.arrow`));
       const C = model.outputs[0]!.shape[1] as number;
+      const rows = splitRows(dataDir);
+      /**
+       * One streaming pass over a split: chunks of exactly batch_size rows, so every forward pass
+       * sees the same rows as a pass over the whole split would (identical logits and
+       * covariance), and only one chunk, its logits and one record batch per output are held.
+       */
+      const pass = async (split: 'train' | 'valid' | 'test', acc?: CovarianceAccumulator): Promise<void> => {
+        const stream = await openSplitStream(path.join(dataDir, `${split}.arrow`));
+        const writer = split === 'train' ? undefined : new PredictionsWriter(path.join(ctx.outDir, `predictions-${split}.arrow`), C, 'logits', { split, model: p.model });
+        const bar = ctx.log.progress(acc ? `covariance on ${split}` : `logits on ${split}`, rows[split] ?? 0);
+        try {
+          for await (const chunk of stream.chunks(p.batch_size)) {
+            predictLogits(model, chunk.x.subarray(0, chunk.n * stream.dim), chunk.n, stream.dim, {
+              batchSize: p.batch_size,
+              onBatch: (start, logits, n) => {
+                acc?.addBatch(logits, n);
+                writer?.add(chunk.y.subarray(start, start + n), logits, n);
+                bar.tick(n);
+              },
+            });
+          }
+          writer?.finish();
+        } catch (e) {
+          writer?.abort();
+          throw e;
+        } finally {
+          await stream.close();
+        }
+        bar.done();
+      };
       const acc = new CovarianceAccumulator(C, p.source);
-      const bar = ctx.log.progress(`covariance on ${p.split}`, set.n);
-      // Logits of the chosen split are kept only when it is `valid` (written below); the
-      // accumulator itself never holds more than one batch.
-      const keep = p.split === 'valid' ? new Float32Array(set.n * C) : undefined;
-      predictLogits(model, set.x, set.n, set.dim, {
-        batchSize: p.batch_size,
-        onBatch: (start, logits, rows) => {
-          acc.addBatch(logits, rows);
-          keep?.set(logits.subarray(0, rows * C), start * C);
-          bar.tick(rows);
-        },
-      });
-      bar.done();
+      await pass(p.split, acc);
       const result = acc.result();
       await writeCovariance(ctx.outDir, result, { split: p.split, source: p.source });
-      for (const split of ['valid', 'test'] as const) {
-        const s = split === p.split ? set : await readSplit(path.join(dataDir, `${split}.arrow`));
-        const values = split === 'valid' && keep ? keep : predictLogits(model, s.x, s.n, s.dim, { batchSize: p.batch_size });
-        await writePredictions(path.join(ctx.outDir, `predictions-${split}.arrow`), { labels: s.y, values, n: s.n, C }, 'logits', { split, model: p.model });
-      }
+      if (p.split !== 'valid') await pass('valid');
+      await pass('test');
       let trace = 0;
       for (let i = 0; i < C; i++) trace += result.cov[i * C + i]!;
       ctx.log.info(`covariance of ${p.source} over ${result.examples} ${p.split} examples, ${C} classes (trace ${trace.toFixed(4)})`);
@@ -67,3 +86,13 @@ export const covarianceStage = defineStage({
     }
   },
 });
+
+/** Rows per split from the ingest stage's `classes.json` (for progress totals; {} if unreadable). */
+function splitRows(dataDir: string): Partial<Record<'train' | 'valid' | 'test', number>> {
+  try {
+    const c = JSON.parse(readFileSync(path.join(dataDir, 'classes.json'), 'utf8')) as { rows?: Partial<Record<'train' | 'valid' | 'test', number>> };
+    return c.rows ?? {};
+  } catch {
+    return {};
+  }
+}

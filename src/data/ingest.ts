@@ -1,12 +1,15 @@
+import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import type { Data } from 'apache-arrow';
+import type { Data, RecordBatch } from 'apache-arrow';
 import { writeJsonAtomic } from '../artifacts/atomic.ts';
-import { ConfigError } from '../util/errors.ts';
+import { ConfigError, type DataError } from '../util/errors.ts';
+import { failpoint } from '../util/failpoint.ts';
 import { silentLogger, type Logger } from '../util/log.ts';
 import { Rng } from '../util/rng.ts';
 import { copyNumeric, dataError, firstNullRow, intValues, openArrow, stringIds, type ArrowInput } from './arrow-read.ts';
-import { SPLIT_BATCH_ROWS, writeSplitBatches } from './split-file.ts';
-import { SPLIT_NAMES, checkClasses, checkShape, firstNonFinite, planIngest, type IngestPlan, type SplitName } from './validate.ts';
+import { ArrowFileSink, labeledBatch, labeledSchema } from './arrow-write.ts';
+import { SPLIT_BATCH_ROWS } from './split-file.ts';
+import { SPLIT_NAMES, checkClasses, checkShape, firstNonFinite, planIngest, type IngestPlan } from './validate.ts';
 
 export { describeArrowFile } from './arrow-read.ts';
 
@@ -46,13 +49,26 @@ const DROPPED = 255;
  * writes `train.arrow`, `valid.arrow`, `test.arrow` (each `label: Int32`,
  * `features: FixedSizeList<Float32>[D]`, metadata `shape`) and `classes.json` to `outDir`.
  *
- * The input is streamed record batch by record batch; only the Float32 features (in blocks),
- * the Int32 labels and one byte of split per row are held. Nothing is written unless every
- * check passes. Splits:
+ * Two streaming passes over the input's record batches, so memory does not grow with the
+ * features (see "Memory" below):
+ * 1. validate every row (labels, split values, nulls, ragged lists, non-finite features) and keep
+ *    only the class index (Int32) and split code (one byte) of each row; then choose the splits
+ *    and check the classes. Nothing is written unless every check passes.
+ * 2. read the batches again and copy each row's features into the record batch being filled for
+ *    its split; full batches ({@link SPLIT_BATCH_ROWS} rows) go straight to the three split files
+ *    (temp files, renamed into place when complete). The file must not change between the two
+ *    passes (size and modification time are compared, and the row count).
+ *
+ * Splits:
  * - no `split` column: per class (stratified), a seeded random `testFraction` goes to test and
  *   `validFraction` to valid (stochastic rounding, at least one training example per class);
  * - a `split` column without `valid` rows: `validFraction` of each class's train rows (seeded);
  * - `limit`: a seeded random subset of each split (rows keep their input order).
+ *
+ * Memory: 5 bytes per input row (label and split code), up to 4 more per row while the split is
+ * drawn (a row index), one input record batch as Arrow decodes it, a conversion buffer of at
+ * most 4 MB and three output batches of {@link SPLIT_BATCH_ROWS} x D floats. The outputs are
+ * byte-identical to what the earlier in-memory implementation wrote.
  *
  * @throws DataError naming file, column and row for every problem with the input (see
  *   datasets/README.md); ConfigError for bad options.
@@ -61,12 +77,14 @@ export async function ingest(opts: IngestOptions): Promise<ClassesFile> {
   const log = opts.log ?? silentLogger;
   checkOptions(opts);
   const file = opts.input;
+  const stamp = await fileStamp(file);
   const input = await openArrow(file);
   let table: ReadTable;
+  let plan: IngestPlan;
   try {
-    const plan = planIngest(input.schema, file);
+    plan = planIngest(input.schema, file);
     if (plan.ignored.length > 0) log.warn(`${file}: ignoring column(s) ${plan.ignored.join(', ')}`);
-    table = await readTable(input, plan, file, log);
+    table = await readLabels(input, plan, file, log);
   } finally {
     await input.close();
   }
@@ -113,11 +131,8 @@ export async function ingest(opts: IngestOptions): Promise<ClassesFile> {
   if (rows.test === 0) log.warn(`${file}: the test split is empty`);
   if (rows.valid === 0) log.warn(`${file}: the valid split is empty`);
 
-  // ---- write (everything has been validated)
-  for (let code = 0; code < 3; code++) {
-    const name: SplitName = SPLIT_NAMES[code];
-    await writeSplitBatches(path.join(opts.outDir, `${name}.arrow`), dim, table.shape, splitBatches(table, codes, code));
-  }
+  // ---- second pass: write (everything has been validated)
+  await writeSplits(file, stamp, plan, table, codes, opts.outDir, log);
   const classes: ClassesFile = {
     classes: table.names.map((name, index) => ({ index, name, counts: { train: counts.train[index], valid: counts.valid[index], test: counts.test[index] } })),
     dim,
@@ -147,43 +162,27 @@ function checkOptions(o: IngestOptions): void {
 
 // ------------------------------------------------------------------ reading
 
-/** Row-major Float32 rows stored in fixed-size blocks (no one huge allocation, no concat copy). */
-class RowStore {
-  readonly blocks: Float32Array[] = [];
-  readonly blockRows: number;
+/** A growable typed array (doubling), for per-row values of a file whose row count is unknown. */
+class Grow<T extends Int32Array | Uint8Array> {
   n = 0;
-  constructor(readonly dim: number) {
-    this.blockRows = Math.max(1, Math.floor((1 << 22) / dim));
-  }
-  /** Space for up to `want` more rows at the end: returns the view and how many rows it holds. */
-  next(want: number): { view: Float32Array; rows: number } {
-    const off = this.n % this.blockRows;
-    if (off === 0) this.blocks.push(new Float32Array(this.blockRows * this.dim));
-    const rows = Math.min(want, this.blockRows - off);
-    const block = this.blocks[this.blocks.length - 1];
-    this.n += rows;
-    return { view: block.subarray(off * this.dim, (off + rows) * this.dim), rows };
-  }
-  row(i: number): Float32Array {
-    const b = Math.floor(i / this.blockRows);
-    const o = i - b * this.blockRows;
-    return this.blocks[b].subarray(o * this.dim, (o + 1) * this.dim);
-  }
-}
-
-class GrowInt32 {
-  a = new Int32Array(1 << 16);
-  n = 0;
-  push(v: Int32Array): void {
+  constructor(
+    public a: T,
+    private readonly make: (n: number) => T,
+  ) {}
+  push(v: ArrayLike<number>): void {
     if (this.n + v.length > this.a.length) {
       let cap = this.a.length;
       while (cap < this.n + v.length) cap *= 2;
-      const b = new Int32Array(cap);
+      const b = this.make(cap);
       b.set(this.a.subarray(0, this.n));
       this.a = b;
     }
     this.a.set(v, this.n);
     this.n += v.length;
+  }
+  /** The values pushed so far (a view: no second copy while the table is read). */
+  values(): T {
+    return this.a.subarray(0, this.n) as T;
   }
 }
 
@@ -197,21 +196,122 @@ interface ReadTable {
   names: string[];
   /** Split code per row (0 train, 1 valid, 2 test) when the file has a split column. */
   split: Uint8Array | null;
-  store: RowStore;
 }
 
-async function readTable(input: ArrowInput, plan: IngestPlan, file: string, log: Logger): Promise<ReadTable> {
+/** Column positions of a plan in the input schema. */
+interface Columns {
+  label: number;
+  split: number;
+  features: number[];
+}
+
+function columnsOf(input: ArrowInput, plan: IngestPlan): Columns {
   const fields = input.schema.fields;
   const idx = (name: string): number => fields.findIndex((f) => f.name === name);
-  const labelIdx = idx('label');
-  const splitIdx = plan.split ? idx('split') : -1;
   const feat = plan.features;
-  const featIdx = feat.kind === 'columns' ? feat.columns.map(idx) : [idx(feat.column)];
-  let dim = feat.kind === 'list' ? 0 : feat.dim;
-  let store: RowStore | null = dim > 0 ? new RowStore(dim) : null;
+  return { label: idx('label'), split: plan.split ? idx('split') : -1, features: feat.kind === 'columns' ? feat.columns.map(idx) : [idx(feat.column)] };
+}
 
-  const labels = new GrowInt32();
-  const splits = new GrowInt32();
+/** Rows converted at a time: at most 2^20 floats (4 MB) and {@link SPLIT_BATCH_ROWS} rows. */
+function chunkRows(dim: number): number {
+  return Math.max(1, Math.min(SPLIT_BATCH_ROWS, Math.floor((1 << 20) / dim)));
+}
+
+/**
+ * Checks the features of one record batch (nulls, ragged lists, non-finite values after the
+ * conversion to float32) and hands them on converted, in chunks of at most {@link chunkRows}
+ * rows: `onChunk(view, rows, firstRow)` with `view` row-major `rows x dim` (reused between
+ * calls). For a List column, `dim.value === 0` on the first batch is set from its first row.
+ */
+function scanFeatures(
+  batch: RecordBatch,
+  plan: IngestPlan,
+  cols: Columns,
+  file: string,
+  row: number,
+  dimRef: { value: number; scratch: Float32Array },
+  onChunk?: (view: Float32Array, rows: number, firstRow: number) => void,
+): void {
+  const m = batch.numRows;
+  const feat = plan.features;
+  const col = (i: number): Data => batch.data.children[i];
+  let dim = dimRef.value;
+  const scratch = (): Float32Array => {
+    const need = chunkRows(dim) * dim;
+    if (dimRef.scratch.length !== need) dimRef.scratch = new Float32Array(need);
+    return dimRef.scratch;
+  };
+  if (feat.kind === 'fixed') {
+    const d = col(cols.features[0]);
+    checkNoNulls(d, file, 'features', row);
+    const c = d.children[0];
+    const cn = firstNullRow(c);
+    if (cn >= 0) throw dataError(file, { column: 'features', row: row + Math.floor(cn / dim) }, `element ${cn % dim} of the feature vector is null`, 'fill or drop missing feature values');
+    const buf = scratch();
+    const step = chunkRows(dim);
+    for (let r = 0; r < m; r += step) {
+      const rows = Math.min(step, m - r);
+      const view = buf.subarray(0, rows * dim);
+      copyNumeric(c, r * dim, rows * dim, view, 0);
+      checkFinite(view, dim, file, row + r, (k) => ({ column: 'features', detail: ` (element ${k} of the feature vector)` }));
+      onChunk?.(view, rows, row + r);
+    }
+  } else if (feat.kind === 'list') {
+    const d = col(cols.features[0]);
+    checkNoNulls(d, file, 'features', row);
+    const offsets = d.valueOffsets as Int32Array;
+    if (dim === 0) {
+      dim = offsets[1] - offsets[0];
+      if (dim === 0) throw dataError(file, { column: 'features', row }, 'the feature list is empty', 'store at least one feature per row');
+      if (plan.shape) checkShape(plan.shape, dim, file);
+      dimRef.value = dim;
+    }
+    for (let i = 0; i < m; i++) {
+      const len = offsets[i + 1] - offsets[i];
+      if (len !== dim) {
+        throw dataError(file, { column: 'features', row: row + i }, `ragged feature lists: this row has ${len} values but row 0 has ${dim}`, 'every row needs the same number of features (pad or truncate; FixedSizeList makes this explicit)');
+      }
+    }
+    const c = d.children[0];
+    if (c.nullCount > 0) {
+      for (let i = offsets[0]; i < offsets[m]; i++) {
+        if (!c.getValid(i)) throw dataError(file, { column: 'features', row: row + Math.floor((i - offsets[0]) / dim) }, `element ${(i - offsets[0]) % dim} of the feature list is null`, 'fill or drop missing feature values');
+      }
+    }
+    const buf = scratch();
+    const step = chunkRows(dim);
+    for (let r = 0; r < m; r += step) {
+      const rows = Math.min(step, m - r);
+      const view = buf.subarray(0, rows * dim);
+      copyNumeric(c, offsets[r], rows * dim, view, 0);
+      checkFinite(view, dim, file, row + r, (k) => ({ column: 'features', detail: ` (element ${k} of the feature vector)` }));
+      onChunk?.(view, rows, row + r);
+    }
+  } else {
+    const ds = cols.features.map(col);
+    ds.forEach((d, j) => checkNoNulls(d, file, feat.columns[j], row));
+    const buf = scratch();
+    const step = chunkRows(dim);
+    for (let r = 0; r < m; r += step) {
+      const rows = Math.min(step, m - r);
+      const view = buf.subarray(0, rows * dim);
+      ds.forEach((d, j) => copyNumeric(d, r, rows, view, j, dim));
+      checkFinite(view, dim, file, row + r, (k) => ({ column: feat.columns[k], detail: '' }));
+      onChunk?.(view, rows, row + r);
+    }
+  }
+}
+
+/**
+ * Pass 1: validates every record batch and keeps each row's label and split code only.
+ */
+async function readLabels(input: ArrowInput, plan: IngestPlan, file: string, log: Logger): Promise<ReadTable> {
+  const cols = columnsOf(input, plan);
+  const feat = plan.features;
+  const dimRef = { value: feat.kind === 'list' ? 0 : feat.dim, scratch: new Float32Array(0) };
+
+  const labels = new Grow(new Int32Array(1 << 16), (k) => new Int32Array(k));
+  const splits = new Grow(new Uint8Array(1 << 16), (k) => new Uint8Array(k));
   const nameIds = new Map<string, number>();
   const idOfName = (s: string): number => {
     let id = nameIds.get(s);
@@ -228,7 +328,7 @@ async function readTable(input: ArrowInput, plan: IngestPlan, file: string, log:
   };
   let maxLabel = -1;
   let row = 0;
-  const progress = log.progress('reading ' + path.basename(file), input.numBatches ?? 0);
+  const progress = log.progress('checking ' + path.basename(file), input.numBatches ?? 0);
 
   for await (const batch of input.batches()) {
     const m = batch.numRows;
@@ -236,7 +336,7 @@ async function readTable(input: ArrowInput, plan: IngestPlan, file: string, log:
     const col = (i: number): Data => batch.data.children[i];
 
     // label
-    const ld = col(labelIdx);
+    const ld = col(cols.label);
     const ln = firstNullRow(ld);
     if (ln >= 0) throw dataError(file, { column: 'label', row: row + ln }, 'the label is null', 'drop rows without a label or fill them in');
     if (plan.label === 'int') {
@@ -258,8 +358,8 @@ async function readTable(input: ArrowInput, plan: IngestPlan, file: string, log:
     }
 
     // split
-    if (splitIdx >= 0) {
-      const sd = col(splitIdx);
+    if (cols.split >= 0) {
+      const sd = col(cols.split);
       const sn = firstNullRow(sd);
       if (sn >= 0) throw dataError(file, { column: 'split', row: row + sn }, 'the split is null', "set it to 'train', 'valid' or 'test' on every row");
       const ids = stringIds(sd, (s) => splitId(s));
@@ -272,66 +372,17 @@ async function readTable(input: ArrowInput, plan: IngestPlan, file: string, log:
       splits.push(ids);
     }
 
-    // features
-    if (feat.kind === 'fixed') {
-      const d = col(featIdx[0]);
-      checkNoNulls(d, file, 'features', row);
-      const c = d.children[0];
-      const cn = firstNullRow(c);
-      if (cn >= 0) throw dataError(file, { column: 'features', row: row + Math.floor(cn / dim) }, `element ${cn % dim} of the feature vector is null`, 'fill or drop missing feature values');
-      for (let r = 0; r < m; ) {
-        const { view, rows } = (store as RowStore).next(m - r);
-        copyNumeric(c, r * dim, rows * dim, view, 0);
-        checkFinite(view, dim, file, row + r, (k) => ({ column: 'features', detail: ` (element ${k} of the feature vector)` }));
-        r += rows;
-      }
-    } else if (feat.kind === 'list') {
-      const d = col(featIdx[0]);
-      checkNoNulls(d, file, 'features', row);
-      const offsets = d.valueOffsets as Int32Array;
-      if (dim === 0) {
-        dim = offsets[1] - offsets[0];
-        if (dim === 0) throw dataError(file, { column: 'features', row }, 'the feature list is empty', 'store at least one feature per row');
-        if (plan.shape) checkShape(plan.shape, dim, file);
-        store = new RowStore(dim);
-      }
-      for (let i = 0; i < m; i++) {
-        const len = offsets[i + 1] - offsets[i];
-        if (len !== dim) {
-          throw dataError(file, { column: 'features', row: row + i }, `ragged feature lists: this row has ${len} values but row 0 has ${dim}`, 'every row needs the same number of features (pad or truncate; FixedSizeList makes this explicit)');
-        }
-      }
-      const c = d.children[0];
-      if (c.nullCount > 0) {
-        for (let i = offsets[0]; i < offsets[m]; i++) {
-          if (!c.getValid(i)) throw dataError(file, { column: 'features', row: row + Math.floor((i - offsets[0]) / dim) }, `element ${(i - offsets[0]) % dim} of the feature list is null`, 'fill or drop missing feature values');
-        }
-      }
-      for (let r = 0; r < m; ) {
-        const { view, rows } = (store as RowStore).next(m - r);
-        copyNumeric(c, offsets[r], rows * dim, view, 0);
-        checkFinite(view, dim, file, row + r, (k) => ({ column: 'features', detail: ` (element ${k} of the feature vector)` }));
-        r += rows;
-      }
-    } else {
-      const ds = featIdx.map(col);
-      ds.forEach((d, j) => checkNoNulls(d, file, feat.columns[j], row));
-      for (let r = 0; r < m; ) {
-        const { view, rows } = (store as RowStore).next(m - r);
-        ds.forEach((d, j) => copyNumeric(d, r, rows, view, j, dim));
-        checkFinite(view, dim, file, row + r, (k) => ({ column: feat.columns[k], detail: '' }));
-        r += rows;
-      }
-    }
+    // features: checked, not kept
+    scanFeatures(batch, plan, cols, file, row, dimRef);
     row += m;
     progress.tick(1, `${row} rows`);
   }
   progress.done(`${row} rows`);
 
-  if (row === 0 || !store) throw dataError(file, {}, 'the table is empty (0 rows)', 'write at least one record batch with rows');
+  if (row === 0 || dimRef.value === 0) throw dataError(file, {}, 'the table is empty (0 rows)', 'write at least one record batch with rows');
   const n = row;
   let names: string[];
-  let finalLabels = labels.a.subarray(0, n);
+  const finalLabels = labels.values();
   if (plan.label === 'int') {
     names = Array.from({ length: maxLabel + 1 }, (_, i) => String(i));
   } else {
@@ -340,18 +391,110 @@ async function readTable(input: ArrowInput, plan: IngestPlan, file: string, log:
     const remap = new Int32Array(firstSeen.length);
     const pos = new Map(names.map((s, i) => [s, i]));
     firstSeen.forEach((s, i) => (remap[i] = pos.get(s) as number));
-    finalLabels = finalLabels.map((id) => remap[id]);
+    for (let i = 0; i < n; i++) finalLabels[i] = remap[finalLabels[i]];
   }
   return {
     n,
-    dim,
+    dim: dimRef.value,
     shape: plan.shape,
     labelKind: plan.label,
     labels: finalLabels,
     names,
-    split: plan.split ? Uint8Array.from(splits.a.subarray(0, n)) : null,
-    store,
+    split: plan.split ? splits.values() : null,
   };
+}
+
+/** Size and modification time of a file, to notice that it changed between the two passes. */
+interface FileStamp {
+  size: number;
+  mtimeMs: number;
+}
+
+async function fileStamp(file: string): Promise<FileStamp | null> {
+  try {
+    const st = await fs.stat(file);
+    return { size: st.size, mtimeMs: st.mtimeMs };
+  } catch {
+    return null; // openArrow reports a missing file with its own message
+  }
+}
+
+function changedError(file: string, what: string): DataError {
+  return dataError(file, {}, `the file changed while it was being read (${what})`, 'do not write to the input while ingest runs; rerun the stage');
+}
+
+/** One split's output: a record batch being filled, and the file it goes to. */
+class SplitOut {
+  readonly x: Float32Array;
+  readonly y = new Int32Array(SPLIT_BATCH_ROWS);
+  k = 0;
+  readonly sink: ArrowFileSink;
+  constructor(
+    file: string,
+    readonly dim: number,
+    shape: number[] | null,
+  ) {
+    this.x = new Float32Array(SPLIT_BATCH_ROWS * dim);
+    this.sink = new ArrowFileSink(file, labeledSchema(dim, shape));
+  }
+  add(view: Float32Array, r: number, label: number): void {
+    const d = this.dim;
+    this.x.set(view.subarray(r * d, (r + 1) * d), this.k * d);
+    this.y[this.k] = label;
+    if (++this.k === SPLIT_BATCH_ROWS) this.flush();
+  }
+  flush(): void {
+    if (this.k === 0) return;
+    // The writer copies the batch to the file before returning, so x and y are reused.
+    this.sink.write(labeledBatch(this.sink.schema, this.x, this.y, this.k));
+    this.k = 0;
+  }
+}
+
+/**
+ * Pass 2: reads the batches again and streams each row's features into its split file
+ * (train, valid, test; rows in input order, record batches of {@link SPLIT_BATCH_ROWS} rows).
+ * The files appear under their names only when complete.
+ */
+async function writeSplits(file: string, stamp: FileStamp | null, plan: IngestPlan, t: ReadTable, codes: Uint8Array, outDir: string, log: Logger): Promise<void> {
+  const now = await fileStamp(file);
+  if (!stamp || !now || now.size !== stamp.size || now.mtimeMs !== stamp.mtimeMs) throw changedError(file, 'its size or modification time differs from the first pass');
+  const input = await openArrow(file);
+  const outs: SplitOut[] = [];
+  try {
+    for (const s of SPLIT_NAMES) outs.push(new SplitOut(path.join(outDir, `${s}.arrow`), t.dim, t.shape));
+    const cols = columnsOf(input, plan);
+    const dimRef = { value: t.dim, scratch: new Float32Array(0) };
+    const { labels } = t;
+    let row = 0;
+    const progress = log.progress('writing splits', input.numBatches ?? 0);
+    for await (const batch of input.batches()) {
+      const m = batch.numRows;
+      if (m === 0) continue;
+      if (row + m > t.n) throw changedError(file, `more than the ${t.n} rows of the first pass`);
+      scanFeatures(batch, plan, cols, file, row, dimRef, (view, rows, first) => {
+        for (let r = 0; r < rows; r++) {
+          const code = codes[first + r];
+          if (code !== DROPPED) outs[code].add(view, r, labels[first + r]);
+        }
+      });
+      row += m;
+      progress.tick(1, `${row} rows`);
+      failpoint('ingest-batch-written');
+    }
+    progress.done(`${row} rows`);
+    if (row !== t.n) throw changedError(file, `${row} rows now, ${t.n} in the first pass`);
+    for (const o of outs) {
+      o.flush();
+      o.sink.finish();
+      failpoint('ingest-split-written');
+    }
+  } catch (e) {
+    for (const o of outs) o.sink.abort();
+    throw e;
+  } finally {
+    await input.close();
+  }
 }
 
 function checkNoNulls(d: Data, file: string, column: string, row: number): void {
@@ -407,10 +550,11 @@ function stratify(codes: Uint8Array, labels: Int32Array, C: number, from: number
 
 /** Keeps a seeded random `limit` of the rows with `code`; marks the others dropped. Returns whether any was dropped. */
 function applyLimit(codes: Uint8Array, code: number, limit: number, rng: Rng): boolean {
-  const rows: number[] = [];
-  for (let i = 0; i < codes.length; i++) if (codes[i] === code) rows.push(i);
-  if (rows.length <= limit) return false;
-  const a = Int32Array.from(rows);
+  let count = 0;
+  for (let i = 0; i < codes.length; i++) if (codes[i] === code) count++;
+  if (count <= limit) return false;
+  const a = new Int32Array(count);
+  for (let i = 0, k = 0; i < codes.length; i++) if (codes[i] === code) a[k++] = i;
   // Partial Fisher-Yates: the first `limit` entries become a uniform random subset.
   for (let i = 0; i < limit; i++) {
     const j = i + rng.int(a.length - i);
@@ -420,21 +564,4 @@ function applyLimit(codes: Uint8Array, code: number, limit: number, rng: Rng): b
   }
   for (let i = limit; i < a.length; i++) codes[a[i]] = DROPPED;
   return true;
-}
-
-function* splitBatches(t: ReadTable, codes: Uint8Array, code: number): Generator<{ x: Float32Array; y: Int32Array; n: number }> {
-  const { dim } = t;
-  const x = new Float32Array(SPLIT_BATCH_ROWS * dim);
-  const y = new Int32Array(SPLIT_BATCH_ROWS);
-  let k = 0;
-  for (let i = 0; i < t.n; i++) {
-    if (codes[i] !== code) continue;
-    x.set(t.store.row(i), k * dim);
-    y[k] = t.labels[i];
-    if (++k === SPLIT_BATCH_ROWS) {
-      yield { x, y, n: k };
-      k = 0;
-    }
-  }
-  if (k > 0) yield { x, y, n: k };
 }

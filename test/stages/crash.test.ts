@@ -1,9 +1,10 @@
-import { describe, it, expect } from 'vitest';
+import { describe, it, expect, afterAll } from 'vitest';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync, readFileSync, readdirSync, existsSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, readFileSync, readdirSync, existsSync, cpSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { REPO_ROOT } from '../../pipeline/runner.ts';
+import { FAILPOINT_ENV, parseFailpoints } from '../../src/util/failpoint.ts';
 
 /** Every stage of the specialist pipeline on a tiny synthetic problem, on the cpu backend. */
 const CONFIG = `
@@ -23,6 +24,7 @@ stages:
 const dir = mkdtempSync(path.join(os.tmpdir(), 'crash-'));
 const configFile = path.join(dir, 'crash.yaml');
 writeFileSync(configFile, CONFIG);
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 interface Run {
   code: number | null;
@@ -30,12 +32,19 @@ interface Run {
   output: string;
 }
 
-/** Runs the pipeline CLI; with `killOn`, sends `signal` when a line of output matches it. */
-function runCli(out: string, killOn?: RegExp, signal: NodeJS.Signals = 'SIGKILL'): Promise<Run> {
+/**
+ * Runs the pipeline CLI; with `killOn`, sends `signal` when a line of output matches it. With
+ * `failpoint`, the process kills itself at that named point (src/util/failpoint.ts).
+ */
+function runCli(out: string, killOn?: RegExp, signal: NodeJS.Signals = 'SIGKILL', failpoint?: string): Promise<Run> {
   return new Promise((resolve) => {
+    const env = { ...process.env };
+    delete env[FAILPOINT_ENV];
+    if (failpoint) env[FAILPOINT_ENV] = failpoint;
     const child = spawn(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'pipeline', 'cli.ts'), '--config', configFile, '--out', out], {
       cwd: REPO_ROOT,
       stdio: ['ignore', 'pipe', 'pipe'],
+      env,
     });
     let output = '';
     let killed = false;
@@ -61,6 +70,36 @@ function outputs(run: string): Record<string, Record<string, string>> {
   }
   return out;
 }
+
+/** Temp and leftover entries anywhere below a run folder: stage temp folders, scratch, swap folders, atomic-write temp files, the lock. */
+function leftovers(run: string, rel = ''): string[] {
+  const out: string[] = [];
+  for (const e of readdirSync(path.join(run, rel), { withFileTypes: true })) {
+    const r = path.join(rel, e.name);
+    if (/^\.(tmp-|scratch-|old-)|\.tmp-\d+-[0-9a-f]{8}$|^\.lock$/.test(e.name)) out.push(r);
+    if (e.isDirectory()) out.push(...leftovers(run, r));
+  }
+  return out;
+}
+
+/** A copy of the reference run without some stage folders (they rerun; the others are skipped). */
+function copyWithout(name: string, stages: string[]): string {
+  const out = path.join(dir, name);
+  cpSync(path.join(dir, 'a'), out, { recursive: true });
+  for (const s of stages) rmSync(path.join(out, s), { recursive: true });
+  return out;
+}
+
+describe('failpoints', () => {
+  it('parses name and name:k lists, and rejects anything else', () => {
+    expect([...parseFailpoints('ingest-split-written:2, ensemble-valid-solved')]).toEqual([
+      ['ingest-split-written', 2],
+      ['ensemble-valid-solved', 1],
+    ]);
+    expect(() => parseFailpoints('ingest:0')).toThrow(/DISTILL_KIT_FAILPOINT: cannot parse "ingest:0"; expected name or name:k with k >= 1/);
+    expect(() => parseFailpoints('a b')).toThrow(/cannot parse "a b"/);
+  });
+});
 
 describe('crash safety and determinism (real processes)', () => {
   let reference: Record<string, Record<string, string>>;
@@ -100,4 +139,40 @@ describe('crash safety and determinism (real processes)', () => {
     expect(done.code, done.output).toBe(0);
     expect(outputs(out)).toEqual(reference);
   }, 240_000);
+  it('SIGKILL inside ingest (while copying rows, then after train.arrow is written): nothing half-written is used, the rerun redoes only ingest', async () => {
+    const out = copyWithout('ingest-killed', ['ingest']);
+    const k1 = await runCli(out, undefined, 'SIGKILL', 'ingest-batch-written:1');
+    expect(k1.signal, k1.output).toBe('SIGKILL');
+    expect(existsSync(path.join(out, 'ingest'))).toBe(false);
+    // The killed stage's temp folder holds only temp files: no split under its final name.
+    expect(readdirSync(path.join(out, '.tmp-ingest')).filter((f) => !f.startsWith('.'))).toEqual([]);
+    const k2 = await runCli(out, undefined, 'SIGKILL', 'ingest-split-written:1');
+    expect(k2.signal, k2.output).toBe('SIGKILL');
+    expect(existsSync(path.join(out, 'ingest'))).toBe(false);
+    const partial = readdirSync(path.join(out, '.tmp-ingest'));
+    expect(partial).toContain('train.arrow'); // finished and renamed...
+    expect(partial.some((f) => /^\.valid\.arrow\.tmp-/.test(f))).toBe(true); // ...the next one was still a temp file
+    expect(partial).not.toContain('valid.arrow');
+    const done = await runCli(out);
+    expect(done.code, done.output).toBe(0);
+    expect(done.output).toMatch(/ingest: running/);
+    // Same ingest outputs, so every later stage is found unchanged.
+    for (const s of ['generalist', 'covariance', 'clusters', 'specialists', 'ensemble']) expect(done.output).toMatch(new RegExp(`${s}: unchanged, skipped`));
+    expect(outputs(out)).toEqual(reference);
+    expect(leftovers(out)).toEqual([]);
+  }, 120_000);
+
+  it('SIGKILL inside the ensemble (after the valid cases are solved): the rerun finishes with the same artifacts', async () => {
+    const out = copyWithout('ensemble-killed', ['ensemble']);
+    const k = await runCli(out, undefined, 'SIGKILL', 'ensemble-valid-solved');
+    expect(k.signal, k.output).toBe('SIGKILL');
+    expect(k.output).toMatch(/ensemble: running/);
+    expect(existsSync(path.join(out, 'ensemble'))).toBe(false);
+    const done = await runCli(out);
+    expect(done.code, done.output).toBe(0);
+    expect(done.output).toMatch(/specialists: unchanged, skipped/);
+    expect(done.output).toMatch(/ensemble: running/);
+    expect(outputs(out)).toEqual(reference);
+    expect(leftovers(out)).toEqual([]);
+  }, 120_000);
 });
