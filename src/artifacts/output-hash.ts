@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { listFiles, sha256, stableStringify } from './hash.ts';
+import { listFiles, sha256, sha256File, stableStringify } from './hash.ts';
 
 /**
  * JSON keys that hold wall-clock measurements (durations, throughput, timestamps). They change
@@ -24,9 +24,12 @@ export function stripVolatile(v: unknown): unknown {
 /**
  * The content hash of one output file: sha256 of the bytes, except for `.json` / `.jsonl` files,
  * which are hashed as their parsed values without wall-clock keys (see {@link VOLATILE_KEY}).
- * A JSON file that does not parse is hashed as bytes.
+ * A JSON file that does not parse is hashed as bytes. Other files are hashed as a stream, so
+ * hashing a large output does not hold it in memory.
  */
 export async function hashOutputFile(file: string): Promise<string> {
+  // Other files (Arrow splits, weights: possibly GBs) are streamed, never held whole.
+  if (!file.endsWith('.json') && !file.endsWith('.jsonl')) return sha256File(file);
   const bytes = await readFile(file);
   try {
     if (file.endsWith('.json')) return sha256(stableStringify(stripVolatile(JSON.parse(bytes.toString('utf8')))));
