@@ -8,6 +8,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 /** The shared PyTorch training peer, if present; a copy's location can be forced with TORCH_PEER. */
 const TRAIN_SCRIPT = process.env.TORCH_PEER ?? path.resolve(here, '..', '..', '..', 'shared', 'bench', 'torch_peer.py');
 const INFER_SCRIPT = path.join(here, 'torch_infer.py');
+const TRAIN_CPU_SCRIPT = path.join(here, 'torch_train_cpu.py');
 
 let available: boolean | undefined;
 
@@ -27,15 +28,16 @@ export interface TorchPeerResult {
   examples_per_s: number;
 }
 
-function runPy(script: string, args: string[]): TorchPeerResult | undefined {
+function runPy(script: string, args: string[], key: 'examples_per_s' | 'examples_per_cpu_s' = 'examples_per_s', env?: NodeJS.ProcessEnv): TorchPeerResult | undefined {
   if (!existsSync(script) || !torchAvailable()) return undefined;
-  const r = spawnSync(PYTHON, [script, ...args], { encoding: 'utf8', timeout: 300_000 });
+  const r = spawnSync(PYTHON, [script, ...args], { encoding: 'utf8', timeout: 300_000, ...(env ? { env: { ...process.env, ...env } } : {}) });
   if (r.status !== 0) return undefined;
   const line = r.stdout.trim().split('\n').pop() ?? '';
   try {
-    const j = JSON.parse(line) as Partial<TorchPeerResult>;
-    if (typeof j.examples_per_s !== 'number') return undefined;
-    return { version: String(j.version ?? '?'), threads: Number(j.threads ?? 0), examples_per_s: j.examples_per_s };
+    const j = JSON.parse(line) as Partial<Record<'examples_per_s' | 'examples_per_cpu_s', number>> & { version?: unknown; threads?: unknown };
+    const v = j[key];
+    if (typeof v !== 'number') return undefined;
+    return { version: String(j.version ?? '?'), threads: Number(j.threads ?? 0), examples_per_s: v };
   } catch {
     return undefined;
   }
@@ -49,6 +51,14 @@ export function torchTrain(sizes: readonly number[], batch: number, steps: numbe
 /** PyTorch inference throughput (ex/s, no grad) for the same MLP; undefined if unavailable. */
 export function torchInfer(sizes: readonly number[], batch: number, steps: number): TorchPeerResult | undefined {
   return runPy(INFER_SCRIPT, ['--layers', sizes.join(','), '--batch', String(batch), '--steps', String(steps)]);
+}
+
+/**
+ * PyTorch's training cost on one thread (OpenBLAS and intra-op), in examples per CPU-second of the
+ * process (`bench/peers/torch_train_cpu.py`), returned in `examples_per_s`; undefined if unavailable.
+ */
+export function torchTrainCpu(sizes: readonly number[], batch: number, steps: number): TorchPeerResult | undefined {
+  return runPy(TRAIN_CPU_SCRIPT, ['--layers', sizes.join(','), '--batch', String(batch), '--steps', String(steps)], 'examples_per_cpu_s', { OPENBLAS_NUM_THREADS: '1', OMP_NUM_THREADS: '1' });
 }
 
 /** Label for a peer result, e.g. `pytorch 1.13.0a0 (1 thread)`. */

@@ -4,8 +4,12 @@
  * in elements. Arguments are validated (types, bounds) and a JS Error is thrown on misuse, so no
  * call from JS can read or write outside the arrays it was given.
  */
+#define _GNU_SOURCE
 #include <node_api.h>
 #include <cblas.h>
+#include <errno.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -310,6 +314,132 @@ static napi_value js_col_sum(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* dx = dy * step(x), step(x) = x > 0 ? 1 : 0 and NaN for NaN x (tfjs's Step): the relu gradient
+ * `mul(dy, cast(step(x)))` in one pass, with the same float32 results (0 * inf = NaN, -0 kept). */
+__attribute__((noinline)) static void relu_grad(float *restrict dx, const float *restrict dy, const float *restrict x, int64_t n) {
+  for (int64_t i = 0; i < n; i++) {
+    const float s = x[i] > 0.0f ? 1.0f : (x[i] != x[i] ? x[i] : 0.0f);
+    dx[i] = dy[i] * s;
+  }
+}
+
+/*
+ * reluGrad(H, dyOff, xOff, outOff, n): out = dy * step(x) elementwise (relu's gradient). The output
+ * must not overlap the inputs.
+ */
+static napi_value js_relu_grad(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc != 5) THROW(env, "distill_blas.reluGrad: expected 5 arguments");
+  fview H;
+  int64_t dyOff, xOff, outOff, n;
+  if (!get_f32(env, argv[0], &H, 0, "H") || !get_i64(env, argv[1], &dyOff) || !get_i64(env, argv[2], &xOff) ||
+      !get_i64(env, argv[3], &outOff) || !get_i64(env, argv[4], &n))
+    return NULL;
+  const int64_t len = (int64_t)H.length;
+  if (n < 0 || dyOff < 0 || xOff < 0 || outOff < 0 || dyOff + n > len || xOff + n > len || outOff + n > len)
+    THROW(env, "distill_blas.reluGrad: range outside the array");
+  if (n > 0 && ((outOff < dyOff + n && dyOff < outOff + n) || (outOff < xOff + n && xOff < outOff + n)))
+    THROW(env, "distill_blas.reluGrad: output overlaps an input");
+  relu_grad(H.data + outOff, H.data + dyOff, H.data + xOff, n);
+  return NULL;
+}
+
+__attribute__((noinline)) static void relu_copy(float *restrict out, const float *restrict x, int64_t n) {
+  for (int64_t i = 0; i < n; i++) out[i] = x[i] < 0.0f ? 0.0f : x[i];
+}
+
+/* relu(H, xOff, outOff, n): out = x < 0 ? 0 : x (tfjs's Relu: NaN stays NaN, -0 stays -0). */
+static napi_value js_relu(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc != 4) THROW(env, "distill_blas.relu: expected 4 arguments");
+  fview H;
+  int64_t xOff, outOff, n;
+  if (!get_f32(env, argv[0], &H, 0, "H") || !get_i64(env, argv[1], &xOff) || !get_i64(env, argv[2], &outOff) || !get_i64(env, argv[3], &n))
+    return NULL;
+  const int64_t len = (int64_t)H.length;
+  if (n < 0 || xOff < 0 || outOff < 0 || xOff + n > len || outOff + n > len) THROW(env, "distill_blas.relu: range outside the array");
+  if (n > 0 && outOff < xOff + n && xOff < outOff + n) THROW(env, "distill_blas.relu: output overlaps the input");
+  relu_copy(H.data + outOff, H.data + xOff, n);
+  return NULL;
+}
+
+__attribute__((noinline)) static void add_bcast_row(float *restrict out, const float *restrict a, const float *restrict b, int64_t n) {
+  for (int64_t j = 0; j < n; j++) out[j] = a[j] + b[j];
+}
+__attribute__((noinline)) static void add_bcast_scalar(float *restrict out, const float *restrict a, float b, int64_t n) {
+  for (int64_t j = 0; j < n; j++) out[j] = a[j] + b;
+}
+
+/*
+ * addRows(H, aOff, rows, cols, bOff, bLen, outOff): out[i, j] = a[i, j] + b[j] (bLen = cols),
+ * b[0] (bLen = 1) or b[i, j] (bLen = rows * cols): a float32 Add whose second operand is the same
+ * shape, a row broadcast over the leading axes (a bias) or a scalar. Inputs may alias each other;
+ * the output must not overlap them.
+ */
+static napi_value js_add_rows(napi_env env, napi_callback_info info) {
+  size_t argc = 7;
+  napi_value argv[7];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc != 7) THROW(env, "distill_blas.addRows: expected 7 arguments");
+  fview H;
+  int64_t aOff, rows, cols, bOff, bLen, outOff;
+  if (!get_f32(env, argv[0], &H, 0, "H") || !get_i64(env, argv[1], &aOff) || !get_i64(env, argv[2], &rows) ||
+      !get_i64(env, argv[3], &cols) || !get_i64(env, argv[4], &bOff) || !get_i64(env, argv[5], &bLen) || !get_i64(env, argv[6], &outOff))
+    return NULL;
+  const int64_t len = (int64_t)H.length;
+  const int64_t n = rows * cols;
+  if (rows < 0 || cols < 0 || aOff < 0 || bOff < 0 || outOff < 0 || aOff + n > len || outOff + n > len || bOff + bLen > len)
+    THROW(env, "distill_blas.addRows: range outside the array");
+  if (!(bLen == 1 || bLen == cols || bLen == n)) THROW(env, "distill_blas.addRows: b must have length 1, cols or rows * cols");
+  if (n > 0 && ((outOff < aOff + n && aOff < outOff + n) || (outOff < bOff + bLen && bOff < outOff + n)))
+    THROW(env, "distill_blas.addRows: output overlaps an input");
+  if (n == 0) return NULL;
+  float *out = H.data + outOff;
+  const float *a = H.data + aOff, *b = H.data + bOff;
+  if (bLen == n) add_bcast_row(out, a, b, n);
+  else if (bLen == 1) add_bcast_scalar(out, a, b[0], n);
+  else
+    for (int64_t i = 0; i < rows; i++) add_bcast_row(out + i * cols, a + i * cols, b, cols);
+  return NULL;
+}
+
+#ifndef MADV_COLLAPSE
+#define MADV_COLLAPSE 25
+#endif
+
+/*
+ * adviseHugePages(H, collapse): asks the kernel to back the memory of H (e.g. the whole wasm heap)
+ * with transparent huge pages (madvise MADV_HUGEPAGE on the 2 MiB-aligned part of it), and with
+ * collapse also to convert the pages already in use now (MADV_COLLAPSE, Linux 6.1+). Fewer TLB
+ * misses in sgemm's packing and the streaming kernels. Only a hint: returns the number of bytes
+ * advised, or -errno when the kernel refused (e.g. THP disabled); never throws for that.
+ */
+static napi_value js_advise_huge_pages(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc != 2) THROW(env, "distill_blas.adviseHugePages: expected 2 arguments");
+  fview H;
+  int collapse;
+  if (!get_f32(env, argv[0], &H, 0, "H") || !get_bool(env, argv[1], &collapse)) return NULL;
+  const uintptr_t huge = (uintptr_t)2 << 20;
+  const uintptr_t start = ((uintptr_t)H.data + huge - 1) & ~(huge - 1);
+  const uintptr_t end = ((uintptr_t)H.data + H.length * sizeof(float)) & ~(huge - 1);
+  double result = 0;
+  if (end > start) {
+    result = (double)(end - start);
+    if (madvise((void *)start, end - start, MADV_HUGEPAGE) != 0) result = -(double)errno;
+    else if (collapse) (void)madvise((void *)start, end - start, MADV_COLLAPSE); /* best effort */
+  }
+  napi_value r;
+  CHECK(env, napi_create_double(env, result, &r));
+  return r;
+}
+
 static napi_value js_set_threads(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -340,6 +470,10 @@ static napi_value init(napi_env env, napi_value exports) {
       {"biasAct", NULL, js_bias_act, NULL, NULL, NULL, napi_default, NULL},
       {"momentum", NULL, js_momentum, NULL, NULL, NULL, napi_default, NULL},
       {"colSum", NULL, js_col_sum, NULL, NULL, NULL, napi_default, NULL},
+      {"reluGrad", NULL, js_relu_grad, NULL, NULL, NULL, napi_default, NULL},
+      {"relu", NULL, js_relu, NULL, NULL, NULL, napi_default, NULL},
+      {"addRows", NULL, js_add_rows, NULL, NULL, NULL, napi_default, NULL},
+      {"adviseHugePages", NULL, js_advise_huge_pages, NULL, NULL, NULL, napi_default, NULL},
       {"setThreads", NULL, js_set_threads, NULL, NULL, NULL, napi_default, NULL},
       {"getThreads", NULL, js_get_threads, NULL, NULL, NULL, napi_default, NULL},
       {"config", NULL, js_config, NULL, NULL, NULL, napi_default, NULL},

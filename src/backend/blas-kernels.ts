@@ -1,13 +1,16 @@
 import * as tf from '@tensorflow/tfjs';
+import { installBufferPool, uninstallBufferPool } from './buffer-pool.ts';
 import { installFastMomentum, uninstallFastMomentum } from './fast-optimizer.ts';
+import { installHugePages, uninstallHugePages } from './huge-pages.ts';
 import { loadNative, NATIVE_ACTIVATION, type NativeBlas } from './native.ts';
+import { installReluGrad, RELU_GRAD_KERNEL, reluGradKernel, uninstallReluGrad } from './relu-grad.ts';
 import { asWasmBackend, f32Offset, heapF32, type WasmBackendInternals } from './wasm-heap.ts';
 
 /** Outcome of {@link enableBlasKernels}. */
 export type BlasEnableResult = { ok: true; detail: string } | { ok: false; reason: string };
 
 const BACKEND = 'wasm';
-const KERNELS = ['BatchMatMul', '_FusedMatMul', 'Identity', 'Cast', 'Sum', 'Slice'] as const;
+const KERNELS = ['BatchMatMul', '_FusedMatMul', 'Identity', 'Cast', 'Sum', 'Slice', 'Add', 'Relu'] as const;
 type KernelName = (typeof KERNELS)[number];
 
 /** The stock wasm kernel configs we replaced, to restore them in {@link disableBlasKernels}. */
@@ -306,6 +309,53 @@ function sliceKernel(): tf.KernelFunc {
   };
 }
 
+/**
+ * Number of trailing elements `small` repeats over when it broadcasts against `big` as one value,
+ * one row over the leading axes (a bias) or the same shape, else undefined.
+ */
+function rowBroadcastLength(small: readonly number[], big: readonly number[]): number | undefined {
+  let k = 0;
+  while (k < small.length && small[k] === 1) k++; // leading 1s broadcast anyway
+  const rest = small.slice(k);
+  if (rest.length > big.length) return undefined;
+  const tail = big.slice(big.length - rest.length);
+  return rest.every((d, i) => d === tail[i]) ? sizeOf(rest) : undefined;
+}
+
+/**
+ * `Add` of two float32 tensors where one is the other's shape, a row broadcast over its leading
+ * axes (the bias of a dense layer in training, where tfjs does not fuse it into the matMul) or a
+ * scalar: one native pass. Float32 addition commutes, so the operands may come in either order.
+ * Everything else runs the stock kernel.
+ */
+function addKernel(blas: NativeBlas): tf.KernelFunc {
+  return (args) => {
+    const { a, b } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
+    if (a.dtype !== 'float32' || b.dtype !== 'float32') return callStock('Add', args);
+    const [big, small] = sizeOf(a.shape) >= sizeOf(b.shape) ? [a, b] : [b, a];
+    const n = sizeOf(big.shape);
+    const bLen = rowBroadcastLength(small.shape, big.shape);
+    if (bLen === undefined || small.shape.length > big.shape.length || n === 0 || bLen === 0) return callStock('Add', args);
+    const be = asWasmBackend(args.backend);
+    const out = be.makeOutput([...big.shape], 'float32');
+    blas.addRows(heapF32(be), f32Offset(be, big), n / bLen, bLen, f32Offset(be, small), bLen, f32Offset(be, out));
+    return out;
+  };
+}
+
+/** `Relu` of a float32 tensor in one native pass (the stock wasm kernel is not vectorised); other dtypes run the stock kernel. */
+function reluKernel(blas: NativeBlas): tf.KernelFunc {
+  return (args) => {
+    const { x } = args.inputs as { x: tf.TensorInfo };
+    if (x.dtype !== 'float32') return callStock('Relu', args);
+    const be = asWasmBackend(args.backend);
+    const out = be.makeOutput([...x.shape], 'float32');
+    const n = sizeOf(x.shape);
+    if (n > 0) blas.relu(heapF32(be), f32Offset(be, x), f32Offset(be, out), n);
+    return out;
+  };
+}
+
 /** Whether the native kernels are currently registered (and a description of them if so). */
 export function blasKernelsEnabled(): string | undefined {
   return enabledDetail;
@@ -316,8 +366,10 @@ export function blasKernelsEnabled(): string | undefined {
  * addon, working directly on the wasm heap): any batch dims with broadcasting, both transposes,
  * fused bias and every fused activation. Gradients of matMul are matMuls, so training uses them
  * too. Also makes `Identity`, same-dtype `Cast` and whole-tensor `Slice` zero-copy, `Sum` over
- * leading axes (bias gradients) one native pass, number-to-bool `Cast` correct (x != 0), and
- * `tf.train.momentum` updates one native in-place pass (see `fast-optimizer.ts`). Idempotent.
+ * leading axes (bias gradients), bias-broadcast `Add` and `Relu` one native pass each, number-to-bool
+ * `Cast` correct (x != 0), relu's gradient one fused kernel (`relu-grad.ts`), `tf.train.momentum`
+ * updates one native in-place pass (see `fast-optimizer.ts`), and backs the wasm heap with
+ * transparent huge pages (`huge-pages.ts`) and large buffers reused (`buffer-pool.ts`). Idempotent.
  * Does not change the active backend.
  * @returns `{ ok: true, detail }` describing the native library, or `{ ok: false, reason }`.
  */
@@ -336,14 +388,21 @@ export function enableBlasKernels(): BlasEnableResult {
     Cast: castKernel(),
     Sum: sumKernel(l.addon),
     Slice: sliceKernel(),
+    Add: addKernel(l.addon),
+    Relu: reluKernel(l.addon),
   };
   for (const name of KERNELS) {
     stock.set(name, tf.getKernel(name, BACKEND)!);
     tf.unregisterKernel(name, BACKEND);
     tf.registerKernel({ kernelName: name, backendName: BACKEND, kernelFunc: funcs[name] });
   }
+  tf.registerKernel({ kernelName: RELU_GRAD_KERNEL, backendName: BACKEND, kernelFunc: reluGradKernel(l.addon) });
+  installReluGrad();
   installFastMomentum(l.addon);
-  enabledDetail = `OpenBLAS sgemm (${l.addon.config().split(' ').slice(0, 2).join(' ')}, ${l.addon.getThreads()} threads) + native momentum`;
+  const wasmBackend = tf.findBackend(BACKEND);
+  const huge = wasmBackend ? installHugePages(l.addon, asWasmBackend(wasmBackend)) : undefined;
+  const pooled = wasmBackend ? installBufferPool(asWasmBackend(wasmBackend)) : false;
+  enabledDetail = `OpenBLAS sgemm (${l.addon.config().split(' ').slice(0, 2).join(' ')}, ${l.addon.getThreads()} threads) + native momentum, relu, relu grad, bias add${huge !== undefined && huge >= 0 ? ', huge pages' : ''}${pooled ? ', buffer pool' : ''}`;
   return { ok: true, detail: enabledDetail };
 }
 
@@ -356,6 +415,10 @@ export function disableBlasKernels(): void {
     if (k) tf.registerKernel(k);
   }
   stock.clear();
+  tf.unregisterKernel(RELU_GRAD_KERNEL, BACKEND);
+  uninstallReluGrad();
   uninstallFastMomentum();
+  uninstallHugePages();
+  uninstallBufferPool();
   enabledDetail = undefined;
 }

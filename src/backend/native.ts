@@ -43,6 +43,24 @@ export interface NativeBlas {
   momentum(H: Float32Array, wOff: number, accOff: number, gOff: number, n: number, m: number, c: number, nesterov: boolean): void;
   /** Column sums of the row-major `rows x cols` block at `H[xOff]` into `H[outOff..+cols]` (rows added in order). */
   colSum(H: Float32Array, xOff: number, rows: number, cols: number, outOff: number): void;
+  /**
+   * Relu's gradient in one pass: `H[outOff + i] = dy[i] * step(x[i])` with tfjs's `Step`
+   * (1 for x > 0, NaN for NaN, else 0); the output must not overlap the inputs.
+   */
+  reluGrad(H: Float32Array, dyOff: number, xOff: number, outOff: number, n: number): void;
+  /** `H[outOff + i] = x[i] < 0 ? 0 : x[i]` (tfjs's Relu); the output must not overlap the input. */
+  relu(H: Float32Array, xOff: number, outOff: number, n: number): void;
+  /**
+   * `out[i, j] = a[i, j] + b[j]` on the row-major `rows x cols` block at `H[aOff]`; `bLen` is
+   * `cols` (a row broadcast over the leading axes), 1 (a scalar) or `rows * cols` (same shape).
+   */
+  addRows(H: Float32Array, aOff: number, rows: number, cols: number, bOff: number, bLen: number, outOff: number): void;
+  /**
+   * Asks the kernel for transparent huge pages on the memory of `H` (its 2 MiB-aligned part);
+   * `collapse` also converts the pages in use now (Linux 6.1+). Returns the bytes advised, or
+   * `-errno` when the kernel refused. Only a hint.
+   */
+  adviseHugePages(H: Float32Array, collapse: boolean): number;
   /** Sets the number of OpenBLAS threads. */
   setThreads(n: number): void;
   /** The number of OpenBLAS threads in use. */
@@ -67,7 +85,7 @@ export function nativeAddonPath(): string {
 function isNativeBlas(m: unknown): m is NativeBlas {
   if (m === null || typeof m !== 'object') return false;
   const r = m as Record<string, unknown>;
-  return ['sgemm', 'biasAct', 'momentum', 'colSum', 'setThreads', 'getThreads', 'config'].every((k) => typeof r[k] === 'function');
+  return ['sgemm', 'biasAct', 'momentum', 'colSum', 'reluGrad', 'relu', 'addRows', 'adviseHugePages', 'setThreads', 'getThreads', 'config'].every((k) => typeof r[k] === 'function');
 }
 
 /**
