@@ -42,6 +42,12 @@ const schema = z
     iterations: z.number().int().positive().default(10),
     /** Mini-batch size (minibatch only). */
     batch_size: z.number().int().positive().default(100),
+    /**
+     * Swap refinement after k-means: at most this many centre swaps (the centre cheapest to lose
+     * moved into the cluster with the largest squared error, then Lloyd steps), each kept only if
+     * it lowers the k-means objective; repairs one centre serving several groups. 0: off.
+     */
+    swap_refine: z.number().int().min(0).default(0),
   })
   .refine((p) => p.k !== undefined || p.target_size !== undefined, { message: "give 'k' (number of clusters) or 'target_size' (classes per cluster)" })
   .refine((p) => p.overlap_threshold === undefined || p.overlap >= 1, { message: "'overlap_threshold' needs 'overlap' >= 1 (the most extra clusters a class may join)", path: ['overlap_threshold'] });
@@ -52,7 +58,7 @@ export const clustersStage = defineStage({
   description: 'online k-means on the covariance columns: the classes of each specialist',
   schema,
   deps: (p) => [p.data, p.covariance],
-  code: ['pipeline/stages/clusters.ts', 'src/specialists/clustering.ts', 'src/specialists/cluster-kmeans.ts', 'src/specialists/cluster-assign.ts', 'src/specialists/cluster-columns.ts', 'src/specialists/cluster-stats.ts'],
+  code: ['pipeline/stages/clusters.ts', 'src/specialists/clustering.ts', 'src/specialists/cluster-kmeans.ts', 'src/specialists/cluster-assign.ts', 'src/specialists/cluster-refine.ts', 'src/specialists/cluster-columns.ts', 'src/specialists/cluster-stats.ts'],
   async run(ctx) {
     const p = ctx.params;
     const covDir = ctx.input(p.covariance);
@@ -74,6 +80,7 @@ export const clustersStage = defineStage({
         ...(p.overlap_threshold !== undefined ? { overlapThreshold: p.overlap_threshold } : {}),
         iterations: p.iterations,
         batchSize: p.batch_size,
+        swapRefine: p.swap_refine,
         seed: ctx.seed,
       },
       ctx.log,

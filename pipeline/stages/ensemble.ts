@@ -37,6 +37,11 @@ const schema = z.strictObject({
   weight: z.union([z.number().min(0), z.literal('auto')]).default('auto'),
   /** Weights tried when `weight: auto`. */
   weight_grid: z.array(z.number().min(0)).min(1).default([...DEFAULT_WEIGHT_GRID]),
+  /**
+   * When the best weight on valid is the grid's largest (the optimum may lie above the grid), double
+   * it up to this many times while the validation accuracy does not drop (0: the grid only).
+   */
+  weight_extend: z.number().int().min(0).default(4),
   /** Solver stops a case when no q_i changes by more than this. */
   tolerance: z.number().positive().default(1e-7),
   /** Solver step limit per case. */
@@ -79,11 +84,14 @@ export const ensembleStage = defineStage({
     const valid = await onSplit('valid');
     let weight: number;
     let weightTable: { weight: number; accuracy: number }[] = [];
+    let weightAtTop = false;
     if (p.weight === 'auto') {
-      const choice = chooseSpecialistWeight({ problem: valid.built.problem, labels: valid.set.y, grid: p.weight_grid, solver: p.solver, solverOptions: { tolerance: p.tolerance, maxIterations: p.max_iterations } });
+      const choice = chooseSpecialistWeight({ problem: valid.built.problem, labels: valid.set.y, grid: p.weight_grid, extend: p.weight_extend, solver: p.solver, solverOptions: { tolerance: p.tolerance, maxIterations: p.max_iterations } });
       weight = choice.weight;
       weightTable = choice.table;
+      weightAtTop = choice.atTop;
       ctx.log.info(`specialist weight chosen on valid: ${weight} (${weightTable.map((t) => `${t.weight}: ${pct(t.accuracy)}`).join(', ')})`);
+      if (weightAtTop) ctx.log.warn(`the chosen weight ${weight} is the largest tried: the optimum may lie above it (raise ensemble.weight_extend or extend ensemble.weight_grid)`);
     } else weight = p.weight;
     const validQ = solve(valid.built.problem, weight);
     failpoint('ensemble-valid-solved'); // crash tests (src/util/failpoint.ts): killed here, after the valid cases are solved
@@ -115,6 +123,7 @@ export const ensembleStage = defineStage({
       top_n: p.top_n,
       weight,
       weight_table: weightTable,
+      weight_at_top: weightAtTop,
       // by_coverage on valid too: what a coverage option (e.g. clusters.overlap_threshold) may be tuned on.
       valid: { generalist: validMetrics.generalist, ensemble: validMetrics.ensemble, conditional: validMetrics.conditional, by_coverage: validMetrics.by_coverage },
       unweighted: { ensemble: unweighted.ensemble, conditional: unweighted.conditional },

@@ -24,6 +24,12 @@ export interface ChooseWeightOptions {
   solver?: 'em' | 'gradient';
   /** Options passed to the solver (its `weight` is overridden). */
   solverOptions?: Omit<EmOptions, 'weight'> & Omit<GradientOptions, 'weight'>;
+  /**
+   * Extension beyond the grid (default 0: the grid only). When the best weight is the grid's
+   * largest (and > 0), so the optimum may lie above the grid, the weight is doubled up to `extend`
+   * times, stopping early when the validation accuracy drops below the best so far.
+   */
+  extend?: number;
 }
 
 /** Output of {@link chooseSpecialistWeight}. */
@@ -31,8 +37,10 @@ export interface ChooseWeightResult {
   /** The weight with the highest validation accuracy (ties: the earlier grid entry). */
   weight: number;
   accuracy: number;
-  /** Accuracy of every weight tried, in grid order. */
+  /** Accuracy of every weight tried, in grid order, then the extension's doublings. */
   table: { weight: number; accuracy: number }[];
+  /** Whether the chosen weight is still the largest one tried (the optimum may lie above it). */
+  atTop: boolean;
 }
 
 /**
@@ -42,19 +50,34 @@ export interface ChooseWeightResult {
  */
 export function chooseSpecialistWeight(opts: ChooseWeightOptions): ChooseWeightResult {
   const grid = opts.grid ?? DEFAULT_WEIGHT_GRID;
+  const extend = opts.extend ?? 0;
   if (grid.length === 0) throw new ConfigError('ensemble.weight_grid must not be empty');
   for (const w of grid) if (!(w >= 0) || !Number.isFinite(w)) throw new ConfigError(`ensemble.weight_grid: ${w} is not a finite number >= 0`);
+  if (!Number.isInteger(extend) || extend < 0) throw new ConfigError(`ensemble.weight_extend = ${extend} must be a non-negative integer`);
   const { problem, labels } = opts;
   if (labels.length !== problem.cases) throw new DataError(`chooseSpecialistWeight: ${labels.length} labels for ${problem.cases} cases`);
   const table: { weight: number; accuracy: number }[] = [];
   let best = 0;
-  for (const w of grid) {
+  const tryWeight = (w: number): number => {
     const res = opts.solver === 'gradient' ? solveGradient(problem, { ...opts.solverOptions, weight: w }) : solveEm(problem, { ...opts.solverOptions, weight: w });
     const pred = argmaxRows(res.q, problem.cases, problem.C);
     let correct = 0;
     for (let r = 0; r < problem.cases; r++) if (pred[r] === labels[r]) correct++;
-    table.push({ weight: w, accuracy: problem.cases > 0 ? correct / problem.cases : 0 });
-    if (table[table.length - 1].accuracy > table[best].accuracy) best = table.length - 1;
+    const accuracy = problem.cases > 0 ? correct / problem.cases : 0;
+    table.push({ weight: w, accuracy });
+    if (accuracy > table[best].accuracy) best = table.length - 1;
+    return accuracy;
+  };
+  for (const w of grid) tryWeight(w);
+  const top = Math.max(...grid);
+  // The best is the grid's largest weight: the optimum may lie above the grid, so keep doubling.
+  if (table[best].weight === top && top > 0) {
+    let w = top;
+    for (let step = 0; step < extend; step++) {
+      w *= 2;
+      if (tryWeight(w) < table[best].accuracy) break;
+    }
   }
-  return { weight: table[best].weight, accuracy: table[best].accuracy, table };
+  const tried = Math.max(...table.map((t) => t.weight));
+  return { weight: table[best].weight, accuracy: table[best].accuracy, table, atTop: table[best].weight === tried && tried > 0 };
 }

@@ -15,6 +15,7 @@ import { silentLogger, type Logger } from '../util/log.ts';
 import { CovarianceColumns, type ColumnNormalisation } from './cluster-columns.ts';
 import { batchKmeans, kmeansPlusPlus, miniBatchKmeans, onlineKmeans } from './cluster-kmeans.ts';
 import { balancedAssignment, buildClusters, distanceMatrix, nearestAssignment } from './cluster-assign.ts';
+import { swapRefine } from './cluster-refine.ts';
 
 /** k-means flavour. */
 export type ClusterAlgorithm = 'online' | 'minibatch' | 'batch';
@@ -51,6 +52,13 @@ export interface ClusterOptions {
   seed?: number;
   /** Independent k-means runs (different seeds derived from `seed`); the one with the lowest inertia is kept. Default 1. */
   restarts?: number;
+  /**
+   * Swap refinement after k-means (see `swapRefine` in cluster-refine.ts): at most this many
+   * centre swaps (the centre cheapest to lose moved into the worst cluster, then Lloyd steps),
+   * each kept only if it lowers the k-means objective. Leaves local optima where one centre serves
+   * several groups while two share one. Default 0 (off).
+   */
+  swapRefine?: number;
 }
 
 /** Defaults applied by {@link clusterClasses} (k / targetSize have none: one must be given). */
@@ -64,6 +72,7 @@ export const DEFAULT_CLUSTER_OPTIONS = {
   batchSize: 100,
   seed: 0,
   restarts: 1,
+  swapRefine: 0,
 } as const satisfies Omit<Required<ClusterOptions>, 'k' | 'targetSize' | 'overlapThreshold'>;
 
 /** Output of {@link clusterClasses}. */
@@ -104,6 +113,7 @@ export function resolveClusterOptions(C: number, opts: ClusterOptions): Required
   if (o.overlap > k - 1) throw new ConfigError(`clusters.overlap = ${o.overlap} needs at least ${o.overlap + 1} clusters, but k = ${k}; lower overlap or raise k`);
   if (!Number.isInteger(o.iterations) || o.iterations < 1) throw new ConfigError(`clusters.iterations = ${o.iterations} must be a positive integer`);
   if (!Number.isInteger(o.batchSize) || o.batchSize < 1) throw new ConfigError(`clusters.batch_size = ${o.batchSize} must be a positive integer`);
+  if (!Number.isInteger(o.swapRefine) || o.swapRefine < 0) throw new ConfigError(`clusters.swap_refine = ${o.swapRefine} must be a non-negative integer (0 turns the swap refinement off)`);
   if (!Number.isInteger(o.restarts) || o.restarts < 1) throw new ConfigError(`clusters.restarts = ${o.restarts} must be a positive integer`);
   if (!['none', 'correlation', 'unit'].includes(o.normalise)) throw new ConfigError(`clusters.normalise = ${String(o.normalise)} must be one of none, correlation, unit`);
   if (!['online', 'minibatch', 'batch'].includes(o.algorithm)) throw new ConfigError(`clusters.algorithm = ${String(o.algorithm)} must be one of online, minibatch, batch`);
@@ -148,7 +158,12 @@ export function clusterClasses(cov: Float32Array, C: number, opts: ClusterOption
   let bestInertia = Infinity;
   for (let run = 0; run < o.restarts; run++) {
     const label = run === 0 ? '' : `-restart${run}`;
-    const c = runKmeans(points, K, o, `${label}`);
+    let c = runKmeans(points, K, o, `${label}`);
+    if (o.swapRefine > 0) {
+      const refined = swapRefine(points, c, K, o.swapRefine);
+      log.info(`k-means run ${run + 1}: ${refined.swaps} centre swap(s) accepted by the swap refinement (objective ${refined.inertia.toFixed(3)})`);
+      c = refined.centres;
+    }
     const d = distanceMatrix(points, c, K);
     let inertia = 0;
     for (let j = 0; j < C; j++) {
