@@ -18,6 +18,7 @@ const USAGE = `usage: npm run dataset -- <${Object.keys(recipeSchemas).join('|')
   mnist      options: --limitTrain N --limitTest N
   synthetic  options: --classes C --groups G --dim D --perClass N --seed S
                       --groupSpread F --classSpread F --noise F --testPerClass N --validPerClass N
+                      --bridges.fraction F --bridges.groups K --bridges.mode between|mixture
   see datasets/README.md`;
 
 /** Parsed command line of the dataset CLI. */
@@ -36,8 +37,21 @@ function convert(v: string): unknown {
   return v;
 }
 
+/** Sets `options[key] = value`; a dotted key (`bridges.fraction`) sets a nested object's field. */
+function setOption(options: Record<string, unknown>, key: string, value: unknown): void {
+  const parts = key.split('.');
+  let o = options;
+  for (const p of parts.slice(0, -1)) {
+    const next = o[p];
+    if (next !== undefined && (next === null || typeof next !== 'object')) throw new ConfigError(`option --${key}: --${p} was already given a plain value`);
+    o = (o[p] ??= {}) as Record<string, unknown>;
+  }
+  o[parts[parts.length - 1]] = value;
+}
+
 /**
- * Parses `NAME [--out FILE] [--cache DIR] [--key value | --key=value ...]`.
+ * Parses `NAME [--out FILE] [--cache DIR] [--key value | --key=value ...]`; a dotted key
+ * (`--bridges.fraction 0.2`) sets a field of a nested option.
  *
  * @throws ConfigError for a missing/unknown recipe name or a flag without a value.
  */
@@ -65,7 +79,7 @@ export function parseDatasetArgs(argv: readonly string[]): DatasetArgs {
     }
     if (key === 'out') out = value;
     else if (key === 'cache') cache = value;
-    else options[key] = convert(value);
+    else setOption(options, key, convert(value));
   }
   return { name: name as RecipeName, out, cache, options, help: false };
 }

@@ -40,8 +40,17 @@ export const syntheticOptionsSchema = z
     noise: z.number().nonnegative().default(SYNTHETIC_DEFAULTS.noise),
     testPerClass: z.number().int().nonnegative().optional(),
     validPerClass: z.number().int().nonnegative().optional(),
+    /** Bridge classes confusable with several groups (off when absent; see datasets/synthetic.ts). */
+    bridges: z
+      .strictObject({
+        fraction: z.number().min(0).max(1),
+        groups: z.number().int().min(2),
+        mode: z.enum(['between', 'mixture']).default('between'),
+      })
+      .optional(),
   })
-  .refine((o) => o.groups <= o.classes, { message: 'groups must be <= classes', path: ['groups'] });
+  .refine((o) => o.groups <= o.classes, { message: 'groups must be <= classes', path: ['groups'] })
+  .refine((o) => !o.bridges || o.bridges.fraction === 0 || o.groups >= 2, { message: 'bridges need at least 2 groups', path: ['bridges'] });
 
 /** The zod schema of each recipe's options. */
 export const recipeSchemas = { mnist: mnistOptionsSchema, synthetic: syntheticOptionsSchema } as const;

@@ -51,6 +51,50 @@ export interface SyntheticOptions {
   testPerClass?: number;
   /** Validation examples per class (default max(1, round(perClass / 10))). */
   validPerClass?: number;
+  /** Bridge classes confusable with several groups (default: none). See {@link SyntheticBridges}. */
+  bridges?: SyntheticBridges;
+}
+
+/**
+ * Bridge classes: `round(fraction * classes)` classes (chosen by a seeded draw) are tied to
+ * k groups, k uniform in 2..min(groups, G): their home group `c mod G` plus k-1 other distinct
+ * groups. With mode
+ * - `between` (default): the class centre is the MEAN of the k group centres plus the class's
+ *   usual N(0, classSpread^2 I) offset, so it is equidistant (up to the offset) from its groups;
+ * - `mixture`: the class has k modes, mode i = centre of group i + its own N(0, classSpread^2 I)
+ *   offset (mode 0 uses the class's usual offset), and each example picks a mode uniformly: the
+ *   class looks like a member of each of its groups.
+ * Everything bridges need comes from streams of their own (`synthetic-bridges`,
+ * `synthetic-bridge-modes`), so the non-bridge classes and the noise are the same numbers as
+ * without bridges, and without bridges the file is byte-identical to before the option existed.
+ */
+export interface SyntheticBridges {
+  /** Fraction of the classes that are bridges, in [0, 1]. */
+  fraction: number;
+  /** Largest number of groups a bridge is tied to (>= 2; capped at the number of groups). */
+  groups: number;
+  /** `between` (default) or `mixture` (see above). */
+  mode?: 'between' | 'mixture';
+}
+
+/** One bridge class of {@link syntheticCentres}. */
+export interface SyntheticBridge {
+  /** The class index. */
+  cls: number;
+  /** Its k groups, home group (`cls mod G`) first. */
+  groups: number[];
+  /** `mixture` only: k x dim mode centres (row i belongs to `groups[i]`). */
+  modes: Float32Array | null;
+}
+
+/** Centres of a synthetic dataset (see {@link syntheticCentres}). */
+export interface SyntheticCentres {
+  /** G x dim group centres. */
+  groupCentres: Float64Array;
+  /** C x dim class centres (for a `mixture` bridge: its mode 0). */
+  classCentres: Float32Array;
+  /** The bridge classes in increasing class order (empty without bridges). */
+  bridges: SyntheticBridge[];
 }
 
 /** Defaults of the optional knobs of {@link SyntheticOptions}. */
@@ -110,35 +154,100 @@ function fillNormal(rng: Rng, out: Float32Array | Float64Array, scale: number): 
   }
 }
 
-/**
- * Writes a synthetic grouped-classes dataset to `outFile` (atomically). Rows come train first,
- * then valid, then test; within a split, example e of every class in turn (classes interleaved,
- * so each record batch mixes classes). Deterministic for a given seed.
- */
-export async function makeSynthetic(outFile: string, opts: SyntheticOptions): Promise<void> {
+/** Checks the integer options of {@link makeSynthetic} / {@link syntheticCentres}. */
+function checkOptions(opts: SyntheticOptions): void {
   const { classes: C, groups: G, dim: D } = opts;
   if (!(Number.isInteger(C) && C >= 2 && Number.isInteger(G) && G >= 1 && G <= C && Number.isInteger(D) && D >= 1 && Number.isInteger(opts.perClass) && opts.perClass >= 1)) {
     throw new RangeError(`makeSynthetic: need integers classes >= 2, 1 <= groups <= classes, dim >= 1, perClass >= 1 (got ${JSON.stringify(opts)})`);
   }
+  const b = opts.bridges;
+  if (b && b.fraction > 0 && !(b.fraction <= 1 && Number.isInteger(b.groups) && b.groups >= 2 && G >= 2)) {
+    throw new RangeError(`makeSynthetic: bridges need 0 <= fraction <= 1, an integer groups >= 2 and at least 2 groups in the data (got bridges ${JSON.stringify(b)} with groups ${G})`);
+  }
+}
+
+/**
+ * The group and class centres of a synthetic dataset, and its bridge classes: exactly the
+ * centres {@link makeSynthetic} samples from for the same options (deterministic in the seed).
+ */
+export function syntheticCentres(opts: SyntheticOptions): SyntheticCentres {
+  checkOptions(opts);
+  const { classes: C, groups: G, dim: D } = opts;
   const gs = opts.groupSpread ?? SYNTHETIC_DEFAULTS.groupSpread;
   const cs = opts.classSpread ?? SYNTHETIC_DEFAULTS.classSpread;
-  const nz = opts.noise ?? SYNTHETIC_DEFAULTS.noise;
-  const sizes = syntheticSplitSizes(opts);
-
   const centreRng = Rng.derive(opts.seed, 'synthetic-centres');
   const groupCentres = new Float64Array(G * D);
   fillNormal(centreRng, groupCentres, gs);
   const classCentres = new Float32Array(C * D);
   const offset = new Float64Array(D);
+  const offsets = new Float64Array(C * D);
   for (let c = 0; c < C; c++) {
     fillNormal(centreRng, offset, cs);
+    offsets.set(offset, c * D);
     const g = c % G;
     for (let j = 0; j < D; j++) classCentres[c * D + j] = groupCentres[g * D + j] + offset[j];
   }
+  const bridges: SyntheticBridge[] = [];
+  const b = opts.bridges;
+  const count = b ? Math.round(b.fraction * C) : 0;
+  if (b && count > 0) {
+    const rng = Rng.derive(opts.seed, 'synthetic-bridges');
+    const chosen = Array.from(rng.permutation(C).subarray(0, count)).sort((p, q) => p - q);
+    const kMax = Math.min(b.groups, G);
+    for (const c of chosen) {
+      const k = 2 + rng.int(kMax - 1);
+      const groups = [c % G];
+      while (groups.length < k) {
+        const g = rng.int(G);
+        if (!groups.includes(g)) groups.push(g);
+      }
+      let modes: Float32Array | null = null;
+      if ((b.mode ?? 'between') === 'between') {
+        for (let j = 0; j < D; j++) {
+          let m = 0;
+          for (const g of groups) m += groupCentres[g * D + j];
+          classCentres[c * D + j] = m / k + offsets[c * D + j];
+        }
+      } else {
+        modes = new Float32Array(k * D);
+        modes.set(classCentres.subarray(c * D, (c + 1) * D), 0);
+        for (let i = 1; i < k; i++) {
+          fillNormal(rng, offset, cs);
+          for (let j = 0; j < D; j++) modes[i * D + j] = groupCentres[groups[i] * D + j] + offset[j];
+        }
+      }
+      bridges.push({ cls: c, groups, modes });
+    }
+  }
+  return { groupCentres, classCentres, bridges };
+}
+
+/**
+ * Writes a synthetic grouped-classes dataset to `outFile` (atomically). Rows come train first,
+ * then valid, then test; within a split, example e of every class in turn (classes interleaved,
+ * so each record batch mixes classes). Deterministic for a given seed. With `bridges`, the
+ * schema metadata `synthetic` also lists each bridge class and its groups (`bridge_groups`).
+ */
+export async function makeSynthetic(outFile: string, opts: SyntheticOptions): Promise<void> {
+  const { classes: C, dim: D } = opts;
+  const { classCentres, bridges } = syntheticCentres(opts);
+  const gs = opts.groupSpread ?? SYNTHETIC_DEFAULTS.groupSpread;
+  const cs = opts.classSpread ?? SYNTHETIC_DEFAULTS.classSpread;
+  const nz = opts.noise ?? SYNTHETIC_DEFAULTS.noise;
+  const sizes = syntheticSplitSizes(opts);
+  // mixture bridges: class -> its k x D modes, the mode of each example drawn from a stream of its own
+  const modesOf = new Map<number, Float32Array>();
+  for (const br of bridges) if (br.modes) modesOf.set(br.cls, br.modes);
+  const modeRng = Rng.derive(opts.seed, 'synthetic-bridge-modes');
 
   const base = labeledSchema(D, [D], true);
   const meta = new Map(base.metadata);
-  meta.set('synthetic', JSON.stringify({ ...opts, groupSpread: gs, classSpread: cs, noise: nz, validPerClass: sizes.valid, testPerClass: sizes.test, group_of_class: 'c mod groups' }));
+  const described: Record<string, unknown> = { ...opts, groupSpread: gs, classSpread: cs, noise: nz, validPerClass: sizes.valid, testPerClass: sizes.test, group_of_class: 'c mod groups' };
+  if (opts.bridges) {
+    described.bridges = { ...opts.bridges, mode: opts.bridges.mode ?? 'between' };
+    described.bridge_groups = Object.fromEntries(bridges.map((br) => [String(br.cls), br.groups]));
+  }
+  meta.set('synthetic', JSON.stringify(described));
   const schema = new Schema(base.fields, meta);
   const sink = new ArrowFileSink(outFile, schema);
   const noiseRng = Rng.derive(opts.seed, 'synthetic-noise');
@@ -153,7 +262,9 @@ export async function makeSynthetic(outFile: string, opts: SyntheticOptions): Pr
       fillNormal(noiseRng, eps.subarray(0, m * D), nz);
       for (let i = 0; i < m; i++) {
         const c = y[i];
-        for (let j = 0; j < D; j++) x[i * D + j] = classCentres[c * D + j] + eps[i * D + j];
+        const modes = modesOf.size > 0 ? modesOf.get(c) : undefined;
+        const centre = modes ? modes.subarray(modeRng.int(modes.length / D) * D) : classCentres.subarray(c * D);
+        for (let j = 0; j < D; j++) x[i * D + j] = centre[j] + eps[i * D + j];
       }
       sink.write(labeledBatch(schema, x, y, m, { codes, vocabulary: ['train', 'valid', 'test'] }));
       m = 0;
