@@ -52,6 +52,31 @@ export function writeTeacherLogitsFile(generalist: tf.LayersModel, x: Float32Arr
   return C;
 }
 
+/** Opens a logits file and checks it holds exactly n x C float32 values; the caller closes it. */
+function openLogitsFile(file: string, n: number, C: number): number {
+  let fd: number;
+  try {
+    fd = openSync(file, 'r');
+  } catch (e) {
+    throw new ArtifactError(`cannot open the generalist's logits file ${file}: ${(e as Error).message}; rerun the specialists stage with --force`);
+  }
+  const size = fstatSync(fd).size;
+  if (size !== n * C * 4) {
+    closeSync(fd);
+    throw new ArtifactError(`${file} holds ${size} bytes, expected ${n} rows x ${C} classes x 4 = ${n * C * 4}; it belongs to another split or generalist: rerun the specialists stage with --force`);
+  }
+  return fd;
+}
+
+/** Fills `bytes` from `fd` starting at byte `position` (short reads retried). */
+function readFully(fd: number, bytes: Uint8Array, position: number, file: string, where: string): void {
+  for (let got = 0; got < bytes.length; ) {
+    const r = readSync(fd, bytes, got, bytes.length - got, position + got);
+    if (r <= 0) throw new ArtifactError(`${file}: unexpected end of file${where}; rerun the specialists stage with --force`);
+    got += r;
+  }
+}
+
 /**
  * A specialist's teacher cells (`[z_S, logsumexp(z_outside)]` and the argmax over all C) from a
  * logits file written by {@link writeTeacherLogitsFile}, read `batchSize` rows at a time.
@@ -60,26 +85,13 @@ export function writeTeacherLogitsFile(generalist: tf.LayersModel, x: Float32Arr
  * @throws ArtifactError when the file is missing or its size is not n x C x 4 bytes
  */
 export function teacherCellsFromLogitsFile(file: string, n: number, C: number, classes: readonly number[], batchSize = TEACHER_LOGITS_BATCH): TeacherCells {
-  let fd: number;
+  const fd = openLogitsFile(file, n, C);
   try {
-    fd = openSync(file, 'r');
-  } catch (e) {
-    throw new ArtifactError(`cannot open the generalist's logits file ${file}: ${(e as Error).message}; rerun the specialists stage with --force`);
-  }
-  try {
-    const size = fstatSync(fd).size;
-    if (size !== n * C * 4) throw new ArtifactError(`${file} holds ${size} bytes, expected ${n} rows x ${C} classes x 4 = ${n * C * 4}; it belongs to another split or generalist: rerun the specialists stage with --force`);
     const bs = Math.max(1, Math.floor(batchSize));
     const buf = new Float32Array(Math.min(bs, Math.max(1, n)) * C);
     const bytes = new Uint8Array(buf.buffer);
     return reduceTeacherCells(C, classes, n, bs, (start, b) => {
-      const want = b * C * 4;
-      let got = 0;
-      while (got < want) {
-        const r = readSync(fd, bytes, got, want - got, start * C * 4 + got);
-        if (r <= 0) throw new ArtifactError(`${file}: unexpected end of file at row ${start}; rerun the specialists stage with --force`);
-        got += r;
-      }
+      readFully(fd, bytes.subarray(0, b * C * 4), start * C * 4, file, ` at row ${start}`);
       return tf.tensor2d(buf.subarray(0, b * C), [b, C]);
     });
   } finally {
@@ -93,21 +105,10 @@ export function teacherCellsFromLogitsFile(file: string, n: number, C: number, c
  */
 export function readLogitsFile(file: string, n: number, C: number): Float32Array {
   const out = new Float32Array(n * C);
-  let fd: number;
+  const fd = openLogitsFile(file, n, C);
   try {
-    fd = openSync(file, 'r');
-  } catch (e) {
-    throw new ArtifactError(`cannot open the generalist's logits file ${file}: ${(e as Error).message}; rerun the specialists stage with --force`);
-  }
-  try {
-    const size = fstatSync(fd).size;
-    if (size !== n * C * 4) throw new ArtifactError(`${file} holds ${size} bytes, expected ${n} rows x ${C} classes x 4 = ${n * C * 4}; it belongs to another split or generalist: rerun the specialists stage with --force`);
     const bytes = new Uint8Array(out.buffer);
-    for (let got = 0; got < bytes.length; ) {
-      const r = readSync(fd, bytes, got, bytes.length - got, got);
-      if (r <= 0) throw new ArtifactError(`${file}: unexpected end of file; rerun the specialists stage with --force`);
-      got += r;
-    }
+    readFully(fd, bytes, 0, file, '');
   } finally {
     closeSync(fd);
   }
