@@ -5,23 +5,17 @@ Usage: /usr/bin/python3 torch_infer.py [--layers 784,1200,1200,10] [--batch 128]
 """
 import argparse, json, time
 import torch
+from torch_mlp import add_mlp_args, build_mlp, parse_layers
 
 ap = argparse.ArgumentParser()
-ap.add_argument("--layers", default="784,1200,1200,10")
-ap.add_argument("--batch", type=int, default=128)
-ap.add_argument("--steps", type=int, default=60)
+add_mlp_args(ap, steps=60)
 ap.add_argument("--threads", type=int, default=0)
 a = ap.parse_args()
 if a.threads:
     torch.set_num_threads(a.threads)
 torch.manual_seed(0)
-sizes = [int(s) for s in a.layers.split(",")]
-mods = []
-for i in range(len(sizes) - 1):
-    mods.append(torch.nn.Linear(sizes[i], sizes[i + 1]))
-    if i < len(sizes) - 2:
-        mods.append(torch.nn.ReLU())
-model = torch.nn.Sequential(*mods).eval()
+sizes = parse_layers(a.layers)
+model = build_mlp(sizes).eval()
 x = torch.randn(a.batch, sizes[0])
 with torch.no_grad():
     for _ in range(5):

@@ -9,21 +9,15 @@ other load on the machine. Usage:
 """
 import argparse, json, time
 import torch
+from torch_mlp import add_mlp_args, build_mlp, parse_layers
 
 ap = argparse.ArgumentParser()
-ap.add_argument("--layers", default="784,1200,1200,10")
-ap.add_argument("--batch", type=int, default=128)
-ap.add_argument("--steps", type=int, default=40)
+add_mlp_args(ap, steps=40)
 a = ap.parse_args()
 torch.set_num_threads(1)
 torch.manual_seed(0)
-sizes = [int(s) for s in a.layers.split(",")]
-mods = []
-for i in range(len(sizes) - 1):
-    mods.append(torch.nn.Linear(sizes[i], sizes[i + 1]))
-    if i < len(sizes) - 2:
-        mods.append(torch.nn.ReLU())
-model = torch.nn.Sequential(*mods)
+sizes = parse_layers(a.layers)
+model = build_mlp(sizes)
 opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
 x = torch.randn(a.batch, sizes[0])
 y = torch.randint(0, sizes[-1], (a.batch,))

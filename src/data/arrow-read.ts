@@ -129,22 +129,10 @@ export async function openArrow(file: string): Promise<ArrowInput> {
     format,
     schema,
     numBatches,
-    async *batches() {
-      let k = 0;
-      let row = 0;
-      const it = r[Symbol.asyncIterator]() as AsyncIterator<RecordBatch>;
-      for (;;) {
-        let res: IteratorResult<RecordBatch>;
-        try {
-          res = await it.next();
-        } catch (e) {
-          throw dataError(file, { row }, `record batch ${k} (starting at row ${row}) cannot be read (${(e as Error).message}); the file is truncated or corrupt`, 'write the file again and make sure the writer was closed');
-        }
-        if (res.done) return;
-        yield res.value;
-        row += res.value.numRows;
-        k++;
-      }
+    batches() {
+      return readRecordBatches(r, (k, row, e) =>
+        dataError(file, { row }, `record batch ${k} (starting at row ${row}) cannot be read (${(e as Error).message}); the file is truncated or corrupt`, 'write the file again and make sure the writer was closed'),
+      );
     },
     async close() {
       if (closed) return;
@@ -152,6 +140,37 @@ export async function openArrow(file: string): Promise<ArrowInput> {
       await fh.close();
     },
   };
+}
+
+/**
+ * The record batches of an opened Arrow reader, in order, read one at a time. A batch that cannot
+ * be read (truncated or corrupt data) ends the iteration with the error `onError` makes from the
+ * batch's 0-based index, the 0-based row (in the whole input) it starts at, and the reader's error;
+ * so each caller keeps its own error class and message (DataError for user input in
+ * {@link openArrow}, ArtifactError for split files in `openSplitStream`).
+ *
+ * @param reader An opened `RecordBatchReader` (anything iterable over record batches).
+ * @param onError Makes the error to throw for the batch that cannot be read.
+ */
+export async function* readRecordBatches(
+  reader: AsyncIterable<RecordBatch>,
+  onError: (batch: number, row: number, cause: unknown) => Error,
+): AsyncGenerator<RecordBatch, void, undefined> {
+  let k = 0;
+  let row = 0;
+  const it = reader[Symbol.asyncIterator]();
+  for (;;) {
+    let res: IteratorResult<RecordBatch>;
+    try {
+      res = await it.next();
+    } catch (e) {
+      throw onError(k, row, e);
+    }
+    if (res.done) return;
+    yield res.value;
+    row += res.value.numRows;
+    k++;
+  }
 }
 
 // ---------------------------------------------------------------- type predicates

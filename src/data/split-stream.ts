@@ -1,7 +1,7 @@
 import { promises as fs } from 'node:fs';
-import { DataType, RecordBatchReader, type FixedSizeList, type RecordBatch, type Schema } from 'apache-arrow';
+import { DataType, RecordBatchReader, type FixedSizeList, type Schema } from 'apache-arrow';
 import { ArtifactError } from '../util/errors.ts';
-import { isFloat32Type, isInt32Type } from './arrow-read.ts';
+import { isFloat32Type, isInt32Type, readRecordBatches } from './arrow-read.ts';
 
 /** A block of consecutive rows of a split file: `x` row-major `n x dim`, labels `y`. */
 export interface SplitChunk {
@@ -102,16 +102,11 @@ export async function openSplitStream(file: string): Promise<SplitStream> {
       let k = 0;
       let start = 0;
       let row = 0;
-      const it = r[Symbol.asyncIterator]() as AsyncIterator<RecordBatch>;
-      for (;;) {
-        let res: IteratorResult<RecordBatch>;
-        try {
-          res = await it.next();
-        } catch (e) {
-          throw new ArtifactError(`split file ${file}: the record batch at row ${row} cannot be read (${(e as Error).message}); the file is truncated or corrupt: re-run the ingest stage`, { cause: e });
-        }
-        if (res.done) break;
-        const b = res.value;
+      const batches = readRecordBatches(
+        r,
+        (_batch, at, e) => new ArtifactError(`split file ${file}: the record batch at row ${at} cannot be read (${(e as Error).message}); the file is truncated or corrupt: re-run the ingest stage`, { cause: e }),
+      );
+      for await (const b of batches) {
         const m = b.numRows;
         if (m === 0) continue;
         const ld = b.data.children[labelIdx]!;

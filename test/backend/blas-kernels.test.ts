@@ -1,49 +1,14 @@
 import * as tf from '@tensorflow/tfjs';
-import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { blasKernelsEnabled, disableBlasKernels, enableBlasKernels } from '../../src/backend/blas-kernels.ts';
 import { getBlasThreads, loadNative, setBlasThreads } from '../../src/backend/native.ts';
-import { initBackend } from '../../src/backend/select.ts';
-import { Rng } from '../../src/util/rng.ts';
+import { expectClose, seededArrays, size, useWasmBlas, valuesOn } from '../helpers/backend-compare.ts';
 
 const native = loadNative();
 const skip = !native.ok;
 if (!native.ok) console.log(`skipping native BLAS kernel tests: ${native.reason}`);
 
-const rng = new Rng(20260101);
-function randArray(n: number, scale = 1): Float32Array {
-  const a = new Float32Array(n);
-  for (let i = 0; i < n; i++) a[i] = rng.normal() * scale;
-  return a;
-}
-const size = (s: readonly number[]) => s.reduce((p, d) => p * d, 1);
-
-/** Runs `fn` on a backend and returns copies of its outputs' values (inputs are plain arrays). */
-async function valuesOn(backend: 'cpu' | 'wasm', fn: () => tf.Tensor[]): Promise<Float32Array[]> {
-  await tf.setBackend(backend);
-  const outs = tf.tidy(fn);
-  const vals = outs.map((t) => Float32Array.from(t.dataSync()));
-  tf.dispose(outs);
-  await tf.setBackend('wasm');
-  return vals;
-}
-
-/** max |x - y| / max(max |y|, 1e-6): the relative error of `got` against `want`. */
-function relErr(got: Float32Array, want: Float32Array): number {
-  expect(got.length).toBe(want.length);
-  let maxDiff = 0;
-  let maxRef = 1e-6;
-  for (let i = 0; i < want.length; i++) {
-    if (Number.isNaN(got[i]!) || Number.isNaN(want[i]!)) return Number.isNaN(got[i]!) && Number.isNaN(want[i]!) ? 0 : Infinity;
-    maxDiff = Math.max(maxDiff, Math.abs(got[i]! - want[i]!));
-    maxRef = Math.max(maxRef, Math.abs(want[i]!));
-  }
-  return maxDiff / maxRef;
-}
-
-function expectClose(got: Float32Array[], want: Float32Array[], tol = 1e-4): void {
-  expect(got.length).toBe(want.length);
-  for (let i = 0; i < want.length; i++) expect(relErr(got[i]!, want[i]!)).toBeLessThanOrEqual(tol);
-}
+const { rng, randArray } = seededArrays(20260101);
 
 /** Same computation with the native kernels (wasm-blas) and on the cpu backend. */
 async function blasVsCpu(fn: () => tf.Tensor[], tol = 1e-4): Promise<void> {
@@ -53,18 +18,7 @@ async function blasVsCpu(fn: () => tf.Tensor[], tol = 1e-4): Promise<void> {
 }
 
 describe.skipIf(skip)('native OpenBLAS kernels for the wasm backend', () => {
-  let tensorsBefore = 0;
-  beforeAll(async () => {
-    const info = await initBackend('wasm-blas');
-    expect(info.name).toBe('wasm-blas');
-    expect(blasKernelsEnabled()).toMatch(/OpenBLAS/);
-  }, 60_000);
-  beforeEach(() => {
-    tensorsBefore = tf.memory().numTensors;
-  });
-  afterEach(() => {
-    expect(tf.memory().numTensors).toBe(tensorsBefore);
-  });
+  useWasmBlas(/OpenBLAS/);
 
   it('computes small products equal to hand-computed values, with every transpose', () => {
     const a = [1, 2, 3, 4, 5, 6]; // [[1,2,3],[4,5,6]]

@@ -1,33 +1,16 @@
 import * as tf from '@tensorflow/tfjs';
-import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { blasKernelsEnabled, disableBlasKernels, enableBlasKernels } from '../../src/backend/blas-kernels.ts';
+import { describe, expect, it } from 'vitest';
+import { disableBlasKernels, enableBlasKernels } from '../../src/backend/blas-kernels.ts';
 import { bufferPoolStats } from '../../src/backend/buffer-pool.ts';
 import { loadNative } from '../../src/backend/native.ts';
 import { RELU_GRAD_KERNEL } from '../../src/backend/relu-grad.ts';
-import { initBackend } from '../../src/backend/select.ts';
-import { Rng } from '../../src/util/rng.ts';
+import { expectClose, seededArrays, size, useWasmBlas, valuesOn } from '../helpers/backend-compare.ts';
 
 const native = loadNative();
 const skip = !native.ok;
 if (!native.ok) console.log(`skipping fused native kernel tests: ${native.reason}`);
 
-const rng = new Rng(424242);
-function randArray(n: number, scale = 1): Float32Array {
-  const a = new Float32Array(n);
-  for (let i = 0; i < n; i++) a[i] = rng.normal() * scale;
-  return a;
-}
-const size = (s: readonly number[]) => s.reduce((p, d) => p * d, 1);
-
-/** Runs `fn` on a backend (wasm: with the native kernels as currently enabled) and copies its outputs. */
-async function valuesOn(backend: 'cpu' | 'wasm', fn: () => tf.Tensor[]): Promise<Float32Array[]> {
-  await tf.setBackend(backend);
-  const outs = tf.tidy(fn);
-  const vals = outs.map((t) => Float32Array.from(t.dataSync()));
-  tf.dispose(outs);
-  await tf.setBackend('wasm');
-  return vals;
-}
+const { rng, randArray } = seededArrays(424242);
 
 /** The same computation with the stock wasm kernels (native kernels disabled meanwhile). */
 async function stockWasm(fn: () => tf.Tensor[]): Promise<Float32Array[]> {
@@ -37,27 +20,6 @@ async function stockWasm(fn: () => tf.Tensor[]): Promise<Float32Array[]> {
   } finally {
     expect(enableBlasKernels().ok).toBe(true);
   }
-}
-
-/** max |x - y| / max(max |y|, 1e-6), NaN only where the reference is NaN. */
-function relErr(got: Float32Array, want: Float32Array): number {
-  expect(got.length).toBe(want.length);
-  let maxDiff = 0;
-  let maxRef = 1e-6;
-  for (let i = 0; i < want.length; i++) {
-    if (Number.isNaN(got[i]!) || Number.isNaN(want[i]!)) {
-      if (!(Number.isNaN(got[i]!) && Number.isNaN(want[i]!))) return Infinity;
-      continue;
-    }
-    maxDiff = Math.max(maxDiff, Math.abs(got[i]! - want[i]!));
-    maxRef = Math.max(maxRef, Math.abs(want[i]!));
-  }
-  return maxDiff / maxRef;
-}
-
-function expectClose(got: Float32Array[], want: Float32Array[], tol = 1e-4): void {
-  expect(got.length).toBe(want.length);
-  for (let i = 0; i < want.length; i++) expect(relErr(got[i]!, want[i]!)).toBeLessThanOrEqual(tol);
 }
 
 /** Bit-for-bit equality (so -0 vs 0 and NaN payloads aside, the same floats). */
@@ -75,17 +37,7 @@ function expectSameFloats(got: Float32Array[], want: Float32Array[]): void {
 }
 
 describe.skipIf(skip)('fused native kernels of wasm-blas (relu gradient, bias add, huge pages)', () => {
-  let tensorsBefore = 0;
-  beforeAll(async () => {
-    await initBackend('wasm-blas');
-    expect(blasKernelsEnabled()).toMatch(/relu grad/);
-  }, 60_000);
-  beforeEach(() => {
-    tensorsBefore = tf.memory().numTensors;
-  });
-  afterEach(() => {
-    expect(tf.memory().numTensors).toBe(tensorsBefore);
-  });
+  useWasmBlas(/relu grad/);
 
   it('relu gradient: hand-computed values, one fused kernel instead of Step + Cast + Multiply', async () => {
     const x = [-2, -0, 0, 1e-30, 3, -1e-30];
