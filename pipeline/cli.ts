@@ -4,6 +4,7 @@ import { loadConfig } from './config.ts';
 import { runPipeline } from './runner.ts';
 import { STAGES } from './stages/index.ts';
 import { runCli } from '../src/cli/run-cli.ts';
+import { UserError } from '../src/util/errors.ts';
 
 const USAGE = `usage: npm run pipeline -- [--config pipeline/configs/NAME.yaml] [--out DIR] [--only STAGE | --from STAGE]
                              [--force] [--backend auto|tensorflow|wasm-blas|wasm|cpu] [--seed N] [--workers N] [--verbose]
@@ -35,7 +36,7 @@ await runCli(USAGE, async (argv) => {
   const int = (flag: string, v: string | undefined, min: number): number | undefined => {
     if (v === undefined) return undefined;
     const n = Number(v);
-    if (!Number.isInteger(n) || n < min) throw new Error(`--${flag} expects an integer >= ${min}, got '${v}'`);
+    if (!Number.isInteger(n) || n < min) throw new UserError('usage', `--${flag} expects an integer >= ${min}, got '${v}'`);
     return n;
   };
   const config = loadConfig(values.config, STAGES);
