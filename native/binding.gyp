@@ -5,7 +5,7 @@
       "sources": ["src/addon.c"],
       "include_dirs": ["/usr/include/x86_64-linux-gnu", "/usr/include/openblas"],
       "libraries": ["-lopenblas", "-lm"],
-      "cflags": ["-O3", "-march=native", "-std=c11", "-ffp-contract=off", "-Wall", "-Wno-unused-parameter"],
+      "cflags": ["-O3", "-march=native", "-std=c11", "-ffp-contract=off", "-fno-math-errno", "-Wall", "-Wno-unused-parameter"],
       "cflags!": ["-O2"],
       "defines": ["NAPI_VERSION=8"]
     }

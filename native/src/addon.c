@@ -13,6 +13,7 @@
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* OpenBLAS extensions (declared in its cblas.h, repeated here for other cblas.h variants). */
@@ -292,6 +293,137 @@ static napi_value js_momentum(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+__attribute__((noinline)) static void adam_step(float *restrict w, float *restrict m, float *restrict v, const float *restrict g, int64_t n,
+                                                float b1, float omb1, float b2, float omb2, float lrc1, float c2, float eps) {
+  for (int64_t i = 0; i < n; i++) {
+    const float gi = g[i];
+    const float m2 = m[i] * b1 + gi * omb1;
+    const float v2 = v[i] * b2 + (gi * gi) * omb2;
+    m[i] = m2;
+    v[i] = v2;
+    w[i] = w[i] - (m2 * lrc1) / (sqrtf(v2 * c2) + eps);
+  }
+}
+
+/*
+ * adam(H, wOff, mOff, vOff, gOff, n, b1, omb1, b2, omb2, lrc1, c2, eps): one Adam update in place,
+ * one pass, the float32 operation order of ParamOptimizer's tfjs ops (src/models/optimizer.ts):
+ *   m = m*b1 + g*omb1;  v = v*b2 + (g*g)*omb2;  w = w - (m*lrc1) / (sqrt(v*c2) + eps)
+ * with omb1 = 1 - b1, lrc1 = lr / (1 - b1^t), c2 = 1 / (1 - b2^t) computed by the caller (doubles,
+ * rounded to float32 here like tfjs scalars).
+ */
+static napi_value js_adam(napi_env env, napi_callback_info info) {
+  size_t argc = 13;
+  napi_value argv[13];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc != 13) THROW(env, "distill_blas.adam: expected 13 arguments");
+  fview H;
+  int64_t wOff, mOff, vOff, gOff, n;
+  double k[7];
+  if (!get_f32(env, argv[0], &H, 0, "H") || !get_i64(env, argv[1], &wOff) || !get_i64(env, argv[2], &mOff) ||
+      !get_i64(env, argv[3], &vOff) || !get_i64(env, argv[4], &gOff) || !get_i64(env, argv[5], &n))
+    return NULL;
+  for (int j = 0; j < 7; j++)
+    if (!get_f64(env, argv[6 + j], &k[j])) return NULL;
+  const int64_t len = (int64_t)H.length;
+  if (n < 0 || wOff < 0 || mOff < 0 || vOff < 0 || gOff < 0 || wOff + n > len || mOff + n > len || vOff + n > len || gOff + n > len)
+    THROW(env, "distill_blas.adam: range outside the array");
+  adam_step(H.data + wOff, H.data + mOff, H.data + vOff, H.data + gOff, n, (float)k[0], (float)k[1], (float)k[2], (float)k[3], (float)k[4],
+            (float)k[5], (float)k[6]);
+  return NULL;
+}
+
+/*
+ * sgdStep(H, wOff, velOff, gOff, n, lr, mu, nesterov): ParamOptimizer's SGD in place, one pass, its
+ * float32 operation order: velOff < 0 (no momentum slot): w = w - g*lr; otherwise
+ *   lrG = g*lr;  vel = vel*mu - lrG;  w = w + vel   (nesterov: w = (w + vel*mu) - lrG)
+ */
+static napi_value js_sgd_step(napi_env env, napi_callback_info info) {
+  size_t argc = 8;
+  napi_value argv[8];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc != 8) THROW(env, "distill_blas.sgdStep: expected 8 arguments");
+  fview H;
+  int64_t wOff, velOff, gOff, n;
+  double lr, mu;
+  int nesterov;
+  if (!get_f32(env, argv[0], &H, 0, "H") || !get_i64(env, argv[1], &wOff) || !get_i64(env, argv[2], &velOff) ||
+      !get_i64(env, argv[3], &gOff) || !get_i64(env, argv[4], &n) || !get_f64(env, argv[5], &lr) || !get_f64(env, argv[6], &mu) ||
+      !get_bool(env, argv[7], &nesterov))
+    return NULL;
+  const int64_t len = (int64_t)H.length;
+  if (n < 0 || wOff < 0 || gOff < 0 || wOff + n > len || gOff + n > len || (velOff >= 0 && velOff + n > len))
+    THROW(env, "distill_blas.sgdStep: range outside the array");
+  float *restrict w = H.data + wOff;
+  const float *restrict g = H.data + gOff;
+  const float flr = (float)lr, fmu = (float)mu;
+  if (velOff < 0) {
+    for (int64_t i = 0; i < n; i++) w[i] = w[i] - g[i] * flr;
+    return NULL;
+  }
+  float *restrict vel = H.data + velOff;
+  if (nesterov) {
+    for (int64_t i = 0; i < n; i++) {
+      const float lrG = g[i] * flr;
+      const float v2 = vel[i] * fmu - lrG;
+      vel[i] = v2;
+      w[i] = (w[i] + v2 * fmu) - lrG;
+    }
+  } else {
+    for (int64_t i = 0; i < n; i++) {
+      const float v2 = vel[i] * fmu - g[i] * flr;
+      vel[i] = v2;
+      w[i] = w[i] + v2;
+    }
+  }
+  return NULL;
+}
+
+/*
+ * maxNormCols(H, wOff, rows, cols, maxValue): the max-norm constraint on the columns of a row-major
+ * rows x cols matrix, in place: each column whose Euclidean norm exceeds maxValue is multiplied by
+ * maxValue / norm (float32); the other columns are left untouched (bit for bit). Returns the number
+ * of columns rescaled.
+ */
+static napi_value js_max_norm_cols(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc != 5) THROW(env, "distill_blas.maxNormCols: expected 5 arguments");
+  fview H;
+  int64_t wOff, rows, cols;
+  double maxValue;
+  if (!get_f32(env, argv[0], &H, 0, "H") || !get_i64(env, argv[1], &wOff) || !get_i64(env, argv[2], &rows) ||
+      !get_i64(env, argv[3], &cols) || !get_f64(env, argv[4], &maxValue))
+    return NULL;
+  if (rows < 0 || cols < 0 || wOff < 0 || wOff + rows * cols > (int64_t)H.length) THROW(env, "distill_blas.maxNormCols: range outside the array");
+  float *ss = calloc(cols > 0 ? (size_t)cols : 1, sizeof(float));
+  if (!ss) THROW(env, "distill_blas.maxNormCols: out of memory");
+  float *restrict w = H.data + wOff;
+  for (int64_t i = 0; i < rows; i++) {
+    const float *restrict r = w + i * cols;
+    for (int64_t j = 0; j < cols; j++) ss[j] += r[j] * r[j];
+  }
+  const float mv = (float)maxValue;
+  int64_t scaled = 0;
+  for (int64_t j = 0; j < cols; j++) {
+    const float norm = sqrtf(ss[j]);
+    const float s = mv / norm;
+    ss[j] = (s < 1.0f || s != s) ? s : 1.0f; /* 0 norm: mv/0 = inf -> 1; a NaN norm makes the column NaN (as tfjs's minimum) */
+    if (ss[j] != 1.0f) scaled++;
+  }
+  if (scaled > 0) {
+    for (int64_t i = 0; i < rows; i++) {
+      float *restrict r = w + i * cols;
+      for (int64_t j = 0; j < cols; j++) r[j] = r[j] * ss[j];
+    }
+  }
+  free(ss);
+  napi_value out;
+  CHECK(env, napi_create_int64(env, scaled, &out));
+  return out;
+}
+
 /*
  * colSum(H, xOff, rows, cols, outOff): out[j] = sum_i x[i * cols + j] (float32, rows in order),
  * i.e. a reduction over the leading axes of a row-major tensor.
@@ -469,6 +601,9 @@ static napi_value init(napi_env env, napi_value exports) {
       {"sgemm", NULL, js_sgemm, NULL, NULL, NULL, napi_default, NULL},
       {"biasAct", NULL, js_bias_act, NULL, NULL, NULL, napi_default, NULL},
       {"momentum", NULL, js_momentum, NULL, NULL, NULL, napi_default, NULL},
+      {"adam", NULL, js_adam, NULL, NULL, NULL, napi_default, NULL},
+      {"sgdStep", NULL, js_sgd_step, NULL, NULL, NULL, napi_default, NULL},
+      {"maxNormCols", NULL, js_max_norm_cols, NULL, NULL, NULL, napi_default, NULL},
       {"colSum", NULL, js_col_sum, NULL, NULL, NULL, napi_default, NULL},
       {"reluGrad", NULL, js_relu_grad, NULL, NULL, NULL, napi_default, NULL},
       {"relu", NULL, js_relu, NULL, NULL, NULL, napi_default, NULL},

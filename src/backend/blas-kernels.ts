@@ -3,6 +3,7 @@ import { installBufferPool, uninstallBufferPool } from './buffer-pool.ts';
 import { installFastMomentum, uninstallFastMomentum } from './fast-optimizer.ts';
 import { installHugePages, uninstallHugePages } from './huge-pages.ts';
 import { loadNative, NATIVE_ACTIVATION, type NativeBlas } from './native.ts';
+import { installNativeParamSteps, uninstallNativeParamSteps } from './param-step.ts';
 import { installReluGrad, RELU_GRAD_KERNEL, reluGradKernel, uninstallReluGrad } from './relu-grad.ts';
 import { asWasmBackend, f32Offset, heapF32, type WasmBackendInternals } from './wasm-heap.ts';
 
@@ -368,7 +369,8 @@ export function blasKernelsEnabled(): string | undefined {
  * too. Also makes `Identity`, same-dtype `Cast` and whole-tensor `Slice` zero-copy, `Sum` over
  * leading axes (bias gradients), bias-broadcast `Add` and `Relu` one native pass each, number-to-bool
  * `Cast` correct (x != 0), relu's gradient one fused kernel (`relu-grad.ts`), `tf.train.momentum`
- * updates one native in-place pass (see `fast-optimizer.ts`), and backs the wasm heap with
+ * updates one native in-place pass (see `fast-optimizer.ts`), likewise the training loop's Adam/SGD
+ * steps and max-norm (`param-step.ts`), and backs the wasm heap with
  * transparent huge pages (`huge-pages.ts`) and large buffers reused (`buffer-pool.ts`). Idempotent.
  * Does not change the active backend.
  * @returns `{ ok: true, detail }` describing the native library, or `{ ok: false, reason }`.
@@ -399,10 +401,11 @@ export function enableBlasKernels(): BlasEnableResult {
   tf.registerKernel({ kernelName: RELU_GRAD_KERNEL, backendName: BACKEND, kernelFunc: reluGradKernel(l.addon) });
   installReluGrad();
   installFastMomentum(l.addon);
+  installNativeParamSteps(l.addon);
   const wasmBackend = tf.findBackend(BACKEND);
   const huge = wasmBackend ? installHugePages(l.addon, asWasmBackend(wasmBackend)) : undefined;
   const pooled = wasmBackend ? installBufferPool(asWasmBackend(wasmBackend)) : false;
-  enabledDetail = `OpenBLAS sgemm (${l.addon.config().split(' ').slice(0, 2).join(' ')}, ${l.addon.getThreads()} threads) + native momentum, relu, relu grad, bias add${huge !== undefined && huge >= 0 ? ', huge pages' : ''}${pooled ? ', buffer pool' : ''}`;
+  enabledDetail = `OpenBLAS sgemm (${l.addon.config().split(' ').slice(0, 2).join(' ')}, ${l.addon.getThreads()} threads) + native momentum, Adam, max-norm, relu, relu grad, bias add${huge !== undefined && huge >= 0 ? ', huge pages' : ''}${pooled ? ', buffer pool' : ''}`;
   return { ok: true, detail: enabledDetail };
 }
 
@@ -418,6 +421,7 @@ export function disableBlasKernels(): void {
   tf.unregisterKernel(RELU_GRAD_KERNEL, BACKEND);
   uninstallReluGrad();
   uninstallFastMomentum();
+  uninstallNativeParamSteps();
   uninstallHugePages();
   uninstallBufferPool();
   enabledDetail = undefined;

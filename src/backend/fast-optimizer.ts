@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import type { NativeBlas } from './native.ts';
-import { asWasmBackend, f32Offset, heapF32, type WasmBackendInternals } from './wasm-heap.ts';
+import { asWasmBackend, f32Offset, heapF32, soleOwner, type WasmBackendInternals } from './wasm-heap.ts';
 
 /** The MomentumOptimizer fields (TypeScript-private in tfjs) the fast path reads. */
 interface MomentumInternals {
@@ -20,12 +20,6 @@ interface EngineInternals {
 type ApplyGradients = tf.MomentumOptimizer['applyGradients'];
 
 let original: ApplyGradients | undefined;
-
-/** Whether the tensor's memory is owned by it alone (so that an in-place update is invisible elsewhere). */
-function soleOwner(be: WasmBackendInternals, t: tf.Tensor): boolean {
-  const d = be.dataIdMap.get(t.dataId) as { refCount?: number } | undefined;
-  return d?.refCount === 1;
-}
 
 function scalarValue(be: WasmBackendInternals, t: tf.Tensor): number | undefined {
   if (t.isDisposed || t.size !== 1 || t.dtype !== 'float32' || !be.dataIdMap.get(t.dataId)) return undefined;

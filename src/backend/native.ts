@@ -41,6 +41,21 @@ export interface NativeBlas {
    * `acc = m * acc + g; w += c * acc` (or `w += c * (g + m * acc)` with nesterov); `c = -lr`.
    */
   momentum(H: Float32Array, wOff: number, accOff: number, gOff: number, n: number, m: number, c: number, nesterov: boolean): void;
+  /**
+   * One Adam update in place on `H` (one pass, the float32 operation order of the tfjs ops in
+   * `ParamOptimizer`): `m = m*b1 + g*omb1; v = v*b2 + (g*g)*omb2; w = w - (m*lrc1) / (sqrt(v*c2) + eps)`.
+   */
+  adam(H: Float32Array, wOff: number, mOff: number, vOff: number, gOff: number, n: number, b1: number, omb1: number, b2: number, omb2: number, lrc1: number, c2: number, eps: number): void;
+  /**
+   * `ParamOptimizer`'s SGD in place: `velOff < 0`: `w = w - g*lr`; else `vel = vel*mu - g*lr`,
+   * `w = w + vel` (nesterov: `w = (w + vel*mu) - g*lr`).
+   */
+  sgdStep(H: Float32Array, wOff: number, velOff: number, gOff: number, n: number, lr: number, mu: number, nesterov: boolean): void;
+  /**
+   * Max-norm on the columns of the row-major `rows x cols` matrix at `H[wOff]`, in place: columns
+   * with norm above `maxValue` are scaled by `maxValue / norm`, the others untouched. Returns how many were scaled.
+   */
+  maxNormCols(H: Float32Array, wOff: number, rows: number, cols: number, maxValue: number): number;
   /** Column sums of the row-major `rows x cols` block at `H[xOff]` into `H[outOff..+cols]` (rows added in order). */
   colSum(H: Float32Array, xOff: number, rows: number, cols: number, outOff: number): void;
   /**
@@ -85,7 +100,7 @@ export function nativeAddonPath(): string {
 function isNativeBlas(m: unknown): m is NativeBlas {
   if (m === null || typeof m !== 'object') return false;
   const r = m as Record<string, unknown>;
-  return ['sgemm', 'biasAct', 'momentum', 'colSum', 'reluGrad', 'relu', 'addRows', 'adviseHugePages', 'setThreads', 'getThreads', 'config'].every((k) => typeof r[k] === 'function');
+  return ['sgemm', 'biasAct', 'momentum', 'adam', 'sgdStep', 'maxNormCols', 'colSum', 'reluGrad', 'relu', 'addRows', 'adviseHugePages', 'setThreads', 'getThreads', 'config'].every((k) => typeof r[k] === 'function');
 }
 
 /**

@@ -41,3 +41,9 @@ export function f32Offset(b: WasmBackendInternals, t: tf.TensorInfo): number {
   if (d.memoryOffset % 4 !== 0) throw new Error('distill native kernels: misaligned tensor data');
   return d.memoryOffset >>> 2;
 }
+
+/** Whether the tensor's memory is owned by it alone (so that an in-place update is invisible elsewhere). */
+export function soleOwner(b: WasmBackendInternals, t: tf.TensorInfo): boolean {
+  const d = b.dataIdMap.get(t.dataId) as { refCount?: number } | undefined;
+  return d?.refCount === 1;
+}

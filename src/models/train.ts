@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { nativeMaxNormCols } from '../backend/param-step.ts';
 import { sha256, stableStringify } from '../artifacts/hash.ts';
 import { ConfigError, DataError } from '../util/errors.ts';
 import { silentLogger, type Logger } from '../util/log.ts';
@@ -86,14 +87,15 @@ function constraintOps(model: tf.LayersModel): ConstraintOp[] {
       const cfg = c.getConfig() as { maxValue?: number; axis?: number };
       const maxValue = cfg.maxValue ?? 2;
       const axis = cfg.axis ?? 0;
-      ops.push(() =>
+      ops.push(() => {
+        if (axis === 0 && nativeMaxNormCols(v, maxValue)) return;
         tf.tidy(() => {
           const norms = tf.sqrt(tf.sum(tf.square(v), axis, true));
           // maxValue / 0 = Infinity, so zero columns get scale 1 as well.
           const scale = tf.minimum(tf.div(maxValue, norms), 1);
           v.assign(tf.mul(v, scale));
-        }),
-      );
+        });
+      });
     } else {
       ops.push(() => tf.tidy(() => v.assign(c.apply(v))));
     }
