@@ -22,7 +22,7 @@ export const benchCase: BenchCase = {
       const predict = () => tf.dispose(s.model.predict(s.x, { batchSize: BATCH }));
       warmUp(predict, slow || ctx.quick ? 1 : 3, 1.5);
       const rounds = slow ? 1 : ctx.quick ? 2 : 3;
-      const r = interleaveWithPeer(
+      const r = await interleaveWithPeer(
         rounds,
         () => timeWindow(predict, slow ? 0 : ctx.quick ? 0.25 : ctx.seconds / rounds, slow ? 2 : 3),
         () => torchInfer(NET, BATCH, ctx.quick ? 10 : 40),

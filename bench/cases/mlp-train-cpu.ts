@@ -49,7 +49,7 @@ export const benchCase: BenchCase = {
           const step = () => trainStep(s, opt);
           warmUp(step, ctx.quick ? 1 : 5, 1.5);
           const rounds = ctx.quick ? 2 : 5;
-          const r = interleaveWithPeer(
+          const r = await interleaveWithPeer(
             rounds,
             () => cpuWindow(step, ctx.quick ? 0.25 : ctx.seconds / rounds, 3),
             () => torchTrainCpu(sizes, BATCH, ctx.quick ? 10 : 40),

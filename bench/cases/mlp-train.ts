@@ -30,7 +30,7 @@ export const benchCase: BenchCase = {
         const step = () => trainStep(s, opt);
         warmUp(step, slow || ctx.quick ? 1 : 5, 1.5);
         const rounds = slow ? 1 : ctx.quick ? 2 : 4;
-        const r = interleaveWithPeer(
+        const r = await interleaveWithPeer(
           rounds,
           () => timeWindow(step, slow ? 0 : ctx.quick ? 0.25 : ctx.seconds / rounds, slow ? 2 : 3),
           () => torchTrain(sizes, BATCH, ctx.quick ? 10 : 60),

@@ -9,6 +9,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const TRAIN_SCRIPT = process.env.TORCH_PEER ?? path.resolve(here, '..', '..', '..', 'shared', 'bench', 'torch_peer.py');
 const INFER_SCRIPT = path.join(here, 'torch_infer.py');
 const TRAIN_CPU_SCRIPT = path.join(here, 'torch_train_cpu.py');
+const LOOP_SCRIPT = path.join(here, 'torch_train_loop.py');
 
 let available: boolean | undefined;
 
@@ -48,6 +49,18 @@ export function torchTrain(sizes: readonly number[], batch: number, steps: numbe
   return runPy(TRAIN_SCRIPT, ['--layers', sizes.join(','), '--batch', String(batch), '--steps', String(steps)]);
 }
 
+/**
+ * PyTorch training throughput (ex/s, best epoch) of the paper's regularised teacher loop
+ * (`bench/peers/torch_train_loop.py`: dropout, Adam, max-norm, jitter, batches gathered from a
+ * shuffled epoch of `rows` examples); undefined if unavailable.
+ */
+export function torchTrainLoop(sizes: readonly number[], opts: { batch: number; rows: number; epochs: number; inputDropout: number; dropout: number; maxNorm: number; jitter: number }): TorchPeerResult | undefined {
+  return runPy(LOOP_SCRIPT, [
+    '--layers', sizes.join(','), '--batch', String(opts.batch), '--rows', String(opts.rows), '--epochs', String(opts.epochs),
+    '--input-dropout', String(opts.inputDropout), '--dropout', String(opts.dropout), '--max-norm', String(opts.maxNorm), '--jitter', String(opts.jitter),
+  ]);
+}
+
 /** PyTorch inference throughput (ex/s, no grad) for the same MLP; undefined if unavailable. */
 export function torchInfer(sizes: readonly number[], batch: number, steps: number): TorchPeerResult | undefined {
   return runPy(INFER_SCRIPT, ['--layers', sizes.join(','), '--batch', String(batch), '--steps', String(steps)]);
@@ -78,14 +91,14 @@ export interface Interleaved {
 /**
  * Alternates `rounds` timed windows of our own code with runs of the peer, so both see the same
  * load on a shared machine, and keeps the best of each (the least disturbed). `window` returns a
- * rate; `peer` is skipped (undefined) when `withPeer` is false or the peer is unavailable.
+ * rate (or a promise of one); `peer` is skipped (undefined) when `withPeer` is false or the peer is unavailable.
  */
-export function interleaveWithPeer(rounds: number, window: () => number, peer: () => TorchPeerResult | undefined, withPeer: boolean): Interleaved {
+export async function interleaveWithPeer(rounds: number, window: () => number | Promise<number>, peer: () => TorchPeerResult | undefined, withPeer: boolean): Promise<Interleaved> {
   const rates: number[] = [];
   let best: TorchPeerResult | undefined;
   let peerOk = withPeer && torchAvailable();
   for (let r = 0; r < rounds; r++) {
-    rates.push(window());
+    rates.push(await window());
     if (peerOk) {
       const p = peer();
       if (!p) peerOk = false;

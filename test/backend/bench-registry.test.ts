@@ -21,13 +21,13 @@ describe('bench registry', () => {
     expect(names).toContain('mlp-infer');
   });
 
-  it('interleaves windows with peer runs and keeps the best and median of each', () => {
+  it('interleaves windows with peer runs and keeps the best and median of each', async () => {
     const ours = [3, 9, 5, 7];
     const theirs = [100, 300, 200, 250];
     const order: string[] = [];
     let i = 0;
     let j = 0;
-    const r = interleaveWithPeer(4, () => (order.push('us'), ours[i++]!), () => (order.push('peer'), { version: 'x', threads: 1, examples_per_s: theirs[j++]! }), true);
+    const r = await interleaveWithPeer(4, () => (order.push('us'), ours[i++]!), () => (order.push('peer'), { version: 'x', threads: 1, examples_per_s: theirs[j++]! }), true);
     // The peer only runs when torch is importable here; our windows run either way.
     expect(r.best).toBe(9);
     expect(r.median).toBe(5);
@@ -35,7 +35,7 @@ describe('bench registry', () => {
       expect(r.peer.examples_per_s).toBe(300);
       expect(order).toEqual(['us', 'peer', 'us', 'peer', 'us', 'peer', 'us', 'peer']);
     }
-    const noPeer = interleaveWithPeer(2, () => 1, () => { throw new Error('must not run'); }, false);
+    const noPeer = await interleaveWithPeer(2, () => 1, () => { throw new Error('must not run'); }, false);
     expect(noPeer.peer).toBeUndefined();
   });
 });
