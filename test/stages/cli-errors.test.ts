@@ -63,6 +63,12 @@ describe('pipeline CLI errors (one message, no stack trace, nothing half-written
     const f = config('ok2.yaml', 'stages:\n  ingest: {dataset: {recipe: mnist}}\n');
     expectCleanError(pipeline('--config', f, '--out', path.join(dir, 'o6'), '--backend', 'tpu'), /unknown backend 'tpu': expected one of auto, tensorflow, wasm-blas, wasm, cpu/);
   });
+  it('a bad --workers or --seed value', () => {
+    const r = pipeline('--workers', '0');
+    expectCleanError(r, /--workers expects an integer >= 1, got '0'/);
+    expect(r.stderr).not.toMatch(/unexpected error/);
+    expectCleanError(pipeline('--seed', 'x'), /--seed expects an integer/);
+  });
   it('a bad flag prints the usage and exits 2', () => {
     const r = pipeline('--colour');
     expect(r.code).toBe(2);
