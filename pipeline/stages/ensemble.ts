@@ -15,6 +15,9 @@ import { describeEnsemble } from '../../src/ensemble/describe.ts';
 import { chooseSpecialistWeight, DEFAULT_WEIGHT_GRID } from '../../src/ensemble/weight.ts';
 import { pct } from '../../src/cli/table.ts';
 import { failpoint } from '../../src/util/failpoint.ts';
+import { readManifest } from '../../src/artifacts/manifest.ts';
+import { parseRecipeOptions } from '../../datasets/recipes.ts';
+import { syntheticCentres, type SyntheticOptions } from '../../datasets/synthetic.ts';
 import type { SpecialistSummary } from './specialists.ts';
 
 /** Moved to `src/ensemble/describe.ts`; re-exported for existing importers. */
@@ -53,13 +56,23 @@ const schema = z.strictObject({
 /**
  * `ensemble`: KL-minimising combination of the generalist and the active specialists per case
  * (the paper's inference), on valid (to choose the weight) and test (reported).
+ *
+ * `metrics.json` holds two coverage tables (test at the top level, valid under `valid`), rows
+ * `{specialists: k, label, examples, generalist_correct, ensemble_correct, relative_change}`:
+ * - `by_coverage`: cases by the number of specialists ACTIVE for the case (their subset meets the
+ *   generalist's top-n classes) whose subset holds the true class; a case whose true class is in a
+ *   cluster but outside the generalist's top-n lands in a lower bucket.
+ * - `by_membership`: cases by the number of clusters holding the true class, active or not: a
+ *   property of the class, the grouping of the paper's Table 4.
+ * For the synthetic recipe with `bridges`, `by_membership_kind` splits `by_membership` into
+ * `ordinary` and `bridge` classes ({@link syntheticClassKinds}).
  */
 export const ensembleStage = defineStage({
   type: 'ensemble',
   description: 'combine generalist + active specialists by minimising the KL objective (EM or gradient)',
   schema,
   deps: (p) => [p.data, p.model, p.covariance, p.specialists],
-  code: ['pipeline/stages/ensemble.ts', 'src/ensemble', 'src/specialists/specialist-train.ts', 'src/artifacts/predictions.ts'],
+  code: ['pipeline/stages/ensemble.ts', 'src/ensemble', 'src/specialists/specialist-train.ts', 'src/artifacts/predictions.ts', 'datasets/synthetic.ts', 'datasets/recipes.ts'],
   async run(ctx) {
     const p = ctx.params;
     const specDir = ctx.input(p.specialists);
@@ -79,6 +92,10 @@ export const ensembleStage = defineStage({
       return { set, built };
     };
     const C = readPredictions(path.join(covDir, 'predictions-test.arrow')).C;
+    const classKinds = syntheticClassKinds(dataDir, C);
+    if (classKinds) ctx.log.info(`class kinds from the synthetic recipe: ${classKinds.filter((k) => k === 'bridge').length} bridge, ${classKinds.filter((k) => k === 'ordinary').length} ordinary (by_membership_kind)`);
+    const metricsOf = (split: { set: LabeledSet; built: ModelsProblem }, q: Float32Array) =>
+      ensembleMetrics({ labels: split.set.y, pg: split.built.pg, q, C, coverage: split.built.coverage, active: split.built.active, membership: split.built.membership, ...(classKinds ? { classKinds } : {}) });
 
     // Weight: fixed, or chosen on the validation split (never on test).
     const valid = await onSplit('valid');
@@ -95,14 +112,14 @@ export const ensembleStage = defineStage({
     } else weight = p.weight;
     const validQ = solve(valid.built.problem, weight);
     failpoint('ensemble-valid-solved'); // crash tests (src/util/failpoint.ts): killed here, after the valid cases are solved
-    const validMetrics = ensembleMetrics({ labels: valid.set.y, pg: valid.built.pg, q: validQ.q, C, coverage: valid.built.coverage, active: valid.built.active });
+    const validMetrics = metricsOf(valid, validQ.q);
     // At weight 1 too, for the record (the paper's unweighted objective).
     const test = await onSplit('test');
     const started = Date.now();
     const testQ = solve(test.built.problem, weight);
     const solveSeconds = (Date.now() - started) / 1000;
-    const metrics = ensembleMetrics({ labels: test.set.y, pg: test.built.pg, q: testQ.q, C, coverage: test.built.coverage, active: test.built.active });
-    const unweighted = weight === 1 ? metrics : ensembleMetrics({ labels: test.set.y, pg: test.built.pg, q: solve(test.built.problem, 1).q, C, coverage: test.built.coverage, active: test.built.active });
+    const metrics = metricsOf(test, testQ.q);
+    const unweighted = weight === 1 ? metrics : metricsOf(test, solve(test.built.problem, 1).q);
     await writePredictions(path.join(ctx.outDir, 'predictions-test.arrow'), { labels: test.set.y, values: testQ.q, n: test.set.n, C }, 'probabilities', { split: 'test', weight: String(weight) });
     if (p.train_targets) {
       const set = await readSplit(path.join(dataDir, 'train.arrow'));
@@ -124,8 +141,15 @@ export const ensembleStage = defineStage({
       weight,
       weight_table: weightTable,
       weight_at_top: weightAtTop,
-      // by_coverage on valid too: what a coverage option (e.g. clusters.overlap_threshold) may be tuned on.
-      valid: { generalist: validMetrics.generalist, ensemble: validMetrics.ensemble, conditional: validMetrics.conditional, by_coverage: validMetrics.by_coverage },
+      // by_coverage / by_membership on valid too: what a coverage option (e.g. clusters.overlap_threshold) may be tuned on.
+      valid: {
+        generalist: validMetrics.generalist,
+        ensemble: validMetrics.ensemble,
+        conditional: validMetrics.conditional,
+        by_coverage: validMetrics.by_coverage,
+        by_membership: validMetrics.by_membership,
+        ...(validMetrics.by_membership_kind ? { by_membership_kind: validMetrics.by_membership_kind } : {}),
+      },
       unweighted: { ensemble: unweighted.ensemble, conditional: unweighted.conditional },
       solve: { seconds: solveSeconds, mean_iterations: mean(testQ.iterations), unconverged: testQ.unconverged },
     };
@@ -134,6 +158,29 @@ export const ensembleStage = defineStage({
     return { generalist_accuracy: metrics.generalist.accuracy, ensemble_accuracy: metrics.ensemble.accuracy, weight };
   },
 });
+
+/**
+ * The kind of each ingested class, `bridge` or `ordinary`, when the `data` stage made the synthetic
+ * recipe with `bridges` (read from its manifest's params; the bridge classes are recomputed with
+ * `syntheticCentres`, deterministic in the recipe's options). Null for any other data, or when a
+ * class name is not the recipe's class number (then the mapping is unknown).
+ * @param ingestDir the ingest stage's folder (`manifest.json`, `classes.json`)
+ * @param C number of classes the predictions have
+ */
+export function syntheticClassKinds(ingestDir: string, C: number): string[] | null {
+  const dataset = (readManifest(ingestDir)?.params as { dataset?: { recipe?: string; options?: Record<string, unknown> } } | undefined)?.dataset;
+  if (dataset?.recipe !== 'synthetic' || !dataset.options?.bridges) return null;
+  const opts = parseRecipeOptions('synthetic', dataset.options) as unknown as SyntheticOptions;
+  const bridges = new Set(syntheticCentres(opts).bridges.map((b) => b.cls));
+  const classes = (JSON.parse(readFileSync(path.join(ingestDir, 'classes.json'), 'utf8')) as { classes: { index: number; name: string }[] }).classes;
+  if (classes.length !== C) return null;
+  const kinds = new Array<string>(C).fill('ordinary');
+  for (const c of classes) {
+    if (!/^\d+$/.test(c.name) || !(c.index >= 0 && c.index < C)) return null;
+    if (bridges.has(Number(c.name))) kinds[c.index] = 'bridge';
+  }
+  return kinds;
+}
 
 function mean(a: Int32Array): number {
   let s = 0;

@@ -1,7 +1,7 @@
 import type * as tf from '@tensorflow/tfjs';
 import type { LabeledSet } from '../data/split-file.ts';
 import { specialistProbabilities, softmaxRows } from '../specialists/specialist-train.ts';
-import { activeSpecialists } from './active.ts';
+import { activeSpecialists, coverageCounts } from './active.ts';
 import { problemFromPredictions } from './build.ts';
 import type { EnsembleProblem } from './problem.ts';
 import { silentLogger, type Logger } from '../util/log.ts';
@@ -29,8 +29,10 @@ export interface ModelsProblem {
   pg: Float32Array;
   /** Per case: whether any specialist is active. */
   active: boolean[];
-  /** Per case: number of ACTIVE specialists whose subset holds the true class. */
+  /** Per case: number of ACTIVE specialists whose subset holds the true class (`by_coverage`). */
   coverage: Int32Array;
+  /** Per case: number of specialists whose subset holds the true class, active or not (`by_membership`). */
+  membership: Int32Array;
 }
 
 /**
@@ -96,5 +98,5 @@ export async function buildProblemFromModels(input: ModelsProblemInput): Promise
     for (const m of activeLists[r]!) if (member[m]!.has(set.y[r]!)) k++;
     coverage[r] = k;
   }
-  return { problem, pg, active, coverage };
+  return { problem, pg, active, coverage, membership: coverageCounts(set.y, subsets, C) };
 }

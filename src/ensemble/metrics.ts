@@ -1,13 +1,19 @@
 /**
  * Accuracy of the specialist ensemble against the generalist, in the form of the paper's
  * Tables 3 and 4: overall, conditional on a specialist being active, and grouped by how many
- * specialists cover the true class ("10 or more" as the last bucket).
+ * specialists cover the true class ("10 or more" as the last bucket), counted two ways:
+ * `by_coverage` counts the ACTIVE specialists of a case whose subset holds the true class;
+ * `by_membership` (the paper's Table 4 grouping) counts every cluster holding the true class,
+ * whether its specialist was active for the case or not.
  */
 import { DataError } from '../util/errors.ts';
 
-/** One row of the by-coverage table. */
+/** One row of the by-coverage and by-membership tables. */
 export interface CoverageRow {
-  /** Number of specialists covering the true class; the last bucket (10) means "10 or more". */
+  /**
+   * Number of specialists covering the true class (active ones for `by_coverage`, all clusters
+   * holding it for `by_membership`); the last bucket (10) means "10 or more".
+   */
   specialists: number;
   /** `"0"` .. `"9"`, `"10 or more"`. */
   label: string;
@@ -25,7 +31,19 @@ export interface EnsembleMetrics {
   ensemble: { accuracy: number; correct: number };
   /** Only the cases where at least one specialist was active. */
   conditional: { examples: number; generalist_accuracy: number | null; ensemble_accuracy: number | null };
+  /** Cases by the number of ACTIVE specialists (for that case) whose subset holds the true class. */
   by_coverage: CoverageRow[];
+  /**
+   * Cases by the number of clusters holding the true class, active or not (the paper's Table 4
+   * grouping: a property of the class, not of the case). Present when `membership` was given.
+   */
+  by_membership?: CoverageRow[];
+  /**
+   * `by_membership` split by kind of the true class (e.g. `ordinary` / `bridge` for the synthetic
+   * recipe with bridges), kinds in first-seen class order. Present when `membership` and
+   * `classKinds` were given.
+   */
+  by_membership_kind?: Record<string, CoverageRow[]>;
 }
 
 /** Inputs of {@link ensembleMetrics}. */
@@ -40,6 +58,10 @@ export interface EnsembleMetricsInput {
   coverage: Int32Array;
   /** Per case: whether any specialist was active. */
   active: ArrayLike<boolean>;
+  /** Per case: number of clusters (specialists) whose subset holds the TRUE class, active or not. */
+  membership?: Int32Array;
+  /** Per class (length C): its kind, e.g. `ordinary` or `bridge`; needs `membership`. */
+  classKinds?: readonly string[];
 }
 
 /** Last bucket of the by-coverage table ("10 or more"), as in the paper. */
@@ -57,30 +79,58 @@ export function argmaxRows(x: Float32Array, rows: number, C: number): Int32Array
   return out;
 }
 
-/**
- * Top-1 accuracy of generalist and ensemble, overall, conditional on an active specialist, and by
- * the number of specialists covering the true class.
- * @throws DataError when the arrays disagree in size
- */
-export function ensembleMetrics(input: EnsembleMetricsInput): EnsembleMetrics {
-  const { labels, pg, q, C, coverage, active } = input;
-  const n = labels.length;
-  if (pg.length !== n * C || q.length !== n * C) throw new DataError(`ensembleMetrics: pg/q must be ${n} x ${C} (got ${pg.length}, ${q.length} values)`);
-  if (coverage.length !== n || active.length !== n) throw new DataError(`ensembleMetrics: coverage/active must have ${n} entries`);
-  const gp = argmaxRows(pg, n, C);
-  const ep = argmaxRows(q, n, C);
+/** The empty table: buckets 0 .. {@link COVERAGE_BUCKETS} ("10 or more"). */
+function emptyRows(): CoverageRow[] {
   const rows: CoverageRow[] = [];
   for (let k = 0; k <= COVERAGE_BUCKETS; k++) {
     rows.push({ specialists: k, label: k === COVERAGE_BUCKETS ? `${k} or more` : String(k), examples: 0, generalist_correct: 0, ensemble_correct: 0, relative_change: null });
   }
+  return rows;
+}
+
+/** Adds one case to the bucket of `count` (negative counts go to 0, large ones to the last bucket). */
+function addCase(rows: CoverageRow[], count: number, g: number, e: number): void {
+  const row = rows[Math.min(Math.max(count, 0), COVERAGE_BUCKETS)]!;
+  row.examples++;
+  row.generalist_correct += g;
+  row.ensemble_correct += e;
+}
+
+function finishRows(rows: CoverageRow[]): CoverageRow[] {
+  for (const row of rows) row.relative_change = row.generalist_correct > 0 ? (row.ensemble_correct - row.generalist_correct) / row.generalist_correct : null;
+  return rows;
+}
+
+/**
+ * Top-1 accuracy of generalist and ensemble, overall, conditional on an active specialist, by the
+ * number of active specialists covering the true class (`by_coverage`) and, with `membership`, by
+ * the number of clusters holding the true class (`by_membership`, split by class kind with
+ * `classKinds`).
+ * @throws DataError when the arrays disagree in size, or a label is outside 0..C-1 while class kinds are given
+ */
+export function ensembleMetrics(input: EnsembleMetricsInput): EnsembleMetrics {
+  const { labels, pg, q, C, coverage, active, membership, classKinds } = input;
+  const n = labels.length;
+  if (pg.length !== n * C || q.length !== n * C) throw new DataError(`ensembleMetrics: pg/q must be ${n} x ${C} (got ${pg.length}, ${q.length} values)`);
+  if (coverage.length !== n || active.length !== n) throw new DataError(`ensembleMetrics: coverage/active must have ${n} entries`);
+  if (membership && membership.length !== n) throw new DataError(`ensembleMetrics: membership must have ${n} entries (got ${membership.length})`);
+  if (classKinds && classKinds.length !== C) throw new DataError(`ensembleMetrics: classKinds must have one kind per class (${C}), got ${classKinds.length}`);
+  if (classKinds && !membership) throw new DataError('ensembleMetrics: classKinds needs membership (the split by kind is of the by-membership table)');
+  const gp = argmaxRows(pg, n, C);
+  const ep = argmaxRows(q, n, C);
+  const rows = emptyRows();
+  const memberRows = membership ? emptyRows() : null;
+  const kindRows = new Map<string, CoverageRow[]>();
+  if (classKinds) for (const k of classKinds) if (!kindRows.has(k)) kindRows.set(k, emptyRows());
   let gc = 0;
   let ec = 0;
   let cn = 0;
   let cg = 0;
   let ce = 0;
   for (let r = 0; r < n; r++) {
-    const g = gp[r] === labels[r] ? 1 : 0;
-    const e = ep[r] === labels[r] ? 1 : 0;
+    const y = labels[r]!;
+    const g = gp[r] === y ? 1 : 0;
+    const e = ep[r] === y ? 1 : 0;
     gc += g;
     ec += e;
     if (active[r]) {
@@ -88,17 +138,21 @@ export function ensembleMetrics(input: EnsembleMetricsInput): EnsembleMetrics {
       cg += g;
       ce += e;
     }
-    const row = rows[Math.min(Math.max(coverage[r], 0), COVERAGE_BUCKETS)];
-    row.examples++;
-    row.generalist_correct += g;
-    row.ensemble_correct += e;
+    addCase(rows, coverage[r]!, g, e);
+    if (memberRows) addCase(memberRows, membership![r]!, g, e);
+    if (classKinds) {
+      if (!(y >= 0 && y < C)) throw new DataError(`ensembleMetrics: label ${y} at row ${r} is outside 0..${C - 1}`);
+      addCase(kindRows.get(classKinds[y]!)!, membership![r]!, g, e);
+    }
   }
-  for (const row of rows) row.relative_change = row.generalist_correct > 0 ? (row.ensemble_correct - row.generalist_correct) / row.generalist_correct : null;
-  return {
+  const out: EnsembleMetrics = {
     examples: n,
     generalist: { accuracy: n > 0 ? gc / n : 0, correct: gc },
     ensemble: { accuracy: n > 0 ? ec / n : 0, correct: ec },
     conditional: { examples: cn, generalist_accuracy: cn > 0 ? cg / cn : null, ensemble_accuracy: cn > 0 ? ce / cn : null },
-    by_coverage: rows,
+    by_coverage: finishRows(rows),
   };
+  if (memberRows) out.by_membership = finishRows(memberRows);
+  if (classKinds) out.by_membership_kind = Object.fromEntries([...kindRows].map(([k, t]) => [k, finishRows(t)]));
+  return out;
 }

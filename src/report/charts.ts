@@ -204,7 +204,7 @@ export function ensembleErrorSpec(e: EnsembleInfo, distilled: ModelRow[]): VegaL
   const values = [
     { model: 'generalist', error: 1 - e.metrics.generalist.accuracy, accuracy: e.metrics.generalist.accuracy },
     { model: 'ensemble', error: 1 - e.metrics.ensemble.accuracy, accuracy: e.metrics.ensemble.accuracy },
-    ...distilled.map((d) => ({ model: `distilled: ${d.stage}`, error: 1 - d.test.accuracy, accuracy: d.test.accuracy })),
+    ...distilled.map((d) => ({ model: `${d.loss === 'hard' ? 'hard labels' : 'distilled'}: ${d.stage}`, error: 1 - d.test.accuracy, accuracy: d.test.accuracy })),
   ];
   const y = { field: 'model', type: 'nominal', title: null, sort: values.map((v) => v.model) };
   return top({
@@ -231,9 +231,14 @@ export function ensembleErrorSpec(e: EnsembleInfo, distilled: ModelRow[]): VegaL
   });
 }
 
-/** The paper's Table 4 as bars: relative change in correct answers by specialists covering the true class. */
-export function coverageSpec(e: EnsembleInfo): VegaLiteSpec {
-  const values = e.metrics.by_coverage
+/**
+ * The paper's Table 4 as bars: relative change in correct answers by specialists covering the true
+ * class, counted as active specialists (`by_coverage`, default) or as clusters holding the class
+ * (`by_membership`; an empty chart when the run has no such table).
+ */
+export function coverageSpec(e: EnsembleInfo, table: 'by_coverage' | 'by_membership' = 'by_coverage'): VegaLiteSpec {
+  const membership = table === 'by_membership';
+  const values = (membership ? (e.metrics.by_membership ?? []) : e.metrics.by_coverage)
     .filter((r) => r.examples > 0)
     .map((r) => ({
       coverage: r.label,
@@ -244,9 +249,12 @@ export function coverageSpec(e: EnsembleInfo): VegaLiteSpec {
       change: r.relative_change,
       label: `n=${r.examples}`,
     }));
-  const x = { field: 'coverage', type: 'ordinal', title: 'specialists covering the true class', sort: values.map((v) => v.coverage), axis: { labelAngle: 0 } };
+  const x = { field: 'coverage', type: 'ordinal', title: membership ? 'clusters holding the true class' : 'active specialists covering the true class', sort: values.map((v) => v.coverage), axis: { labelAngle: 0 } };
   return top({
-    title: { text: 'Relative change in correct test cases, by coverage', subtitle: '(ensemble correct - generalist correct) / generalist correct; empty buckets left out' },
+    title: {
+      text: membership ? 'Relative change in correct test cases, by cluster membership of the true class' : 'Relative change in correct test cases, by coverage',
+      subtitle: '(ensemble correct - generalist correct) / generalist correct; empty buckets left out',
+    },
     data: { values },
     width: { step: 56 },
     height: 220,

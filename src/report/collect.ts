@@ -149,7 +149,12 @@ const ensembleSchema = z.looseObject({
   generalist: z.looseObject({ accuracy: z.number() }),
   ensemble: z.looseObject({ accuracy: z.number() }),
   conditional: z.looseObject({ examples: z.number(), generalist_accuracy: z.number().nullable(), ensemble_accuracy: z.number().nullable() }),
+  /** Cases by the number of ACTIVE specialists covering the true class. */
   by_coverage: z.array(coverageRowSchema),
+  /** Cases by the number of clusters holding the true class (paper Table 4); absent in older runs. */
+  by_membership: z.array(coverageRowSchema).optional(),
+  /** `by_membership` per kind of the true class (synthetic data with bridges). */
+  by_membership_kind: z.record(z.string(), z.array(coverageRowSchema)).optional(),
   weight: z.number().optional(),
   weight_table: z.array(z.looseObject({ weight: z.number(), accuracy: z.number() })).optional(),
   top_n: z.number().optional(),

@@ -151,23 +151,37 @@ function ensembleSection(ensembles: EnsembleInfo[], distilled: ModelRow[], chart
     const rows: Cell[][] = [
       ['generalist', pct(m.generalist.accuracy), pct(m.conditional.generalist_accuracy)],
       ['specialist ensemble', pct(m.ensemble.accuracy), pct(m.conditional.ensemble_accuracy)],
-      ...distilled.map((d): Cell[] => [`distilled student: ${d.stage}${d.arch ? ` (${d.arch})` : ''}`, pct(d.test.accuracy), '–']),
+      ...distilled.map((d): Cell[] => [`${d.loss === 'hard' ? 'hard labels, no teacher' : 'distilled student'}: ${d.stage}${d.arch ? ` (${d.arch})` : ''}`, pct(d.test.accuracy), '–']),
     ];
     body += table(['model', 'test accuracy', 'conditional test accuracy'], rows);
-    body += '<h3>By number of specialists covering the true class (Table 4)</h3>';
-    body += table(
-      ['specialists covering', 'test examples', 'generalist correct', 'ensemble correct', 'relative change'],
-      m.by_coverage.filter((r) => r.examples > 0).map((r) => [r.label, r.examples, r.generalist_correct, r.ensemble_correct, r.relative_change === null ? '–' : `${r.relative_change >= 0 ? '+' : ''}${(100 * r.relative_change).toFixed(1)}%`]),
-    );
+    const header = ['test examples', 'generalist correct', 'ensemble correct', 'relative change'];
+    body += '<h3>By number of active specialists covering the true class</h3>';
+    body += '<p class="small"><code>by_coverage</code>: for each test case, the specialists active for it (their subset meets the generalist\'s top classes) whose subset holds the true class.</p>';
+    body += table(['specialists covering', ...header], coverageRows(m.by_coverage));
+    if (m.by_membership) {
+      body += '<h3>By number of clusters holding the true class (Table 4)</h3>';
+      body += '<p class="small"><code>by_membership</code>: the paper\'s grouping, every cluster that holds the true class, whether its specialist was active for the case or not.</p>';
+      body += table(['clusters holding', ...header], coverageRows(m.by_membership));
+      for (const [kind, rows] of Object.entries(m.by_membership_kind ?? {})) {
+        body += `<p class="small">${esc(kind)} classes only:</p>`;
+        body += table(['clusters holding', ...header], coverageRows(rows));
+      }
+    }
     if (m.weight_table && m.weight_table.length) {
       body += `<p class="small">Specialist weight chosen on validation: ${m.weight_table.map((w) => `${esc(num(w.weight))} → ${pct(w.accuracy)}`).join(', ')}.</p>`;
     }
     body += '<div class="chart-row">';
     body += chartBox({ id: `chart-ensemble-${i}`, spec: ensembleErrorSpec(e, distilled), renderer: 'svg' }, charts);
     body += chartBox({ id: `chart-coverage-${i}`, spec: coverageSpec(e), renderer: 'svg' }, charts);
+    if (m.by_membership) body += chartBox({ id: `chart-membership-${i}`, spec: coverageSpec(e, 'by_membership'), renderer: 'svg' }, charts);
     body += '</div>';
   });
   return section('ensemble', 'Generalist vs specialist ensemble vs distilled', body);
+}
+
+/** Table cells of a by-coverage / by-membership table, empty buckets left out. */
+function coverageRows(rows: readonly { label: string; examples: number; generalist_correct: number; ensemble_correct: number; relative_change: number | null }[]): Cell[][] {
+  return rows.filter((r) => r.examples > 0).map((r) => [r.label, r.examples, r.generalist_correct, r.ensemble_correct, r.relative_change === null ? '–' : `${r.relative_change >= 0 ? '+' : ''}${(100 * r.relative_change).toFixed(1)}%`]);
 }
 
 function covarianceSection(d: ReportData, opts: RenderOptions, charts: ChartDef[]): string {

@@ -18,16 +18,42 @@ const ensemble: EnsembleMetrics = {
     { specialists: 2, label: '2', examples: 0, generalist_correct: 0, ensemble_correct: 0, relative_change: null },
   ],
 };
+const withMembership: EnsembleMetrics = {
+  ...ensemble,
+  by_membership: [
+    { specialists: 0, label: '0', examples: 0, generalist_correct: 0, ensemble_correct: 0, relative_change: null },
+    { specialists: 1, label: '1', examples: 70, generalist_correct: 50, ensemble_correct: 55, relative_change: 0.1 },
+    { specialists: 2, label: '2', examples: 30, generalist_correct: 25, ensemble_correct: 25, relative_change: 0 },
+  ],
+  by_membership_kind: {
+    bridge: [{ specialists: 2, label: '2', examples: 30, generalist_correct: 25, ensemble_correct: 25, relative_change: 0 }],
+  },
+};
 
 describe('inspect sections', () => {
   it('describeEnsemble: Tables 3 and 4, empty buckets left out', () => {
     const t = describeEnsemble(ensemble, 0.5).split('\n');
     expect(t[0]).toBe('test accuracy: generalist 75.00% -> ensemble 80.00% (specialist weight 0.5)');
     expect(t[1]).toBe('conditional (60 cases with an active specialist): 70.00% -> 78.00%');
-    expect(t.slice(4).map((l) => l.split(/\s{2,}/))).toEqual([
+    expect(t[2]).toBe('by_coverage: test cases by the number of ACTIVE specialists covering the true class');
+    expect(t.slice(5).map((l) => l.split(/\s{2,}/))).toEqual([
       ['0', '40', '33', '33', '0.0%'],
       ['1', '60', '42', '47', '11.9%'],
     ]);
+  });
+
+  it('describeEnsemble: the by-membership table and its split by class kind, when present', () => {
+    const t = describeEnsemble(withMembership, 0.5).split('\n');
+    const at = t.indexOf('by_membership: test cases by the number of clusters holding the true class (active or not; paper Table 4)');
+    expect(at).toBe(7);
+    expect(t[at + 1]!.split(/\s{2,}/)[0]).toBe('clusters holding');
+    expect(t.slice(at + 3, at + 5).map((l) => l.split(/\s{2,}/))).toEqual([
+      ['1', '70', '50', '55', '10.0%'],
+      ['2', '30', '25', '25', '0.0%'],
+    ]);
+    expect(t[at + 5]).toBe('by_membership, bridge classes only');
+    expect(t[at + 8]!.split(/\s{2,}/)).toEqual(['2', '30', '25', '25', '0.0%']);
+    expect(t).toHaveLength(at + 9);
   });
 
   it('clusters, specialists, ensemble and results sections from a stage folder', async () => {

@@ -66,8 +66,9 @@ describe.skipIf(skip)('HTML report in headless Chromium', () => {
   });
 
   it('every chart rendered marks, with a title', () => {
-    // curves: generalist, specialists, student; covariance; specialists; ensemble x2; sweep.
-    expect(check.containers).toBe(8);
+    // curves: generalist, specialists, student; covariance; specialists; ensemble x3 (errors,
+    // by_coverage, by_membership); sweep.
+    expect(check.containers).toBe(9);
     expect(check.chartErrors).toBe(0);
     expect(check.charts).toHaveLength(check.containers);
     for (const c of check.charts) {
@@ -78,6 +79,7 @@ describe.skipIf(skip)('HTML report in headless Chromium', () => {
     const byId = new Map(check.charts.map((c) => [c.id, c]));
     // 12 x 12 covariance cells + one outline per cluster.
     expect(byId.get('chart-covariance')!.marks).toBe(144 + 3);
+    expect(byId.has('chart-membership-0')).toBe(true);
     // 2 widths x 3 temperatures: 6 line vertices (a vega line has one item per point) + 6 points,
     // and 2 hard-label rules.
     expect(byId.get('chart-sweep-0')!.marks).toBe(6 + 6 + 2);

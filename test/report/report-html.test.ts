@@ -189,11 +189,14 @@ describe('sections follow the artifacts', () => {
         ensemble: { accuracy: 0.8, correct: 80 },
         conditional: { examples: 60, generalist_accuracy: 0.7, ensemble_accuracy: 0.78 },
         by_coverage: [row(0, 40, 33, 33), row(1, 60, 42, 47), row(2, 0, 0, 0)],
+        by_membership: [row(0, 0, 0, 0), row(1, 70, 50, 55), row(2, 30, 25, 25)],
+        by_membership_kind: { bridge: [row(2, 30, 25, 25)] },
         weight: 0.5,
         weight_table: [{ weight: 0.5, accuracy: 0.8 }],
       }),
     });
     stage('student', 'distill', { 'metrics.json': json({ test: { accuracy: 0.78, errors: 22, examples: 100 }, loss: 'soft', T: 4, alpha: 0.9 }) }, { hidden: [4] });
+    stage('hard_twin', 'distill', { 'metrics.json': json({ test: { accuracy: 0.77, errors: 23, examples: 100 }, loss: 'hard', T: null, alpha: null }) }, { hidden: [4] });
     stage('sweep', 'distill-sweep', {
       'sweep.json': json({
         widths: [4],
@@ -213,7 +216,7 @@ describe('sections follow the artifacts', () => {
     expect(html).not.toContain(EVIL);
     expect(html).toContain('&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;');
     const charts = chartsOf(html);
-    expect(charts.map((c) => c.id)).toEqual(['chart-curves-0', 'chart-curves-1', 'chart-covariance', 'chart-specialists', 'chart-ensemble-0', 'chart-coverage-0', 'chart-sweep-0']);
+    expect(charts.map((c) => c.id)).toEqual(['chart-curves-0', 'chart-curves-1', 'chart-covariance', 'chart-specialists', 'chart-ensemble-0', 'chart-coverage-0', 'chart-membership-0', 'chart-sweep-0']);
     // The heatmap: full 6 x 6 in cluster order [0,2,4,1,3,5], two outlined blocks of 3.
     const heat = charts.find((c) => c.id === 'chart-covariance')!;
     expect(heat.matrix!.side).toBe(6);
@@ -227,8 +230,14 @@ describe('sections follow the artifacts', () => {
     // Tables 3 and 4: accuracy, conditional accuracy, relative change; empty coverage buckets left out.
     expect(html).toContain('<td>specialist ensemble</td><td class="num">80.00%</td><td class="num">78.00%</td>');
     expect(html).toContain('<td>distilled student: student (1x4)</td><td class="num">78.00%</td>');
+    expect(html).toContain('<td>hard labels, no teacher: hard_twin (1x4)</td><td class="num">77.00%</td>');
     expect(html).toContain('<td class="num">1</td><td class="num">60</td><td class="num">42</td><td class="num">47</td><td class="num">+11.9%</td>');
     expect(html).not.toMatch(/<td class="num">2<\/td><td class="num">0<\/td>/);
+    // Table 4 by cluster membership of the true class, and its bridge-class split.
+    expect(html).toContain('<h3>By number of clusters holding the true class (Table 4)</h3>');
+    expect(html).toContain('<td class="num">1</td><td class="num">70</td><td class="num">50</td><td class="num">55</td><td class="num">+10.0%</td>');
+    expect(html).toContain('bridge classes only');
+    expect(html).toContain('<td class="num">2</td><td class="num">30</td><td class="num">25</td><td class="num">25</td><td class="num">+0.0%</td>');
     // Specialists: accuracy change in points and the dustbin rate.
     expect(html).toContain('<td class="num">+20.00</td><td class="num">48.0%</td><td class="num">50.0%</td>');
     // The results table from results.md.

@@ -1,0 +1,80 @@
+/** The `ensemble` stage on a tiny synthetic run with bridge classes: by_coverage, by_membership and its split by class kind. */
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseConfig } from '../../pipeline/config.ts';
+import { runPipeline } from '../../pipeline/runner.ts';
+import { STAGES } from '../../pipeline/stages/index.ts';
+import { readSplit } from '../../src/data/split-file.ts';
+import { coverageCounts } from '../../src/ensemble/active.ts';
+import type { CoverageRow } from '../../src/ensemble/metrics.ts';
+import { silentLogger } from '../../src/util/log.ts';
+
+const CONFIG = `
+name: tiny-bridges
+seed: 5
+backend: cpu
+stages:
+  ingest:
+    dataset: {recipe: synthetic, options: {classes: 12, groups: 3, dim: 8, perClass: 40, seed: 3, classSpread: 0.5, bridges: {fraction: 0.25, groups: 2}}}
+  generalist: {hidden: [8], epochs: 4, batch_size: 16, optimizer: {name: adam, lr: 0.01}}
+  covariance: {}
+  clusters: {k: 3, overlap: 1}
+  specialists: {epochs: 2, batch_size: 16, optimizer: {name: adam, lr: 0.005}}
+  ensemble: {top_n: 1}
+`;
+
+const dirs: string[] = [];
+const tmp = (p: string): string => {
+  const d = mkdtempSync(path.join(os.tmpdir(), p));
+  dirs.push(d);
+  return d;
+};
+afterAll(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+interface Metrics {
+  examples: number;
+  by_coverage: CoverageRow[];
+  by_membership: CoverageRow[];
+  by_membership_kind: Record<string, CoverageRow[]>;
+  generalist: { correct: number };
+  ensemble: { correct: number };
+  valid: { by_membership: CoverageRow[]; by_membership_kind: Record<string, CoverageRow[]> };
+}
+let out: string;
+let m: Metrics;
+beforeAll(async () => {
+  out = tmp('ens-stage-');
+  await runPipeline(parseConfig(CONFIG, 'tiny-bridges.yaml', STAGES), { out, cacheDir: tmp('ens-cache-'), log: silentLogger });
+  m = JSON.parse(readFileSync(path.join(out, 'ensemble', 'metrics.json'), 'utf8')) as Metrics;
+}, 60_000);
+
+const sum = (rows: CoverageRow[], f: (r: CoverageRow) => number): number => rows.reduce((s, r) => s + f(r), 0);
+
+describe('ensemble stage: by_membership', () => {
+  it('groups test cases by the number of clusters holding the true class', async () => {
+    const subsets = (JSON.parse(readFileSync(path.join(out, 'specialists', 'specialists.json'), 'utf8')) as { specialists: { classes: number[] }[] }).specialists.map((s) => s.classes);
+    const test = await readSplit(path.join(out, 'ingest', 'test.arrow'));
+    const counts = coverageCounts(test.y, subsets, 12);
+    const expected = new Array<number>(11).fill(0);
+    for (const c of counts) expected[Math.min(c, 10)]!++;
+    expect(m.by_membership.map((r) => r.examples)).toEqual(expected);
+    expect(sum(m.by_membership, (r) => r.generalist_correct)).toBe(m.generalist.correct);
+    expect(sum(m.by_membership, (r) => r.ensemble_correct)).toBe(m.ensemble.correct);
+    // Active specialists holding the true class are a subset of the clusters holding it.
+    expect(sum(m.by_coverage, (r) => r.specialists * r.examples)).toBeLessThanOrEqual(sum(m.by_membership, (r) => r.specialists * r.examples));
+    expect(m.valid.by_membership).toHaveLength(11);
+  });
+
+  it('splits by_membership into bridge and ordinary classes of the synthetic recipe', () => {
+    for (const t of [m, m.valid]) {
+      expect(Object.keys(t.by_membership_kind).sort()).toEqual(['bridge', 'ordinary']);
+      for (let k = 0; k <= 10; k++) expect(t.by_membership_kind.bridge![k]!.examples + t.by_membership_kind.ordinary![k]!.examples).toBe(t.by_membership[k]!.examples);
+    }
+    // round(0.25 * 12) = 3 of the 12 classes are bridges, every class has the same number of test rows.
+    expect(sum(m.by_membership_kind.bridge!, (r) => r.examples) * 4).toBe(m.examples);
+  });
+});
