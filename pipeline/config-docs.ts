@@ -87,7 +87,8 @@ export function configDocs(registry: Record<string, StageDef<unknown>>): string 
   ];
   for (const def of Object.values(registry)) {
     const schema = z.toJSONSchema(def.schema, { io: 'input', unrepresentable: 'any' }) as JsonSchema;
-    const docs = docComments(def.code[0]!);
+    const docs = new Map<string, string>();
+    for (const file of def.code) for (const [key, doc] of docComments(file)) if (!docs.has(key)) docs.set(key, doc);
     lines.push(`## \`${def.type}\``, '', def.description + '.', '', '| key | type | default | meaning |', '|---|---|---|---|');
     for (const [key, prop] of Object.entries(schema.properties ?? {})) {
       const doc = (prop.description ?? docs.get(key) ?? shared.get(key) ?? '').replace(/\|/g, '\\|');

@@ -14,5 +14,7 @@ describe('docs/CONFIG.md', () => {
     const text = configDocs(STAGES);
     for (const type of Object.keys(STAGES)) expect(text).toContain(`## \`${type}\``);
     expect(text).toMatch(/\| `epochs` \| integer > 0, <= 10000 \| `20` \| Passes over the training data\. \|/);
+    const undocumented = text.split('\n').filter((l) => /^\| `[a-z_]+` \|.*\|  \|$/.test(l));
+    expect(undocumented, 'keys without a doc comment in their stage or schema file').toEqual([]);
   });
 });
