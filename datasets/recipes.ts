@@ -40,6 +40,8 @@ export const syntheticOptionsSchema = z
     noise: z.number().nonnegative().default(SYNTHETIC_DEFAULTS.noise),
     testPerClass: z.number().int().nonnegative().optional(),
     validPerClass: z.number().int().nonnegative().optional(),
+    /** Extra rows per class with split = 'unlabeled' (an unlabelled transfer set; off when absent). */
+    unlabeledPerClass: z.number().int().nonnegative().optional(),
     /** Bridge classes confusable with several groups (off when absent; see datasets/synthetic.ts). */
     bridges: z
       .strictObject({

@@ -21,7 +21,7 @@
  * within a group). {@link syntheticSeparation} computes these numbers for any options.
  *
  * Output: `label: Int32`, `features: FixedSizeList<Float32>[dim]`, `split: Utf8`
- * (train/valid/test), schema metadata `shape = [dim]` and `synthetic` (the options, JSON). Rows
+ * (train/valid/test, and unlabeled with `unlabeledPerClass`), schema metadata `shape = [dim]` and `synthetic` (the options, JSON). Rows
  * are written in record batches as they are generated (memory: the centres plus one batch), so
  * 10,000 classes are no problem.
  */
@@ -51,6 +51,12 @@ export interface SyntheticOptions {
   testPerClass?: number;
   /** Validation examples per class (default max(1, round(perClass / 10))). */
   validPerClass?: number;
+  /**
+   * Rows per class written with split = 'unlabeled' after the test rows (default 0): an
+   * unlabelled transfer set drawn like the training rows. Their `label` column holds the true
+   * class (for analysis); ingest ignores it. The other rows are the same numbers as without them.
+   */
+  unlabeledPerClass?: number;
   /** Bridge classes confusable with several groups (default: none). See {@link SyntheticBridges}. */
   bridges?: SyntheticBridges;
 }
@@ -134,11 +140,12 @@ export function syntheticSeparation(o: Pick<SyntheticOptions, 'dim' | 'groupSpre
 }
 
 /** The split sizes per class after defaults. */
-export function syntheticSplitSizes(o: SyntheticOptions): { train: number; valid: number; test: number } {
+export function syntheticSplitSizes(o: SyntheticOptions): { train: number; valid: number; test: number; unlabeled: number } {
   return {
     train: o.perClass,
     valid: o.validPerClass ?? Math.max(1, Math.round(o.perClass / 10)),
     test: o.testPerClass ?? Math.max(1, Math.round(o.perClass / 5)),
+    unlabeled: o.unlabeledPerClass ?? 0,
   };
 }
 
@@ -224,7 +231,7 @@ export function syntheticCentres(opts: SyntheticOptions): SyntheticCentres {
 
 /**
  * Writes a synthetic grouped-classes dataset to `outFile` (atomically). Rows come train first,
- * then valid, then test; within a split, example e of every class in turn (classes interleaved,
+ * then valid, then test, then unlabeled; within a split, example e of every class in turn (classes interleaved,
  * so each record batch mixes classes). Deterministic for a given seed. With `bridges`, the
  * schema metadata `synthetic` also lists each bridge class and its groups (`bridge_groups`).
  */
@@ -251,6 +258,8 @@ export async function makeSynthetic(outFile: string, opts: SyntheticOptions): Pr
   const schema = new Schema(base.fields, meta);
   const sink = new ArrowFileSink(outFile, schema);
   const noiseRng = Rng.derive(opts.seed, 'synthetic-noise');
+  // Without unlabeled rows the vocabulary (and so the file) is what it was before the option.
+  const vocabulary = sizes.unlabeled > 0 ? ['train', 'valid', 'test', 'unlabeled'] : ['train', 'valid', 'test'];
   try {
     const x = new Float32Array(BATCH_ROWS * D);
     const y = new Int32Array(BATCH_ROWS);
@@ -266,11 +275,11 @@ export async function makeSynthetic(outFile: string, opts: SyntheticOptions): Pr
         const centre = modes ? modes.subarray(modeRng.int(modes.length / D) * D) : classCentres.subarray(c * D);
         for (let j = 0; j < D; j++) x[i * D + j] = centre[j] + eps[i * D + j];
       }
-      sink.write(labeledBatch(schema, x, y, m, { codes, vocabulary: ['train', 'valid', 'test'] }));
+      sink.write(labeledBatch(schema, x, y, m, { codes, vocabulary }));
       m = 0;
     };
-    const perSplit = [sizes.train, sizes.valid, sizes.test];
-    for (let s = 0; s < 3; s++) {
+    const perSplit = [sizes.train, sizes.valid, sizes.test, sizes.unlabeled];
+    for (let s = 0; s < perSplit.length; s++) {
       for (let e = 0; e < perSplit[s]; e++) {
         for (let c = 0; c < C; c++) {
           y[m] = c;

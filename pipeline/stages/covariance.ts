@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { defineStage } from '../stage.ts';
@@ -7,14 +7,19 @@ import { PredictionsWriter } from '../../src/data/predictions-stream.ts';
 import { loadModel } from '../../src/models/io.ts';
 import { predictLogits } from '../../src/models/predict.ts';
 import { CovarianceAccumulator, writeCovariance } from '../../src/specialists/covariance.ts';
+import { UNLABELED_FILE } from '../../src/data/ingest.ts';
+import { ConfigError } from '../../src/util/errors.ts';
 
 const schema = z.strictObject({
   /** The `ingest` stage. */
   data: z.string().default('ingest'),
   /** The model stage whose predictions are clustered (the generalist). */
   model: z.string().default('generalist'),
-  /** Which split the covariance is computed on; labels are not used (never `test`). */
-  split: z.enum(['valid', 'train']).default('valid'),
+  /**
+   * Which split the covariance is computed on; labels are not used (never `test`). `unlabeled`:
+   * the dataset's rows with split = 'unlabeled' (an unlabelled transfer set).
+   */
+  split: z.enum(['valid', 'train', 'unlabeled']).default('valid'),
   /** Covariance of the predicted probabilities (the default) or of the logits. */
   source: z.enum(['probabilities', 'logits']).default('probabilities'),
   /** Rows per forward pass. */
@@ -42,14 +47,17 @@ export const covarianceStage = defineStage({
       const dataDir = ctx.input(p.data);
       const C = model.outputs[0]!.shape[1] as number;
       const rows = splitRows(dataDir);
+      if (p.split === 'unlabeled' && !existsSync(path.join(dataDir, UNLABELED_FILE))) {
+        throw new ConfigError(`covariance.split is 'unlabeled' but the dataset of stage '${p.data}' has no unlabeled rows; give the input rows with split = 'unlabeled' (synthetic recipe: unlabeledPerClass), or use split: valid or train`);
+      }
       /**
        * One streaming pass over a split: chunks of exactly batch_size rows, so every forward pass
        * sees the same rows as a pass over the whole split would (identical logits and
        * covariance), and only one chunk, its logits and one record batch per output are held.
        */
-      const pass = async (split: 'train' | 'valid' | 'test', acc?: CovarianceAccumulator): Promise<void> => {
+      const pass = async (split: 'train' | 'valid' | 'test' | 'unlabeled', acc?: CovarianceAccumulator): Promise<void> => {
         const stream = await openSplitStream(path.join(dataDir, `${split}.arrow`));
-        const writer = split === 'train' ? undefined : new PredictionsWriter(path.join(ctx.outDir, `predictions-${split}.arrow`), C, 'logits', { split, model: p.model });
+        const writer = split === 'train' || split === 'unlabeled' ? undefined : new PredictionsWriter(path.join(ctx.outDir, `predictions-${split}.arrow`), C, 'logits', { split, model: p.model });
         const bar = ctx.log.progress(acc ? `covariance on ${split}` : `logits on ${split}`, rows[split] ?? 0);
         try {
           for await (const chunk of stream.chunks(p.batch_size)) {
@@ -88,9 +96,9 @@ export const covarianceStage = defineStage({
 });
 
 /** Rows per split from the ingest stage's `classes.json` (for progress totals; {} if unreadable). */
-function splitRows(dataDir: string): Partial<Record<'train' | 'valid' | 'test', number>> {
+function splitRows(dataDir: string): Partial<Record<'train' | 'valid' | 'test' | 'unlabeled', number>> {
   try {
-    const c = JSON.parse(readFileSync(path.join(dataDir, 'classes.json'), 'utf8')) as { rows?: Partial<Record<'train' | 'valid' | 'test', number>> };
+    const c = JSON.parse(readFileSync(path.join(dataDir, 'classes.json'), 'utf8')) as { rows?: Partial<Record<'train' | 'valid' | 'test' | 'unlabeled', number>> };
     return c.rows ?? {};
   } catch {
     return {};

@@ -31,7 +31,12 @@ const schema = z
     /** Also train each width on hard labels only (the row "hard" of the table). */
     hard_baseline: z.boolean().default(true),
   })
-  .superRefine((p, ctx) => checkTeacherParams(p, true, ctx));
+  .superRefine((p, ctx) => {
+    checkTeacherParams(p, true, ctx);
+    if ((p.transfer.source ?? 'train') !== 'train' && p.hard_baseline) {
+      ctx.addIssue({ code: 'custom', path: ['hard_baseline'], message: "hard-label students cannot learn from unlabeled transfer rows: set hard_baseline: false, or transfer.source: train" });
+    }
+  });
 /** Params of the `distill-sweep` stage. */
 export type DistillSweepParams = z.output<typeof schema>;
 
@@ -43,8 +48,8 @@ export interface SweepCell {
   test: SplitMetrics;
   valid: SplitMetrics;
   best_epoch: number;
-  /** Accuracy on the transfer set. */
-  transfer_accuracy: number;
+  /** Accuracy on the labelled transfer rows (null when all are unlabeled). */
+  transfer_accuracy: number | null;
 }
 
 /** Content of `sweep.json`. */
@@ -110,7 +115,7 @@ async function sweep(ctx: StageContext<DistillSweepParams>, p: DistillSweepParam
         log: ctx.log,
       });
       r.model.dispose();
-      const cell: SweepCell = { width, T, test: r.test, valid: r.valid, best_epoch: r.bestEpoch, transfer_accuracy: r.transfer.accuracy };
+      const cell: SweepCell = { width, T, test: r.test, valid: r.valid, best_epoch: r.bestEpoch, transfer_accuracy: r.transfer?.accuracy ?? null };
       await writeJsonAtomic(done, cell);
       await fs.rm(path.join(ctx.scratchDir, `checkpoint-${id}`), { recursive: true, force: true });
       ctx.log.info(`[${i + 1}/${plan.length}] ${id}: ${r.test.errors} test errors of ${r.test.examples}`);
@@ -122,7 +127,7 @@ async function sweep(ctx: StageContext<DistillSweepParams>, p: DistillSweepParam
       depth: p.depth,
       alpha: p.alpha,
       teacher: prep.teacherLabel,
-      transfer_examples: prep.rows.length,
+      transfer_examples: prep.transfer.n,
       cells,
     };
     await writeJsonAtomic(path.join(ctx.outDir, 'sweep.json'), out);

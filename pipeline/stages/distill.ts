@@ -9,13 +9,13 @@ import { z } from 'zod';
 import { sha256 } from '../../src/artifacts/hash.ts';
 import { subset, type LabeledSet } from '../../src/data/split-file.ts';
 import { loadModel } from '../../src/models/io.ts';
-import { ConfigError } from '../../src/util/errors.ts';
+import { ArtifactError, ConfigError } from '../../src/util/errors.ts';
 import { defineStage, type StageContext } from '../stage.ts';
 import { mlpSchema, trainingSchema } from '../schemas.ts';
 import { readIngested, writeModelOutputs, type IngestedData } from './common.ts';
 import { lossSchema, trainStudent, type LossConfig, type TeacherRows } from './student.ts';
 import { cachedTeacherLogits, logOfProbabilities, modelDirsOf, readSoftTargets, TEACHER_LOGITS_FILE } from './teachers.ts';
-import { describeTransfer, selectTransfer, transferSchema, type TransferSpec } from './transfer.ts';
+import { concatSets, describeTransfer, readUnlabeled, selectTransfer, transferSchema, type TransferSpec } from './transfer.ts';
 
 const stageName = z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, 'a stage name');
 
@@ -44,6 +44,8 @@ export interface DistillSourceParams {
   teacher_targets?: string | undefined;
   transfer: TransferSpec;
   jitter: number;
+  /** The loss's alpha (weight of the teacher term), when it has one. */
+  alpha?: number | undefined;
 }
 
 /** Schema-level checks of the teacher params (`needsTeacher`: the loss uses teacher rows). */
@@ -54,6 +56,13 @@ export function checkTeacherParams(p: DistillSourceParams, needsTeacher: boolean
   }
   if (!needsTeacher && (p.teacher || p.teacher_targets)) {
     ctx.addIssue({ code: 'custom', path: ['teacher'], message: "loss {type: hard} uses no teacher; remove 'teacher'/'teacher_targets' or use a soft or logits loss" });
+  }
+  const source = p.transfer.source ?? 'train';
+  if (source !== 'train' && !needsTeacher) {
+    ctx.addIssue({ code: 'custom', path: ['transfer', 'source'], message: `unlabeled rows (source '${source}') need a teacher to label them: use a soft or logits loss with 'teacher' or 'teacher_targets'` });
+  }
+  if (source === 'unlabeled' && p.alpha !== undefined && p.alpha < 1) {
+    ctx.addIssue({ code: 'custom', path: ['loss', 'alpha'], message: `transfer.source 'unlabeled' has no labels for the hard-label term: set alpha to 1 (now ${p.alpha}), or use source 'both'` });
   }
   if (needsTeacher && p.jitter > 0 && p.teacher_targets) {
     ctx.addIssue({ code: 'custom', path: ['jitter'], message: "precomputed 'teacher_targets' exist only for the unjittered transfer set: set jitter to 0, or give the teacher as model stage(s) in 'teacher' (queried on every jittered batch)" });
@@ -85,6 +94,9 @@ export interface PreparedDistillation {
   classes: number;
   /** Train-split rows of the transfer set (ascending). */
   rows: Int32Array;
+  /** Unlabeled rows appended after them (transfer.source `unlabeled` / `both`; else 0). */
+  unlabeled: number;
+  /** The train rows, then the unlabeled rows (label -1). */
   transfer: LabeledSet;
   /**
    * Teacher rows per kind the loss may need (`logits` for logit matching; `probabilities`
@@ -115,17 +127,35 @@ export function disposePrepared(prep: PreparedDistillation): void {
 export async function prepareDistillation(ctx: StageContext<unknown>, p: DistillSourceParams, needsTeacher: boolean): Promise<PreparedDistillation> {
   const data = await readIngested(ctx.input(p.data));
   const C = data.classes.classes.length;
-  const rows = selectTransfer(data.train.y, C, p.transfer, ctx.seed);
-  const transfer = rows.length === data.train.n ? data.train : subset(data.train, rows);
-  ctx.log.info(`transfer set: ${describeTransfer(p.transfer, rows.length)}`);
-  if (!needsTeacher) return { data, classes: C, rows, transfer, teacher: null, teacherLabel: null, teacherModels: 0, online: null };
+  const source = p.transfer.source ?? 'train';
+  const rows = source === 'unlabeled' ? new Int32Array(0) : selectTransfer(data.train.y, C, p.transfer, ctx.seed);
+  const trainPart = rows.length === data.train.n ? data.train : subset(data.train, rows);
+  const extra = source === 'train' ? null : await readUnlabeled(ctx.input(p.data), p.data);
+  const unlabeled = extra?.n ?? 0;
+  const transfer = extra ? concatSets(trainPart, extra) : trainPart;
+  ctx.log.info(`transfer set: ${describeTransfer(p.transfer, rows.length, unlabeled)}`);
+  if (!needsTeacher) return { data, classes: C, rows, unlabeled, transfer, teacher: null, teacherLabel: null, teacherModels: 0, online: null };
   if (p.teacher_targets) {
-    const { probabilities, C: tc } = readSoftTargets(ctx.input(p.teacher_targets), p.teacher_targets, data.train.y, rows);
+    const stageDir = ctx.input(p.teacher_targets);
+    let probabilities: Float32Array;
+    let tc: number;
+    if (rows.length > 0) ({ probabilities, C: tc } = readSoftTargets(stageDir, p.teacher_targets, data.train.y, rows));
+    else ({ probabilities, C: tc } = { probabilities: new Float32Array(0), C });
+    if (extra) {
+      const u = readSoftTargets(stageDir, p.teacher_targets, extra.y, Int32Array.from({ length: extra.n }, (_, i) => i), 'unlabeled');
+      if (rows.length > 0 && u.C !== tc) throw new ArtifactError(`stage '${p.teacher_targets}': its soft targets on train have ${tc} classes but on the unlabeled rows ${u.C}; rerun it`);
+      tc = u.C;
+      const joined = new Float32Array(probabilities.length + u.probabilities.length);
+      joined.set(probabilities);
+      joined.set(u.probabilities, probabilities.length);
+      probabilities = joined;
+    }
     if (tc !== C) throw new ConfigError(`teacher_targets '${p.teacher_targets}' has ${tc} classes but the data has ${C}`);
     return {
       data,
       classes: C,
       rows,
+      unlabeled,
       transfer,
       teacher: { logits: { targets: logOfProbabilities(probabilities), kind: 'logits' }, probabilities: { targets: probabilities, kind: 'probabilities' } },
       teacherLabel: [`targets:${p.teacher_targets}`],
@@ -151,22 +181,24 @@ export async function prepareDistillation(ctx: StageContext<unknown>, p: Distill
       for (const m of models) m.dispose();
       throw new ConfigError(`the teacher (${names.join(', ')}) has ${C0} outputs but the data has ${C} classes`);
     }
-    return { data, classes: C, rows, transfer, teacher: null, teacherLabel: names, teacherModels: modelDirs.length, online: { models, combine: p.combine } };
+    return { data, classes: C, rows, unlabeled, transfer, teacher: null, teacherLabel: names, teacherModels: modelDirs.length, online: { models, combine: p.combine } };
   }
   const cacheName = TEACHER_LOGITS_FILE;
+  const rowsKey = sha256(new Uint8Array(rows.buffer, rows.byteOffset, rows.byteLength));
   const { logits, C: tc } = await cachedTeacherLogits({
     modelDirs,
     combine: p.combine,
     x: transfer.x,
     n: transfer.n,
     dim: transfer.dim,
-    transferKey: sha256(new Uint8Array(rows.buffer, rows.byteOffset, rows.byteLength)),
+    // The train rows' hash alone, as before unlabeled rows existed (existing caches stay valid).
+    transferKey: unlabeled === 0 ? rowsKey : sha256(`${rowsKey}+unlabeled:${unlabeled}:${source}`),
     lookIn: [path.join(ctx.scratchDir, cacheName)],
     writeTo: [path.join(ctx.scratchDir, cacheName), path.join(ctx.outDir, cacheName)],
     log: ctx.log,
   });
   if (tc !== C) throw new ConfigError(`the teacher (${names.join(', ')}) has ${tc} outputs but the data has ${C} classes`);
-  return { data, classes: C, rows, transfer, teacher: { logits: { targets: logits, kind: 'logits' }, probabilities: null }, teacherLabel: names, teacherModels: modelDirs.length, online: null };
+  return { data, classes: C, rows, unlabeled, transfer, teacher: { logits: { targets: logits, kind: 'logits' }, probabilities: null }, teacherLabel: names, teacherModels: modelDirs.length, online: null };
 }
 
 /** The teacher rows a loss should get: probabilities for the soft loss when that is what we have. */
@@ -184,7 +216,7 @@ const schema = z
     /** `{type: soft, T, alpha}`, `{type: logits, alpha}` or `{type: hard}`. */
     loss: lossSchema,
   })
-  .superRefine((p, ctx) => checkTeacherParams(p, p.loss.type !== 'hard', ctx));
+  .superRefine((p, ctx) => checkTeacherParams({ ...p, alpha: p.loss.type === 'hard' ? undefined : p.loss.alpha }, p.loss.type !== 'hard', ctx));
 /** Params of the `distill` stage. */
 export type DistillParams = z.output<typeof schema>;
 
@@ -226,7 +258,8 @@ export const distillStage = defineStage({
         loss: p.loss.type,
         T: p.loss.type === 'soft' ? p.loss.T : null,
         alpha: p.loss.type === 'hard' ? null : p.loss.alpha,
-        transfer_examples: prep.rows.length,
+        transfer_examples: prep.transfer.n,
+        ...(prep.unlabeled > 0 ? { transfer_unlabeled: prep.unlabeled } : {}),
         transfer_spec: p.transfer,
         transfer: r.transfer,
       });
@@ -235,8 +268,9 @@ export const distillStage = defineStage({
     }
     ctx.log.info(
       `test accuracy ${(100 * r.test.accuracy).toFixed(2)}% (${r.test.errors} errors of ${r.test.examples}); ` +
-        `transfer-set accuracy ${(100 * r.transfer.accuracy).toFixed(2)}%; best epoch ${r.bestEpoch} on valid`,
+        (r.transfer ? `transfer-set accuracy ${(100 * r.transfer.accuracy).toFixed(2)}% (labelled rows); ` : '') +
+        `best epoch ${r.bestEpoch} on valid`,
     );
-    return { test_accuracy: r.test.accuracy, test_errors: r.test.errors, valid_accuracy: r.valid.accuracy, best_epoch: r.bestEpoch, transfer_examples: prep.rows.length };
+    return { test_accuracy: r.test.accuracy, test_errors: r.test.errors, valid_accuracy: r.valid.accuracy, best_epoch: r.bestEpoch, transfer_examples: prep.transfer.n };
   },
 });

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { defineStage } from '../stage.ts';
 import { readSplit, type LabeledSet } from '../../src/data/split-file.ts';
@@ -19,6 +19,9 @@ import { readManifest } from '../../src/artifacts/manifest.ts';
 import { parseRecipeOptions } from '../../datasets/recipes.ts';
 import { syntheticCentres, type SyntheticOptions } from '../../datasets/synthetic.ts';
 import type { SpecialistSummary } from './specialists.ts';
+import { SOFT_TARGETS_FILE, SOFT_TARGETS_UNLABELED_FILE } from './teachers.ts';
+import { UNLABELED_FILE } from '../../src/data/ingest.ts';
+import { ConfigError } from '../../src/util/errors.ts';
 
 /** Moved to `src/ensemble/describe.ts`; re-exported for existing importers. */
 export { describeEnsemble } from '../../src/ensemble/describe.ts';
@@ -51,6 +54,11 @@ const schema = z.strictObject({
   max_iterations: z.number().int().positive().default(2000),
   /** Also combine on the train split and write soft-targets-train.arrow (teacher for a distill stage). */
   train_targets: z.boolean().default(false),
+  /**
+   * Also combine on the dataset's unlabeled rows and write soft-targets-unlabeled.arrow: the
+   * ensemble labels an unlabelled transfer set for a distill stage (`transfer.source: unlabeled`).
+   */
+  unlabeled_targets: z.boolean().default(false),
 });
 
 /**
@@ -121,8 +129,13 @@ export const ensembleStage = defineStage({
     const metrics = metricsOf(test, testQ.q);
     const unweighted = weight === 1 ? metrics : metricsOf(test, solve(test.built.problem, 1).q);
     await writePredictions(path.join(ctx.outDir, 'predictions-test.arrow'), { labels: test.set.y, values: testQ.q, n: test.set.n, C }, 'probabilities', { split: 'test', weight: String(weight) });
-    if (p.train_targets) {
-      const set = await readSplit(path.join(dataDir, 'train.arrow'));
+    /** The ensemble's q on a split without cached generalist logits, written as soft targets. */
+    const writeTargets = async (split: 'train' | 'unlabeled'): Promise<void> => {
+      const file = path.join(dataDir, split === 'train' ? 'train.arrow' : UNLABELED_FILE);
+      if (!existsSync(file)) {
+        throw new ConfigError(`ensemble.unlabeled_targets is set but the dataset of stage '${p.data}' has no unlabeled rows; give the input rows with split = 'unlabeled' (synthetic recipe: unlabeledPerClass), or drop the option`);
+      }
+      const set = await readSplit(file);
       const gen = await loadModel(path.join(ctx.input(p.model), 'model'));
       let logits: Float32Array;
       try {
@@ -132,8 +145,11 @@ export const ensembleStage = defineStage({
       }
       const built = await buildProblemFromModels({ set, generalistLogits: logits, C, subsets, loadSpecialist: load, topN: p.top_n, log: ctx.log });
       const q = solve(built.problem, weight).q;
-      await writePredictions(path.join(ctx.outDir, 'soft-targets-train.arrow'), { labels: set.y, values: q, n: set.n, C }, 'probabilities', { split: 'train', weight: String(weight) });
-    }
+      await writePredictions(path.join(ctx.outDir, split === 'train' ? SOFT_TARGETS_FILE : SOFT_TARGETS_UNLABELED_FILE), { labels: set.y, values: q, n: set.n, C }, 'probabilities', { split, weight: String(weight) });
+      ctx.log.info(`soft targets on ${split}: ${set.n} rows`);
+    };
+    if (p.train_targets) await writeTargets('train');
+    if (p.unlabeled_targets) await writeTargets('unlabeled');
     const out = {
       ...metrics,
       solver: p.solver,

@@ -9,7 +9,7 @@ import { onlineTeacherLoss, type EnsembleMode } from '../../src/distill/teacher.
 import { buildMlp } from '../../src/models/mlp.ts';
 import { evaluate } from '../../src/models/predict.ts';
 import { trainModel, type EpochMetrics, type TrainSet } from '../../src/models/train.ts';
-import type { LabeledSet } from '../../src/data/split-file.ts';
+import { subset, type LabeledSet } from '../../src/data/split-file.ts';
 import { silentLogger, type Logger } from '../../src/util/log.ts';
 import { ConfigError } from '../../src/util/errors.ts';
 import { mlpSchema, toOptimizerSpec, trainingSchema } from '../schemas.ts';
@@ -74,8 +74,18 @@ export interface StudentResult {
   bestEpoch: number;
   test: SplitMetrics;
   valid: SplitMetrics;
-  /** The selected model on its own transfer set (dropout off): the "train accuracy". */
-  transfer: SplitMetrics;
+  /**
+   * The selected model on the labelled rows of its transfer set (dropout off): the "train
+   * accuracy"; null when every transfer row is unlabeled.
+   */
+  transfer: SplitMetrics | null;
+}
+
+/** The rows of `set` with a label (>= 0), copied; `count` is how many there are. */
+function labelledSubset(set: LabeledSet, count: number): LabeledSet {
+  const idx = new Int32Array(count);
+  for (let i = 0, k = 0; i < set.n; i++) if (set.y[i]! >= 0) idx[k++] = i;
+  return subset(set, idx);
 }
 
 /** The {@link DistillLossSpec} for a config loss and the kind of teacher rows available. */
@@ -115,6 +125,11 @@ export async function trainStudent(o: StudentOptions): Promise<StudentResult> {
     maxNorm: m.max_norm,
     seed: o.seed,
   });
+  // Unlabeled transfer rows (label -1): the hard term and the accuracy count them as nothing.
+  let labelled = 0;
+  for (let i = 0; i < o.transfer.n; i++) if (o.transfer.y[i]! >= 0) labelled++;
+  const unlabeled = o.transfer.n - labelled;
+  if (unlabeled > 0) log.info(`transfer set: ${unlabeled} of ${o.transfer.n} rows unlabeled (teacher targets only; training accuracy is over the ${labelled} labelled rows)`);
   try {
     const train: TrainSet = { ...o.transfer };
     if (o.loss.type !== 'hard' && o.teacher && !online) {
@@ -149,7 +164,7 @@ export async function trainStudent(o: StudentOptions): Promise<StudentResult> {
       bestEpoch: result.bestEpoch,
       test: evaluate(model, o.test),
       valid: evaluate(model, o.valid),
-      transfer: evaluate(model, o.transfer),
+      transfer: unlabeled === 0 ? evaluate(model, o.transfer) : labelled > 0 ? evaluate(model, labelledSubset(o.transfer, labelled)) : null,
     };
   } catch (e) {
     model.dispose();

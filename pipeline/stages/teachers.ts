@@ -20,6 +20,8 @@ export const MEMBERS_FILE = 'members.json';
 export const TEACHER_LOGITS_FILE = 'teacher-logits.arrow';
 /** File an ensemble stage writes with its probabilities on the train split. */
 export const SOFT_TARGETS_FILE = 'soft-targets-train.arrow';
+/** File an ensemble stage writes with its probabilities on the unlabeled rows (`unlabeled_targets`). */
+export const SOFT_TARGETS_UNLABELED_FILE = 'soft-targets-unlabeled.arrow';
 
 /** Content of {@link MEMBERS_FILE}: model folders relative to the stage folder. */
 export interface MembersFile {
@@ -111,21 +113,26 @@ export async function cachedTeacherLogits(o: TeacherLogitsOptions): Promise<{ lo
 }
 
 /**
- * Precomputed teacher probabilities for the training rows `rows`, from the
- * `soft-targets-train.arrow` of stage `stage` (columns `label` + `probabilities`, one row per
- * training row in the order of the ingested train split).
- * @throws ArtifactError when the file is missing or does not line up with the train split.
+ * Precomputed teacher probabilities for the rows `rows` of a split, from the
+ * `soft-targets-<split>.arrow` of stage `stage` (columns `label` + `probabilities`, one row per
+ * row of the ingested split, in its order; `unlabeled` rows have label -1).
+ * @param labels the split's labels, to check the file lines up with it
+ * @throws ArtifactError when the file is missing or does not line up with the split.
  */
-export function readSoftTargets(stageDir: string, stage: string, trainLabels: Int32Array, rows: Int32Array): { probabilities: Float32Array; C: number } {
-  const file = path.join(stageDir, SOFT_TARGETS_FILE);
-  if (!existsSync(file)) throw new ArtifactError(`stage '${stage}' wrote no ${SOFT_TARGETS_FILE} (${file}); teacher_targets must name a stage that writes it`);
+export function readSoftTargets(stageDir: string, stage: string, labels: Int32Array, rows: Int32Array, split: 'train' | 'unlabeled' = 'train'): { probabilities: Float32Array; C: number } {
+  const name = split === 'train' ? SOFT_TARGETS_FILE : SOFT_TARGETS_UNLABELED_FILE;
+  const file = path.join(stageDir, name);
+  if (!existsSync(file)) {
+    const how = split === 'train' ? 'teacher_targets must name a stage that writes it (an ensemble stage with train_targets: true)' : "set unlabeled_targets: true on that ensemble stage (needed by transfer.source 'unlabeled' / 'both')";
+    throw new ArtifactError(`stage '${stage}' wrote no ${name} (${file}); ${how}`);
+  }
   const p = readPredictions(file, 'probabilities');
-  if (p.n !== trainLabels.length) {
-    throw new ArtifactError(`${file} has ${p.n} rows but the train split has ${trainLabels.length}; were both made from the same ingest stage? Rerun '${stage}'`);
+  if (p.n !== labels.length) {
+    throw new ArtifactError(`${file} has ${p.n} rows but the ${split} split has ${labels.length}; were both made from the same ingest stage? Rerun '${stage}'`);
   }
   for (let i = 0; i < p.n; i++) {
-    if (p.labels[i] !== trainLabels[i]) {
-      throw new ArtifactError(`${file}: row ${i} has label ${p.labels[i]} but the train split's row ${i} has ${trainLabels[i]}; the soft targets are not aligned with the train split, rerun '${stage}'`);
+    if (p.labels[i] !== labels[i]) {
+      throw new ArtifactError(`${file}: row ${i} has label ${p.labels[i]} but the ${split} split's row ${i} has ${labels[i]}; the soft targets are not aligned with the ${split} split, rerun '${stage}'`);
     }
   }
   const C = p.C;

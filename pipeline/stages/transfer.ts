@@ -1,10 +1,15 @@
 /**
  * The transfer set of a distillation: which rows of the TRAIN split the student is trained on
  * (paper section 3: the whole training set, the training set without any 3, only 7s and 8s,
- * or a small fraction of it). The validation split always stays whole (model selection, bias
- * offsets); the test split is never used for any choice.
+ * or a small fraction of it), and whether the dataset's UNLABELED rows join them or replace them
+ * (the paper's "unlabelled transfer set": the teacher labels them). The validation split always
+ * stays whole (model selection, bias offsets); the test split is never used for any choice.
  */
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { z } from 'zod';
+import { UNLABELED_FILE } from '../../src/data/ingest.ts';
+import { readSplit, type LabeledSet } from '../../src/data/split-file.ts';
 import { ConfigError, DataError } from '../../src/util/errors.ts';
 import { Rng } from '../../src/util/rng.ts';
 
@@ -23,8 +28,16 @@ export const transferSchema = z
      * distilled student) draw the same rows.
      */
     seed: z.number().int().min(0).max(2 ** 31 - 1).optional(),
+    /**
+     * Where the rows come from: `train` (the default when absent), `unlabeled` (only the dataset's rows with
+     * split = 'unlabeled'; needs a teacher and no hard-label term) or `both` (the selected train
+     * rows, then every unlabeled row; the hard-label term is averaged over the batch with the
+     * unlabeled rows contributing 0). The class and fraction options select train rows only.
+     */
+    source: z.enum(['train', 'unlabeled', 'both']).optional(),
   })
   .refine((t) => !(t.omit_classes && t.only_classes), { message: "give either 'omit_classes' or 'only_classes', not both" })
+  .refine((t) => t.source !== 'unlabeled' || (t.omit_classes ?? t.only_classes ?? t.fraction) === undefined, { message: "omit_classes / only_classes / fraction select train rows: they do nothing with source 'unlabeled' (use source 'both', or drop them)" })
   .default({});
 
 /** A parsed `transfer:` spec. */
@@ -80,11 +93,44 @@ export function selectTransfer(labels: Int32Array, C: number, spec: TransferSpec
   return Int32Array.from(chosen);
 }
 
-/** One line describing a transfer spec, e.g. `train split, no class 3, 3% (1620 rows)`. */
-export function describeTransfer(spec: TransferSpec, rows: number): string {
+/**
+ * One line describing a transfer spec, e.g. `train split, without class(es) 3 (48000 rows)` or
+ * `train split (50000 rows) + unlabeled rows (200000)`.
+ * @param rows train rows selected; `unlabeled`: unlabeled rows added (0 for source `train`)
+ */
+export function describeTransfer(spec: TransferSpec, rows: number, unlabeled = 0): string {
+  if (spec.source === 'unlabeled') return `unlabeled rows (${unlabeled}, labelled by the teacher)`;
   const parts = ['train split'];
   if (spec.omit_classes) parts.push(`without class(es) ${spec.omit_classes.join(', ')}`);
   if (spec.only_classes) parts.push(`only class(es) ${spec.only_classes.join(', ')}`);
   if (spec.fraction !== undefined && spec.fraction < 1) parts.push(`${+(100 * spec.fraction).toFixed(4)}% per class`);
-  return `${parts.join(', ')} (${rows} rows)`;
+  const train = `${parts.join(', ')} (${rows} rows)`;
+  return spec.source === 'both' ? `${train} + unlabeled rows (${unlabeled}, labelled by the teacher)` : train;
+}
+
+/**
+ * The unlabeled rows an `ingest` stage wrote (`unlabeled.arrow`, label -1 on every row).
+ * @throws ConfigError when the dataset had no rows with split = 'unlabeled'.
+ */
+export async function readUnlabeled(ingestDir: string, stage: string): Promise<LabeledSet> {
+  const file = path.join(ingestDir, UNLABELED_FILE);
+  if (!existsSync(file)) {
+    throw new ConfigError(`transfer.source asks for unlabeled rows but the dataset of stage '${stage}' has none; give the input rows with split = 'unlabeled' (synthetic recipe: unlabeledPerClass), or use transfer.source: train`);
+  }
+  return readSplit(file);
+}
+
+/** `a`'s rows followed by `b`'s (same dim), copied; `b` alone when `a` is null or empty. */
+export function concatSets(a: LabeledSet | null, b: LabeledSet): LabeledSet {
+  if (!a || a.n === 0) return b;
+  if (a.dim !== b.dim) throw new DataError(`cannot join transfer rows of ${a.dim} and ${b.dim} features`);
+  const x = new Float32Array((a.n + b.n) * a.dim);
+  x.set(a.x.subarray(0, a.n * a.dim));
+  x.set(b.x.subarray(0, b.n * b.dim), a.n * a.dim);
+  const y = new Int32Array(a.n + b.n);
+  y.set(a.y.subarray(0, a.n));
+  y.set(b.y.subarray(0, b.n), a.n);
+  const out: LabeledSet = { x, y, n: a.n + b.n, dim: a.dim };
+  if (a.shape) out.shape = [...a.shape];
+  return out;
 }

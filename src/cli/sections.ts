@@ -1,5 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { UNLABELED_FILE } from '../data/ingest.ts';
 import { formatTable, pct } from './table.ts';
 import { formatClusterTable, type ClusterStat } from '../specialists/cluster-stats.ts';
 import { describeEnsemble } from '../ensemble/describe.ts';
@@ -40,8 +41,9 @@ export async function describeSections(dir: string): Promise<string> {
   }
   if (existsSync(f('model/model.json'))) out.push('', 'Model:', indent(describeModel(f('model/model.json'))));
   if (existsSync(f('classes.json'))) {
-    const c = readJson<{ classes: { index: number; name: string; counts: { train: number; valid: number; test: number } }[]; dim: number; shape: number[] | null }>(f('classes.json'));
-    out.push('', `Classes: ${c.classes.length}, features: ${c.dim}${c.shape ? ` (shape [${c.shape.join(', ')}])` : ''}`);
+    const c = readJson<{ classes: { index: number; name: string; counts: { train: number; valid: number; test: number } }[]; dim: number; shape: number[] | null; rows?: { unlabeled?: number } }>(f('classes.json'));
+    const unlabeled = c.rows?.unlabeled ? `; unlabeled rows: ${c.rows.unlabeled} (${UNLABELED_FILE})` : '';
+    out.push('', `Classes: ${c.classes.length}, features: ${c.dim}${c.shape ? ` (shape [${c.shape.join(', ')}])` : ''}${unlabeled}`);
     const shown = c.classes.slice(0, 30);
     out.push(indent(formatTable(['index', 'name', 'train', 'valid', 'test'], shown.map((k) => [k.index, k.name, k.counts.train, k.counts.valid, k.counts.test]))));
     if (c.classes.length > shown.length) out.push(`  ... ${c.classes.length - shown.length} more classes`);

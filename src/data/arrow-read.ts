@@ -203,10 +203,10 @@ export function typeName(t: DataType): string {
 
 // ---------------------------------------------------------------- decoding
 
-/** Row index (within `d`) of the first null, or -1. */
-export function firstNullRow(d: Data): number {
+/** Row index (within `d`) of the first null (among the rows `only` accepts, if given), or -1. */
+export function firstNullRow(d: Data, only?: (row: number) => boolean): number {
   if (d.nullCount <= 0) return -1;
-  for (let i = 0; i < d.length; i++) if (!d.getValid(i)) return i;
+  for (let i = 0; i < d.length; i++) if (!d.getValid(i) && (!only || only(i))) return i;
   return -1;
 }
 

@@ -9,7 +9,7 @@ import { Rng } from '../util/rng.ts';
 import { copyNumeric, dataError, firstNullRow, intValues, openArrow, stringIds, type ArrowInput } from './arrow-read.ts';
 import { ArrowFileSink, labeledBatch, labeledSchema } from './arrow-write.ts';
 import { SPLIT_BATCH_ROWS } from './split-file.ts';
-import { SPLIT_NAMES, checkClasses, checkShape, firstNonFinite, planIngest, type IngestPlan } from './validate.ts';
+import { SPLIT_NAMES, UNLABELED_SPLIT, checkClasses, checkShape, firstNonFinite, planIngest, type IngestPlan } from './validate.ts';
 
 export { describeArrowFile } from './arrow-read.ts';
 
@@ -17,7 +17,7 @@ export { describeArrowFile } from './arrow-read.ts';
 export interface IngestOptions {
   /** The user's Arrow IPC file (file or stream format). */
   input: string;
-  /** Folder receiving `train.arrow`, `valid.arrow`, `test.arrow`, `classes.json`. */
+  /** Folder receiving `train.arrow`, `valid.arrow`, `test.arrow` (and `unlabeled.arrow`), `classes.json`. */
   outDir: string;
   /** Seed of the random split and of `limit` subsets. */
   seed: number;
@@ -36,8 +36,14 @@ export interface ClassesFile {
   dim: number;
   shape: number[] | null;
   source: string;
-  rows: { train: number; valid: number; test: number };
+  /** Rows per split; `unlabeled` only when the input has rows with split = 'unlabeled'. */
+  rows: { train: number; valid: number; test: number; unlabeled?: number };
 }
+
+/** File name of the unlabelled rows ingest writes (label -1 on every row). */
+export const UNLABELED_FILE = `${UNLABELED_SPLIT}.arrow`;
+/** Split code of {@link UNLABELED_SPLIT} rows. */
+const UNLABELED = 3;
 
 /** Largest accepted integer class index (guards against ids mistaken for labels). */
 export const MAX_CLASS_INDEX = 1_000_000;
@@ -63,7 +69,11 @@ const DROPPED = 255;
  * - no `split` column: per class (stratified), a seeded random `testFraction` goes to test and
  *   `validFraction` to valid (stochastic rounding, at least one training example per class);
  * - a `split` column without `valid` rows: `validFraction` of each class's train rows (seeded);
- * - `limit`: a seeded random subset of each split (rows keep their input order).
+ * - `limit`: a seeded random subset of each split (rows keep their input order);
+ * - rows with split = `unlabeled` (only with a `split` column): their label is ignored (it may be
+ *   null; a class name seen only there is not a class) and they go to `unlabeled.arrow` with
+ *   label -1: a transfer set for distillation, or rows for the covariance of the generalist's
+ *   predictions. They never enter train, valid or test.
  *
  * Memory: 5 bytes per input row (label and split code), up to 4 more per row while the split is
  * drawn (a row index), one input record batch as Arrow decodes it, a conversion buffer of at
@@ -116,9 +126,14 @@ export async function ingest(opts: IngestOptions): Promise<ClassesFile> {
   const counts = { train: new Int32Array(C), valid: new Int32Array(C), test: new Int32Array(C) };
   const firstRow = { valid: new Int32Array(C).fill(-1), test: new Int32Array(C).fill(-1) };
   const perSplit = [counts.train, counts.valid, counts.test];
+  let unlabeled = 0;
   for (let i = 0; i < n; i++) {
     const s = codes[i];
     if (s === DROPPED) continue;
+    if (s === UNLABELED) {
+      unlabeled++;
+      continue;
+    }
     const c = table.labels[i];
     perSplit[s][c]++;
     if (s === 1 && firstRow.valid[c] < 0) firstRow.valid[c] = i;
@@ -126,13 +141,14 @@ export async function ingest(opts: IngestOptions): Promise<ClassesFile> {
   }
   checkClasses(file, table.names, counts, firstRow, table.labelKind, limitNote);
 
-  const rows = { train: 0, valid: 0, test: 0 };
+  const rows: ClassesFile['rows'] = { train: 0, valid: 0, test: 0 };
   for (const s of SPLIT_NAMES) rows[s] = counts[s].reduce((a, b) => a + b, 0);
+  if (unlabeled > 0) rows.unlabeled = unlabeled;
   if (rows.test === 0) log.warn(`${file}: the test split is empty`);
   if (rows.valid === 0) log.warn(`${file}: the valid split is empty`);
 
   // ---- second pass: write (everything has been validated)
-  await writeSplits(file, stamp, plan, table, codes, opts.outDir, log);
+  await writeSplits(file, stamp, plan, table, codes, opts.outDir, unlabeled > 0, log);
   const classes: ClassesFile = {
     classes: table.names.map((name, index) => ({ index, name, counts: { train: counts.train[index], valid: counts.valid[index], test: counts.test[index] } })),
     dim,
@@ -141,7 +157,7 @@ export async function ingest(opts: IngestOptions): Promise<ClassesFile> {
     rows,
   };
   await writeJsonAtomic(path.join(opts.outDir, 'classes.json'), classes);
-  log.info(`ingested ${file}: ${C} classes, dim ${dim}, train ${rows.train}, valid ${rows.valid}, test ${rows.test}`);
+  log.info(`ingested ${file}: ${C} classes, dim ${dim}, train ${rows.train}, valid ${rows.valid}, test ${rows.test}${unlabeled > 0 ? `, unlabeled ${unlabeled}` : ''}`);
   return classes;
 }
 
@@ -191,10 +207,10 @@ interface ReadTable {
   dim: number;
   shape: number[] | null;
   labelKind: 'int' | 'string';
-  /** Final class index per row. */
+  /** Final class index per row (-1 on unlabeled rows). */
   labels: Int32Array;
   names: string[];
-  /** Split code per row (0 train, 1 valid, 2 test) when the file has a split column. */
+  /** Split code per row (0 train, 1 valid, 2 test, 3 unlabeled) when the file has a split column. */
   split: Uint8Array | null;
 }
 
@@ -313,6 +329,9 @@ async function readLabels(input: ArrowInput, plan: IngestPlan, file: string, log
   const labels = new Grow(new Int32Array(1 << 16), (k) => new Int32Array(k));
   const splits = new Grow(new Uint8Array(1 << 16), (k) => new Uint8Array(k));
   const nameIds = new Map<string, number>();
+  /** Name ids seen on labelled rows (a name only on unlabeled rows is not a class). */
+  const usedNames = new Set<number>();
+  const unlabeledNames = new Set<number>();
   const idOfName = (s: string): number => {
     let id = nameIds.get(s);
     if (id === undefined) {
@@ -323,6 +342,7 @@ async function readLabels(input: ArrowInput, plan: IngestPlan, file: string, log
   };
   const unknownSplits: string[] = [];
   const splitId = (s: string): number => {
+    if (s === UNLABELED_SPLIT) return UNLABELED;
     const k = (SPLIT_NAMES as readonly string[]).indexOf(s);
     return k >= 0 ? k : -1 - (unknownSplits.push(s) - 1);
   };
@@ -335,14 +355,36 @@ async function readLabels(input: ArrowInput, plan: IngestPlan, file: string, log
     if (m === 0) continue;
     const col = (i: number): Data => batch.data.children[i];
 
-    // label
+    // split (first: an unlabeled row's label is not read)
+    let splitIds: Int32Array | null = null;
+    if (cols.split >= 0) {
+      const sd = col(cols.split);
+      const sn = firstNullRow(sd);
+      if (sn >= 0) throw dataError(file, { column: 'split', row: row + sn }, 'the split is null', "set it to 'train', 'valid', 'test' or 'unlabeled' on every row");
+      const ids = stringIds(sd, (s) => splitId(s));
+      for (let i = 0; i < m; i++) {
+        if (ids[i] < 0) {
+          const v = unknownSplits[-1 - ids[i]];
+          throw dataError(file, { column: 'split', row: row + i }, `unknown split value ${JSON.stringify(v)} (expected train, valid, test or unlabeled)`, "use exactly 'train', 'valid', 'test' or 'unlabeled' (lower case)");
+        }
+      }
+      splits.push(ids);
+      splitIds = ids;
+    }
+    const labelled = (i: number): boolean => splitIds === null || splitIds[i] !== UNLABELED;
+
+    // label (ignored on unlabeled rows: -1)
     const ld = col(cols.label);
-    const ln = firstNullRow(ld);
-    if (ln >= 0) throw dataError(file, { column: 'label', row: row + ln }, 'the label is null', 'drop rows without a label or fill them in');
+    const ln = firstNullRow(ld, labelled);
+    if (ln >= 0) throw dataError(file, { column: 'label', row: row + ln }, 'the label is null', "drop rows without a label or fill them in (or mark them split = 'unlabeled')");
     if (plan.label === 'int') {
       const v = intValues(ld);
       const out = new Int32Array(m);
       for (let i = 0; i < m; i++) {
+        if (!labelled(i)) {
+          out[i] = -1;
+          continue;
+        }
         const x = v[i];
         if (x < 0) throw dataError(file, { column: 'label', row: row + i }, `expected a class index >= 0, found ${x}`, 'class indices must be 0..C-1 (e.g. from pandas.factorize)');
         if (x > MAX_CLASS_INDEX) throw dataError(file, { column: 'label', row: row + i }, `class index ${x} is larger than ${MAX_CLASS_INDEX}`, 'class indices must be 0..C-1; renumber them (e.g. pandas.factorize) or use string labels');
@@ -352,24 +394,16 @@ async function readLabels(input: ArrowInput, plan: IngestPlan, file: string, log
       labels.push(out);
     } else {
       const ids = stringIds(ld, idOfName);
-      const bad = ids.indexOf(-1);
-      if (bad >= 0) throw dataError(file, { column: 'label', row: row + bad }, 'the label is null (null dictionary entry)', 'drop rows without a label or fill them in');
-      labels.push(ids);
-    }
-
-    // split
-    if (cols.split >= 0) {
-      const sd = col(cols.split);
-      const sn = firstNullRow(sd);
-      if (sn >= 0) throw dataError(file, { column: 'split', row: row + sn }, 'the split is null', "set it to 'train', 'valid' or 'test' on every row");
-      const ids = stringIds(sd, (s) => splitId(s));
       for (let i = 0; i < m; i++) {
-        if (ids[i] < 0) {
-          const v = unknownSplits[-1 - ids[i]];
-          throw dataError(file, { column: 'split', row: row + i }, `unknown split value ${JSON.stringify(v)} (expected train, valid or test)`, "use exactly 'train', 'valid' or 'test' (lower case)");
+        if (!labelled(i)) {
+          if (ids[i] >= 0) unlabeledNames.add(ids[i]);
+          ids[i] = -1;
+          continue;
         }
+        if (ids[i] < 0) throw dataError(file, { column: 'label', row: row + i }, 'the label is null (null dictionary entry)', "drop rows without a label or fill them in (or mark them split = 'unlabeled')");
+        usedNames.add(ids[i]);
       }
-      splits.push(ids);
+      labels.push(ids);
     }
 
     // features: checked, not kept
@@ -387,11 +421,14 @@ async function readLabels(input: ArrowInput, plan: IngestPlan, file: string, log
     names = Array.from({ length: maxLabel + 1 }, (_, i) => String(i));
   } else {
     const firstSeen = [...nameIds.keys()];
-    names = [...firstSeen].sort();
-    const remap = new Int32Array(firstSeen.length);
+    // Dictionary entries are registered whether or not a row uses them: keep every name except
+    // those seen on unlabeled rows only.
+    const keep = firstSeen.filter((_, id) => usedNames.has(id) || !unlabeledNames.has(id));
+    names = [...keep].sort();
+    const remap = new Int32Array(firstSeen.length).fill(-1);
     const pos = new Map(names.map((s, i) => [s, i]));
-    firstSeen.forEach((s, i) => (remap[i] = pos.get(s) as number));
-    for (let i = 0; i < n; i++) finalLabels[i] = remap[finalLabels[i]];
+    firstSeen.forEach((s, i) => (remap[i] = pos.get(s) ?? -1));
+    for (let i = 0; i < n; i++) if (finalLabels[i] >= 0) finalLabels[i] = remap[finalLabels[i]];
   }
   return {
     n,
@@ -453,16 +490,17 @@ class SplitOut {
 
 /**
  * Pass 2: reads the batches again and streams each row's features into its split file
- * (train, valid, test; rows in input order, record batches of {@link SPLIT_BATCH_ROWS} rows).
+ * (train, valid, test, and unlabeled when `withUnlabeled`; rows in input order, record batches of {@link SPLIT_BATCH_ROWS} rows).
  * The files appear under their names only when complete.
  */
-async function writeSplits(file: string, stamp: FileStamp | null, plan: IngestPlan, t: ReadTable, codes: Uint8Array, outDir: string, log: Logger): Promise<void> {
+async function writeSplits(file: string, stamp: FileStamp | null, plan: IngestPlan, t: ReadTable, codes: Uint8Array, outDir: string, withUnlabeled: boolean, log: Logger): Promise<void> {
   const now = await fileStamp(file);
   if (!stamp || !now || now.size !== stamp.size || now.mtimeMs !== stamp.mtimeMs) throw changedError(file, 'its size or modification time differs from the first pass');
   const input = await openArrow(file);
   const outs: SplitOut[] = [];
   try {
     for (const s of SPLIT_NAMES) outs.push(new SplitOut(path.join(outDir, `${s}.arrow`), t.dim, t.shape));
+    if (withUnlabeled) outs.push(new SplitOut(path.join(outDir, UNLABELED_FILE), t.dim, t.shape)); // code 3
     const cols = columnsOf(input, plan);
     const dimRef = { value: t.dim, scratch: new Float32Array(0) };
     const { labels } = t;

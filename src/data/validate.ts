@@ -26,6 +26,12 @@ export interface IngestPlan {
 export const SPLIT_NAMES = ['train', 'valid', 'test'] as const;
 /** One of {@link SPLIT_NAMES}. */
 export type SplitName = (typeof SPLIT_NAMES)[number];
+/**
+ * Split value of rows without a usable label (split code 3): the paper's unlabelled transfer
+ * set. Their `label` is ignored (it may be null) and ingest writes them to `unlabeled.arrow`
+ * with label -1. A teacher can label them (distillation, the covariance of its predictions).
+ */
+export const UNLABELED_SPLIT = 'unlabeled';
 
 const SCHEMA_HINT = 'the accepted schema is described in datasets/README.md';
 
@@ -60,7 +66,7 @@ export function planIngest(schema: Schema, file: string): IngestPlan {
   const splitField = byName.get('split');
   if (splitField) {
     if (!isStringType(splitField.type)) {
-      throw dataError(file, { column: 'split' }, `expected a string (or dictionary of strings) column with values train|valid|test, found ${typeName(splitField.type)}`, "store the split as strings 'train', 'valid', 'test', or drop the column to get a seeded random split");
+      throw dataError(file, { column: 'split' }, `expected a string (or dictionary of strings) column with values train|valid|test|unlabeled, found ${typeName(splitField.type)}`, "store the split as strings 'train', 'valid', 'test', or drop the column to get a seeded random split");
     }
     split = true;
   }

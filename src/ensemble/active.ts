@@ -80,14 +80,16 @@ export function activeSpecialists(pgRow: ArrayLike<number>, clusters: Subsets, n
 }
 
 /**
- * Number of specialists covering each case's true class (the x-axis of the paper's Table 4).
- * @throws DataError when a label is outside 0..C-1
+ * Number of specialists covering each case's true class (the x-axis of the paper's Table 4);
+ * 0 for an unlabeled row (label -1).
+ * @throws DataError when a label is outside -1..C-1
  */
 export function coverageCounts(labels: ArrayLike<number>, clusters: Subsets, C: number): Int32Array {
   const idx = indexFor(clusters, C);
   const out = new Int32Array(labels.length);
   for (let r = 0; r < labels.length; r++) {
     const y = labels[r];
+    if (y === -1) continue; // an unlabeled row (ingest's unlabeled.arrow): no true class, coverage 0
     if (!(y >= 0 && y < C)) throw new DataError(`label ${y} at row ${r} is outside 0..${C - 1}`);
     out[r] = idx.offsets[y + 1] - idx.offsets[y];
   }

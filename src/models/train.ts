@@ -115,7 +115,8 @@ export function restoreWeights(model: tf.LayersModel, values: Float32Array[]): v
   tf.tidy(() => ws.forEach((w, i) => (w.read() as tf.Variable).assign(tf.tensor(values[i]!, w.shape as number[], 'float32'))));
 }
 
-function checkSet(name: string, set: TrainSet, inputDim: number | null, C: number): void {
+/** Checks a set's sizes and labels; `unlabeledOk`: label -1 (an unlabeled row) is allowed. */
+function checkSet(name: string, set: TrainSet, inputDim: number | null, C: number, unlabeledOk = false): void {
   if (set.x.length !== set.n * set.dim) throw new DataError(`${name} set: x has ${set.x.length} values, expected n x dim = ${set.n} x ${set.dim}`);
   if (set.y.length !== set.n) throw new DataError(`${name} set: y has ${set.y.length} labels for ${set.n} rows`);
   if (inputDim !== null && inputDim !== set.dim) {
@@ -123,7 +124,7 @@ function checkSet(name: string, set: TrainSet, inputDim: number | null, C: numbe
   }
   for (let i = 0; i < set.n; i++) {
     const l = set.y[i]!;
-    if (!(l >= 0 && l < C)) throw new DataError(`${name} set: row ${i} has label ${l}, outside [0, ${C}) of the model's outputs`);
+    if (!(l >= 0 && l < C) && !(unlabeledOk && l === -1)) throw new DataError(`${name} set: row ${i} has label ${l}, outside [0, ${C}) of the model's outputs`);
   }
   targetDimOf(set);
 }
@@ -179,7 +180,7 @@ export async function trainModel(opts: TrainOptions): Promise<TrainResult> {
   const inShape = model.inputs[0]!.shape;
   const inputDim = typeof inShape[inShape.length - 1] === 'number' ? (inShape[inShape.length - 1] as number) : null;
   const C = outputDim(model);
-  checkSet('training', train, inputDim, C);
+  checkSet('training', train, inputDim, C, true);
   if (opts.valid) checkSet('validation', opts.valid, inputDim, C);
   if (train.n === 0 && !opts.sampler) throw new DataError('the training set is empty');
   const targetDim = targetDimOf(train);
@@ -230,9 +231,11 @@ export async function trainModel(opts: TrainOptions): Promise<TrainResult> {
       const lr = learningRateAt(opts.optimizer, e, opts.epochs);
       const mu = momentumAt(opts.optimizer, e);
       const order = opts.sampler ? opts.sampler(e, Rng.derive(opts.seed, `sampler/${e}`)) : Rng.derive(opts.seed, `shuffle/${e}`).permutation(train.n);
+      let labelled = 0;
       for (let i = 0; i < order.length; i++) {
         const k = order[i]!;
         if (!(k >= 0 && k < train.n)) throw new Error(`sampler returned index ${k} at position ${i}, outside [0, ${train.n})`);
+        if (train.y[k]! >= 0) labelled++;
       }
       const jitterRng = Rng.derive(opts.seed, `jitter/${e}`);
       const dropoutRng = Rng.derive(opts.seed, `dropout/${e}`);
@@ -284,7 +287,7 @@ export async function trainModel(opts: TrainOptions): Promise<TrainResult> {
           progress.tick(1, status);
         }
         trainLoss = order.length ? lossSum.dataSync()[0]! / order.length : NaN;
-        trainAcc = order.length ? correctSum.dataSync()[0]! / order.length : NaN;
+        trainAcc = labelled ? correctSum.dataSync()[0]! / labelled : NaN; // unlabeled rows (label -1) are not scored
       } finally {
         for (let i = 0; i < dropouts.length; i++) dropouts[i]!.seed = dropoutSeeds[i];
         tf.dispose([lossSum, correctSum]);

@@ -17,7 +17,10 @@ export interface TrainSet extends LabeledSet {
 export interface TrainBatch {
   /** Inputs, `[b, dim]` float32 (already jittered when jitter is on). */
   x: tf.Tensor2D;
-  /** Integer labels, `[b]` int32. */
+  /**
+   * Integer labels, `[b]` int32; -1 on an unlabeled row (a transfer row only a teacher term can
+   * use: the hard-label cross-entropy's one-hot row is all zeros there, so it adds 0).
+   */
   y: tf.Tensor1D;
   /** The batch's rows of {@link TrainSet.targets}, `[b, targetDim]`, when the set has targets. */
   targets?: tf.Tensor2D;

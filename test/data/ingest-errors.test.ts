@@ -215,7 +215,7 @@ describe('ingest rejects bad input with a DataError naming where and how to fix,
     const b = base();
     const split = b.label.map(() => 'train');
     split[8] = 'validation';
-    await expectDataError(write('badsplit.arrow', { label: col(b.label, new Int32()), features: fslCol(b.features, 2), split: col(split, new Utf8()) }), ["column 'split', row 8", '"validation"', 'train, valid or test']);
+    await expectDataError(write('badsplit.arrow', { label: col(b.label, new Int32()), features: fslCol(b.features, 2), split: col(split, new Utf8()) }), ["column 'split', row 8", '"validation"', 'train, valid, test or unlabeled']);
   });
 
   it('25. null split value', async () => {
