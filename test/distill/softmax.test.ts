@@ -61,6 +61,32 @@ describe('temperedSoftmax / temperedLogSoftmax', () => {
     x.dispose();
   });
 
+  it('its closed-form gradient equals autodiff of z/T - logSumExp(z/T), for any upstream gradient, at T = 1, 2.5 and 20', () => {
+    const rows = [...z, [1e4, 1e4 - 3, -1e4, 0]];
+    const dyRows = [
+      [0.3, -1, 2, 0.5],
+      [1, 1, 1, 1],
+      [-0.2, 0, 0.7, -2],
+      [0.1, 0.4, -0.3, 1],
+    ];
+    const x = tf.tensor2d(rows);
+    const dy = tf.tensor2d(dyRows);
+    for (const T of [1, 2.5, 20]) {
+      const before = tf.memory().numTensors;
+      const ours = tf.grad((v: tf.Tensor) => tf.sum(tf.mul(temperedLogSoftmax(v as tf.Tensor2D, T), dy)))(x);
+      const auto = tf.grad((v: tf.Tensor) => {
+        const s = tf.div(v, T);
+        return tf.sum(tf.mul(tf.sub(s, tf.logSumExp(s, -1, true)), dy));
+      })(x);
+      expect(maxAbsDiff(ours.dataSync(), auto.dataSync())).toBeLessThan(1e-6);
+      // by hand, row 1 (all zeros, dy all ones): the gradient is (1 - 4 * 1/4) / T = 0
+      expect(Array.from(ours.dataSync().subarray(4, 8)).every((g) => Math.abs(g) < 1e-7)).toBe(true);
+      tf.dispose([ours, auto]);
+      expect(tf.memory().numTensors).toBe(before);
+    }
+    tf.dispose([x, dy]);
+  });
+
   it('rejects a non-positive temperature', () => {
     const x = tf.tensor2d([[1, 2]]);
     expect(() => temperedSoftmax(x, 0)).toThrow(ConfigError);
