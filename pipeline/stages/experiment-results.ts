@@ -86,9 +86,19 @@ export function mnistPaperResult(teacher: ModelMetrics, baseline: ModelMetrics, 
   };
   // On a test subset (not 10,000 cases) a "per 10,000" column makes the errors comparable to the paper's.
   const scaled = examples !== 10_000;
-  const row = (name: string, m: ModelMetrics, paper: number): string[] => [name, String(m.test.errors), ...(scaled ? [num(per10k(m.test.errors, m.test.examples))] : []), pct(m.test.accuracy), String(paper)];
+  // Valid errors when every model has them: what a choice between the students may use (never test).
+  const all = [teacher, baseline, distilled, ...controls];
+  const validN = all.every((m) => m.valid) ? teacher.valid!.examples : null;
+  const row = (name: string, m: ModelMetrics, paper: number): string[] => [
+    name,
+    String(m.test.errors),
+    ...(scaled ? [num(per10k(m.test.errors, m.test.examples))] : []),
+    pct(m.test.accuracy),
+    ...(validN !== null ? [String(m.valid!.errors)] : []),
+    String(paper),
+  ];
   const table = markdownTable(
-    ['model', `test errors (of ${examples})`, ...(scaled ? ['per 10,000'] : []), 'test accuracy', 'paper errors (of 10,000)'],
+    ['model', `test errors (of ${examples})`, ...(scaled ? ['per 10,000'] : []), 'test accuracy', ...(validN !== null ? [`valid errors (of ${validN})`] : []), 'paper errors (of 10,000)'],
     [
       row(`teacher ${describeTraining(teacher)} (paper: 2x1200, dropout, max-norm, jitter)`, teacher, PAPER.mnist.teacher_errors),
       row(`student ${describeTraining(baseline)}`, baseline, PAPER.mnist.baseline_errors),

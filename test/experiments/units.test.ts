@@ -154,6 +154,10 @@ describe('experiment result tables (hand-made metrics)', () => {
     expect(r.markdown).toContain('| student 2x800, distilled (T=20, alpha=1), jitter 2 | 90 | 99.10% | 74 |');
     expect(r.markdown).toContain("| control 'hj': 2x800, hard labels, jitter 2 | 120 | 98.80% | - |");
     expect(r.json).toMatchObject({ distilled_jitter: 2, controls: { hj: { errors: 120, training: '2x800, hard labels, jitter 2' } } });
+    // with valid metrics on every model, a valid-errors column (what a choice between students may use)
+    const v = mnistPaperResult({ test: split(70, 10000), valid: split(40, 6000), arch: '2x1200' }, { test: split(150, 10000), valid: split(97, 6000), arch: '2x800' }, { test: split(90, 10000), valid: split(50, 6000), T: 20, alpha: 1, arch: '2x800' });
+    expect(v.markdown).toContain('| model | test errors (of 10000) | test accuracy | valid errors (of 6000) | paper errors (of 10,000) |');
+    expect(v.markdown).toContain('| student 2x800, distilled (T=20, alpha=1), no jitter | 90 | 99.10% | 50 | 74 |');
     // a teacher no better than the baseline: no gap to close
     expect(mnistPaperResult({ test: split(200, 1000) }, { test: split(150, 1000) }, { test: split(90, 1000) }).json.gap_closed).toBeNull();
   });
