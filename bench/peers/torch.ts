@@ -10,6 +10,7 @@ const TRAIN_SCRIPT = process.env.TORCH_PEER ?? path.resolve(here, '..', '..', '.
 const INFER_SCRIPT = path.join(here, 'torch_infer.py');
 const TRAIN_CPU_SCRIPT = path.join(here, 'torch_train_cpu.py');
 const LOOP_SCRIPT = path.join(here, 'torch_train_loop.py');
+const DISTILL_LOOP_SCRIPT = path.join(here, 'torch_distill_loop.py');
 
 let available: boolean | undefined;
 
@@ -58,6 +59,19 @@ export function torchTrainLoop(sizes: readonly number[], opts: { batch: number; 
   return runPy(LOOP_SCRIPT, [
     '--layers', sizes.join(','), '--batch', String(opts.batch), '--rows', String(opts.rows), '--epochs', String(opts.epochs),
     '--input-dropout', String(opts.inputDropout), '--dropout', String(opts.dropout), '--max-norm', String(opts.maxNorm), '--jitter', String(opts.jitter),
+  ]);
+}
+
+/**
+ * PyTorch training throughput (ex/s, best epoch) of a plain MLP (ReLU, no regularisation) trained
+ * with Adam on batches gathered from a shuffled epoch of `rows` examples, with the distillation loss
+ * on stored teacher probabilities (`soft`: `alpha T^2 CE(p_T, q_T) + (1 - alpha) CE(y, q_1)`) or the
+ * hard-label cross-entropy (`hard`) (`bench/peers/torch_distill_loop.py`); undefined if unavailable.
+ */
+export function torchDistillLoop(sizes: readonly number[], opts: { batch: number; rows: number; epochs: number; loss: 'soft' | 'hard'; T: number; alpha: number; lr: number }): TorchPeerResult | undefined {
+  return runPy(DISTILL_LOOP_SCRIPT, [
+    '--layers', sizes.join(','), '--batch', String(opts.batch), '--rows', String(opts.rows), '--epochs', String(opts.epochs),
+    '--loss', opts.loss, '--T', String(opts.T), '--alpha', String(opts.alpha), '--lr', String(opts.lr),
   ]);
 }
 
