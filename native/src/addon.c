@@ -596,6 +596,129 @@ static napi_value js_config(napi_env env, napi_callback_info info) {
   return r;
 }
 
+
+/*
+ * Row r of the fused softmax cross-entropy (see js_softmax_xent). Returns the row's loss
+ * alpha * T^2 * CE(pT, qT) + (1 - alpha) * CE(y, q1) and writes its gradient (already divided by
+ * the batch size B) to g. Sums in double; exp/log in float like tfjs's float32 kernels.
+ */
+static double xent_row(const float *restrict z, const float *restrict t, int32_t y, int64_t C, double T, double alpha,
+                       int kind, double invB, float *restrict g, float *restrict scratch) {
+  double loss = 0.0;
+  for (int64_t j = 0; j < C; j++) g[j] = 0.0f;
+  if (alpha > 0.0) {
+    /* qT = softmax(z / T): scratch holds z/T - max, then qT */
+    const float invT = (float)(1.0 / T);
+    float m = -INFINITY;
+    for (int64_t j = 0; j < C; j++) {
+      const float v = T == 1.0 ? z[j] : z[j] * invT;
+      scratch[j] = v;
+      if (v > m) m = v;
+    }
+    double s = 0.0;
+    for (int64_t j = 0; j < C; j++) {
+      scratch[j] = scratch[j] - m;
+      s += (double)expf(scratch[j]);
+    }
+    const double lse = log(s); /* log q_T[j] = scratch[j] - lse */
+    /* pT: logits -> softmax(t / T); probabilities -> t as given at T = 1, else softmax(log(max(t, 1e-30)) / T) */
+    double ce = 0.0;
+    if (kind == 1 && T == 1.0) {
+      for (int64_t j = 0; j < C; j++) {
+        const double p = t[j];
+        const double logq = (double)scratch[j] - lse;
+        ce -= p * logq;
+        g[j] = (float)(alpha * T * (exp(logq) - p) * invB);
+      }
+    } else {
+      float mp = -INFINITY;
+      /* first pass: the tempered teacher logits' max (recomputed in the second pass, no extra buffer) */
+      for (int64_t j = 0; j < C; j++) {
+        const float u = kind == 1 ? logf(t[j] > 1e-30f ? t[j] : 1e-30f) : t[j];
+        const float v = T == 1.0 ? u : u * invT;
+        if (v > mp) mp = v;
+      }
+      double sp = 0.0;
+      for (int64_t j = 0; j < C; j++) {
+        const float u = kind == 1 ? logf(t[j] > 1e-30f ? t[j] : 1e-30f) : t[j];
+        const float v = T == 1.0 ? u : u * invT;
+        const float e = expf(v - mp);
+        g[j] = e; /* unnormalised pT, kept in g for now */
+        sp += (double)e;
+      }
+      const double isp = 1.0 / sp;
+      for (int64_t j = 0; j < C; j++) {
+        const double p = (double)g[j] * isp;
+        const double logq = (double)scratch[j] - lse;
+        ce -= p * logq;
+        g[j] = (float)(alpha * T * (exp(logq) - p) * invB);
+      }
+    }
+    loss += alpha * T * T * ce;
+  }
+  if (alpha < 1.0 && y >= 0) {
+    float m = -INFINITY;
+    for (int64_t j = 0; j < C; j++) if (z[j] > m) m = z[j];
+    double s = 0.0;
+    for (int64_t j = 0; j < C; j++) s += (double)expf(z[j] - m);
+    const double lse = log(s) + (double)m;
+    const double w = (1.0 - alpha) * invB;
+    for (int64_t j = 0; j < C; j++) g[j] += (float)(w * exp((double)z[j] - lse));
+    g[y] -= (float)w;
+    loss += (1.0 - alpha) * (lse - (double)z[y]);
+  }
+  return loss;
+}
+
+/*
+ * softmaxXent(H, zOff, tOff, yOff, B, C, T, alpha, kind, gradOff): the paper's distillation loss
+ * on a B x C batch of student logits z, in one pass per row, with its gradient:
+ *   loss = mean_b [ alpha * T^2 * CE(pT, softmax(z/T)) + (1 - alpha) * CE(y, softmax(z)) ]
+ *   grad = alpha * T * (softmax(z/T) - pT) / B + (1 - alpha) * (softmax(z) - onehot(y)) / B
+ * pT from the teacher rows t (kind 0: logits, softmax(t/T); kind 1: probabilities, used as given at
+ * T = 1, else softmax(log(max(t, 1e-30))/T)). Labels y are int32 stored in H's buffer at element
+ * offset yOff (-1 on a row: no hard term there); tOff < 0 allowed when alpha = 0, yOff < 0 when
+ * alpha = 1. Writes the B x C gradient at gradOff (must not overlap the inputs); returns the loss.
+ */
+static napi_value js_softmax_xent(napi_env env, napi_callback_info info) {
+  size_t argc = 10;
+  napi_value argv[10];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc != 10) THROW(env, "distill_blas.softmaxXent: expected 10 arguments");
+  fview H;
+  int64_t zOff, tOff, yOff, B, C, kind, gOff;
+  double T, alpha;
+  if (!get_f32(env, argv[0], &H, 0, "H") || !get_i64(env, argv[1], &zOff) || !get_i64(env, argv[2], &tOff) || !get_i64(env, argv[3], &yOff) ||
+      !get_i64(env, argv[4], &B) || !get_i64(env, argv[5], &C) || !get_f64(env, argv[6], &T) || !get_f64(env, argv[7], &alpha) ||
+      !get_i64(env, argv[8], &kind) || !get_i64(env, argv[9], &gOff))
+    return NULL;
+  const int64_t len = (int64_t)H.length;
+  const int64_t n = B * C;
+  if (B < 0 || C <= 0 || !(T > 0.0) || !(alpha >= 0.0 && alpha <= 1.0) || (kind != 0 && kind != 1)) THROW(env, "distill_blas.softmaxXent: bad B, C, T, alpha or kind");
+  if (zOff < 0 || zOff + n > len || gOff < 0 || gOff + n > len) THROW(env, "distill_blas.softmaxXent: range outside the array");
+  if (alpha > 0.0 && (tOff < 0 || tOff + n > len)) THROW(env, "distill_blas.softmaxXent: the soft term needs teacher rows inside the array");
+  if (alpha < 1.0 && (yOff < 0 || yOff + B > len)) THROW(env, "distill_blas.softmaxXent: the hard term needs labels inside the array");
+  if (n > 0 && ((gOff < zOff + n && zOff < gOff + n) || (alpha > 0.0 && gOff < tOff + n && tOff < gOff + n) || (alpha < 1.0 && gOff < yOff + B && yOff < gOff + n)))
+    THROW(env, "distill_blas.softmaxXent: the gradient overlaps an input");
+  float *scratch = (float *)malloc((size_t)C * sizeof(float));
+  if (!scratch) THROW(env, "distill_blas.softmaxXent: out of memory");
+  const double invB = B > 0 ? 1.0 / (double)B : 0.0;
+  double total = 0.0;
+  for (int64_t r = 0; r < B; r++) {
+    int32_t y = -1;
+    if (alpha < 1.0) memcpy(&y, H.data + yOff + r, sizeof y);
+    if (y >= C) {
+      free(scratch);
+      THROW(env, "distill_blas.softmaxXent: a label is >= the number of classes");
+    }
+    total += xent_row(H.data + zOff + r * C, alpha > 0.0 ? H.data + tOff + r * C : NULL, y, C, T, alpha, (int)kind, invB, H.data + gOff + r * C, scratch);
+  }
+  free(scratch);
+  napi_value out;
+  CHECK(env, napi_create_double(env, total * invB, &out));
+  return out;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"sgemm", NULL, js_sgemm, NULL, NULL, NULL, napi_default, NULL},
@@ -608,6 +731,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"reluGrad", NULL, js_relu_grad, NULL, NULL, NULL, napi_default, NULL},
       {"relu", NULL, js_relu, NULL, NULL, NULL, napi_default, NULL},
       {"addRows", NULL, js_add_rows, NULL, NULL, NULL, napi_default, NULL},
+      {"softmaxXent", NULL, js_softmax_xent, NULL, NULL, NULL, napi_default, NULL},
       {"adviseHugePages", NULL, js_advise_huge_pages, NULL, NULL, NULL, napi_default, NULL},
       {"setThreads", NULL, js_set_threads, NULL, NULL, NULL, napi_default, NULL},
       {"getThreads", NULL, js_get_threads, NULL, NULL, NULL, napi_default, NULL},

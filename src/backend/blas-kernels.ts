@@ -5,6 +5,7 @@ import { installHugePages, uninstallHugePages } from './huge-pages.ts';
 import { loadNative, NATIVE_ACTIVATION, type NativeBlas } from './native.ts';
 import { installNativeParamSteps, uninstallNativeParamSteps } from './param-step.ts';
 import { installReluGrad, RELU_GRAD_KERNEL, reluGradKernel, uninstallReluGrad } from './relu-grad.ts';
+import { SOFTMAX_XENT_KERNEL, softmaxXentKernel } from './softmax-xent.ts';
 import { asWasmBackend, f32Offset, heapF32, type WasmBackendInternals } from './wasm-heap.ts';
 
 /** Outcome of {@link enableBlasKernels}. */
@@ -368,7 +369,9 @@ export function blasKernelsEnabled(): string | undefined {
  * fused bias and every fused activation. Gradients of matMul are matMuls, so training uses them
  * too. Also makes `Identity`, same-dtype `Cast` and whole-tensor `Slice` zero-copy, `Sum` over
  * leading axes (bias gradients), bias-broadcast `Add` and `Relu` one native pass each, number-to-bool
- * `Cast` correct (x != 0), relu's gradient one fused kernel (`relu-grad.ts`), `tf.train.momentum`
+ * `Cast` correct (x != 0), relu's gradient one fused kernel (`relu-grad.ts`), the softmax
+ * cross-entropy of the hard and distillation losses one native pass per row with its gradient
+ * (`softmax-xent.ts`), `tf.train.momentum`
  * updates one native in-place pass (see `fast-optimizer.ts`), likewise the training loop's Adam/SGD
  * steps and max-norm (`param-step.ts`), and backs the wasm heap with
  * transparent huge pages (`huge-pages.ts`) and large buffers reused (`buffer-pool.ts`). Idempotent.
@@ -400,12 +403,13 @@ export function enableBlasKernels(): BlasEnableResult {
   }
   tf.registerKernel({ kernelName: RELU_GRAD_KERNEL, backendName: BACKEND, kernelFunc: reluGradKernel(l.addon) });
   installReluGrad();
+  tf.registerKernel({ kernelName: SOFTMAX_XENT_KERNEL, backendName: BACKEND, kernelFunc: softmaxXentKernel(l.addon) });
   installFastMomentum(l.addon);
   installNativeParamSteps(l.addon);
   const wasmBackend = tf.findBackend(BACKEND);
   const huge = wasmBackend ? installHugePages(l.addon, asWasmBackend(wasmBackend)) : undefined;
   const pooled = wasmBackend ? installBufferPool(asWasmBackend(wasmBackend)) : false;
-  enabledDetail = `OpenBLAS sgemm (${l.addon.config().split(' ').slice(0, 2).join(' ')}, ${l.addon.getThreads()} threads) + native momentum, Adam, max-norm, relu, relu grad, bias add${huge !== undefined && huge >= 0 ? ', huge pages' : ''}${pooled ? ', buffer pool' : ''}`;
+  enabledDetail = `OpenBLAS sgemm (${l.addon.config().split(' ').slice(0, 2).join(' ')}, ${l.addon.getThreads()} threads) + native momentum, Adam, max-norm, relu, relu grad, bias add, softmax cross-entropy${huge !== undefined && huge >= 0 ? ', huge pages' : ''}${pooled ? ', buffer pool' : ''}`;
   return { ok: true, detail: enabledDetail };
 }
 
@@ -420,6 +424,7 @@ export function disableBlasKernels(): void {
   stock.clear();
   tf.unregisterKernel(RELU_GRAD_KERNEL, BACKEND);
   uninstallReluGrad();
+  tf.unregisterKernel(SOFTMAX_XENT_KERNEL, BACKEND);
   uninstallFastMomentum();
   uninstallNativeParamSteps();
   uninstallHugePages();

@@ -71,6 +71,15 @@ export interface NativeBlas {
    */
   addRows(H: Float32Array, aOff: number, rows: number, cols: number, bOff: number, bLen: number, outOff: number): void;
   /**
+   * The distillation loss of a `B x C` batch and its gradient, one pass per row:
+   * `mean_b [alpha T^2 CE(pT, softmax(z/T)) + (1 - alpha) CE(y, softmax(z))]`, pT from the teacher
+   * rows at `tOff` (`kind` 0: logits, `softmax(t/T)`; 1: probabilities, as given at T = 1, else
+   * `softmax(log(max(t, 1e-30))/T)`); labels are int32 in H's buffer at element offset `yOff`
+   * (-1: no hard term on the row). `tOff` may be -1 when alpha = 0, `yOff` when alpha = 1. Writes
+   * the gradient w.r.t. z at `gradOff` (no overlap with the inputs) and returns the loss.
+   */
+  softmaxXent(H: Float32Array, zOff: number, tOff: number, yOff: number, B: number, C: number, T: number, alpha: number, kind: number, gradOff: number): number;
+  /**
    * Asks the kernel for transparent huge pages on the memory of `H` (its 2 MiB-aligned part);
    * `collapse` also converts the pages in use now (Linux 6.1+). Returns the bytes advised, or
    * `-errno` when the kernel refused. Only a hint.
@@ -100,7 +109,7 @@ export function nativeAddonPath(): string {
 function isNativeBlas(m: unknown): m is NativeBlas {
   if (m === null || typeof m !== 'object') return false;
   const r = m as Record<string, unknown>;
-  return ['sgemm', 'biasAct', 'momentum', 'adam', 'sgdStep', 'maxNormCols', 'colSum', 'reluGrad', 'relu', 'addRows', 'adviseHugePages', 'setThreads', 'getThreads', 'config'].every((k) => typeof r[k] === 'function');
+  return ['sgemm', 'biasAct', 'momentum', 'adam', 'sgdStep', 'maxNormCols', 'colSum', 'reluGrad', 'relu', 'addRows', 'softmaxXent', 'adviseHugePages', 'setThreads', 'getThreads', 'config'].every((k) => typeof r[k] === 'function');
 }
 
 /**

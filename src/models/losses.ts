@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import type { LossFn } from './types.ts';
+import { fusedSoftmaxXent } from '../backend/softmax-xent.ts';
 
 /**
  * Softmax cross-entropy on the hard labels, averaged over the batch:
@@ -7,6 +8,9 @@ import type { LossFn } from './types.ts';
  */
 export const hardLoss: LossFn = (logits, batch) =>
   tf.tidy(() => {
+    // One native pass per row on wasm-blas (value and gradient); the tfjs ops below elsewhere.
+    const fused = fusedSoftmaxXent(logits, null, batch.y, 1, 0, 'logits');
+    if (fused) return fused;
     const C = logits.shape[1];
     const oneHot = tf.oneHot(tf.cast(batch.y, 'int32') as tf.Tensor1D, C);
     return tf.neg(tf.mean(tf.sum(tf.mul(oneHot, tf.logSoftmax(logits)), 1))) as tf.Scalar;
