@@ -600,72 +600,79 @@ static napi_value js_config(napi_env env, napi_callback_info info) {
 /*
  * Row r of the fused softmax cross-entropy (see js_softmax_xent). Returns the row's loss
  * alpha * T^2 * CE(pT, qT) + (1 - alpha) * CE(y, q1) and writes its gradient (already divided by
- * the batch size B) to g. Sums in double; exp/log in float like tfjs's float32 kernels.
+ * the batch size B) to g. `scratch` holds 2 * C floats. One expf per element and softmax (a logf
+ * more for probability teachers at T != 1); sums in double.
  */
 static double xent_row(const float *restrict z, const float *restrict t, int32_t y, int64_t C, double T, double alpha,
                        int kind, double invB, float *restrict g, float *restrict scratch) {
   double loss = 0.0;
-  for (int64_t j = 0; j < C; j++) g[j] = 0.0f;
+  const float invT = (float)(1.0 / T);
+  const int tempered = T != 1.0;
+  float *restrict eq = scratch;     /* exp(z/T - m): unnormalised qT */
+  float *restrict e1 = scratch + C; /* exp(z - m1): unnormalised q1 */
   if (alpha > 0.0) {
-    /* qT = softmax(z / T): scratch holds z/T - max, then qT */
-    const float invT = (float)(1.0 / T);
     float m = -INFINITY;
     for (int64_t j = 0; j < C; j++) {
-      const float v = T == 1.0 ? z[j] : z[j] * invT;
-      scratch[j] = v;
+      const float v = tempered ? z[j] * invT : z[j];
       if (v > m) m = v;
     }
     double s = 0.0;
     for (int64_t j = 0; j < C; j++) {
-      scratch[j] = scratch[j] - m;
-      s += (double)expf(scratch[j]);
+      const float e = expf((tempered ? z[j] * invT : z[j]) - m);
+      eq[j] = e;
+      s += (double)e;
     }
-    const double lse = log(s); /* log q_T[j] = scratch[j] - lse */
-    /* pT: logits -> softmax(t / T); probabilities -> t as given at T = 1, else softmax(log(max(t, 1e-30)) / T) */
+    const double lse = (double)m + log(s); /* log qT[j] = z[j]/T - lse */
+    const double is = 1.0 / s;
+    const double coef = alpha * T * invB; /* d(alpha T^2 CE)/dz = alpha T (qT - pT), per row / B */
     double ce = 0.0;
-    if (kind == 1 && T == 1.0) {
+    if (kind == 1 && !tempered) {
+      /* probabilities at T = 1: used as given */
       for (int64_t j = 0; j < C; j++) {
-        const double p = t[j];
-        const double logq = (double)scratch[j] - lse;
-        ce -= p * logq;
-        g[j] = (float)(alpha * T * (exp(logq) - p) * invB);
+        const double p = (double)t[j];
+        ce -= p * ((double)z[j] - lse);
+        g[j] = (float)(coef * ((double)eq[j] * is - p));
       }
     } else {
+      /* pT = softmax(u / T), u = t (logits) or log(max(t, 1e-30)); g holds u/T, then exp(u/T - mp) */
       float mp = -INFINITY;
-      /* first pass: the tempered teacher logits' max (recomputed in the second pass, no extra buffer) */
       for (int64_t j = 0; j < C; j++) {
         const float u = kind == 1 ? logf(t[j] > 1e-30f ? t[j] : 1e-30f) : t[j];
-        const float v = T == 1.0 ? u : u * invT;
+        const float v = tempered ? u * invT : u;
+        g[j] = v;
         if (v > mp) mp = v;
       }
       double sp = 0.0;
       for (int64_t j = 0; j < C; j++) {
-        const float u = kind == 1 ? logf(t[j] > 1e-30f ? t[j] : 1e-30f) : t[j];
-        const float v = T == 1.0 ? u : u * invT;
-        const float e = expf(v - mp);
-        g[j] = e; /* unnormalised pT, kept in g for now */
+        const float e = expf(g[j] - mp);
+        g[j] = e;
         sp += (double)e;
       }
       const double isp = 1.0 / sp;
       for (int64_t j = 0; j < C; j++) {
         const double p = (double)g[j] * isp;
-        const double logq = (double)scratch[j] - lse;
-        ce -= p * logq;
-        g[j] = (float)(alpha * T * (exp(logq) - p) * invB);
+        ce -= p * ((double)(tempered ? z[j] * invT : z[j]) - lse);
+        g[j] = (float)(coef * ((double)eq[j] * is - p));
       }
     }
     loss += alpha * T * T * ce;
+  } else {
+    for (int64_t j = 0; j < C; j++) g[j] = 0.0f;
   }
   if (alpha < 1.0 && y >= 0) {
     float m = -INFINITY;
     for (int64_t j = 0; j < C; j++) if (z[j] > m) m = z[j];
     double s = 0.0;
-    for (int64_t j = 0; j < C; j++) s += (double)expf(z[j] - m);
-    const double lse = log(s) + (double)m;
+    for (int64_t j = 0; j < C; j++) {
+      const float e = expf(z[j] - m);
+      e1[j] = e;
+      s += (double)e;
+    }
     const double w = (1.0 - alpha) * invB;
-    for (int64_t j = 0; j < C; j++) g[j] += (float)(w * exp((double)z[j] - lse));
+    const double ws = w / s;
+    for (int64_t j = 0; j < C; j++) g[j] += (float)(ws * (double)e1[j]);
     g[y] -= (float)w;
-    loss += (1.0 - alpha) * (lse - (double)z[y]);
+    loss += (1.0 - alpha) * ((double)m + log(s) - (double)z[y]);
   }
   return loss;
 }
@@ -700,7 +707,7 @@ static napi_value js_softmax_xent(napi_env env, napi_callback_info info) {
   if (alpha < 1.0 && (yOff < 0 || yOff + B > len)) THROW(env, "distill_blas.softmaxXent: the hard term needs labels inside the array");
   if (n > 0 && ((gOff < zOff + n && zOff < gOff + n) || (alpha > 0.0 && gOff < tOff + n && tOff < gOff + n) || (alpha < 1.0 && gOff < yOff + B && yOff < gOff + n)))
     THROW(env, "distill_blas.softmaxXent: the gradient overlaps an input");
-  float *scratch = (float *)malloc((size_t)C * sizeof(float));
+  float *scratch = (float *)malloc((size_t)C * 2 * sizeof(float));
   if (!scratch) THROW(env, "distill_blas.softmaxXent: out of memory");
   const double invB = B > 0 ? 1.0 / (double)B : 0.0;
   double total = 0.0;
