@@ -22,6 +22,8 @@ export interface ModelMetrics {
   arch?: string;
   /** Input jitter in pixels the model was trained with (from the stage's manifest). */
   jitter?: number;
+  /** Dropout and max-norm the model was trained with, e.g. `dropout 0.2/0.5, max-norm 3.5` (from the manifest). */
+  regularisation?: string;
   /** True when a distilled model's teacher was queried on every (jittered) batch. */
   teacher_online?: boolean;
 }
@@ -29,7 +31,7 @@ export interface ModelMetrics {
 /** How a model row was trained, e.g. `2x800, distilled (T=20, alpha=1), jitter 2`. */
 function describeTraining(m: ModelMetrics): string {
   const how = m.T !== undefined && m.T !== null ? `distilled (T=${num(m.T)}, alpha=${num(m.alpha)})` : 'hard labels';
-  return [m.arch, how, m.jitter ? `jitter ${m.jitter}` : 'no jitter'].filter(Boolean).join(', ');
+  return [m.arch, m.regularisation, how, m.jitter ? `jitter ${m.jitter}` : 'no jitter'].filter(Boolean).join(', ');
 }
 
 /** What a builder returns. */

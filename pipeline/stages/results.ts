@@ -76,18 +76,30 @@ export function archOf(stageDir: string): string | undefined {
 }
 
 /**
- * Hidden layers (see {@link archOf}) and input jitter of the model a stage trained, from the
- * params in its `manifest.json` (through `import` stages); fields are undefined when absent.
+ * Hidden layers (see {@link archOf}), input jitter and regularisation (dropout, max-norm) of the
+ * model a stage trained, from the params in its `manifest.json` (through `import` stages); fields
+ * are undefined when absent.
  */
-export function trainingOf(stageDir: string): { arch?: string; jitter?: number } {
-  const jitter = (params: { jitter?: unknown } | undefined): { jitter?: number } => (typeof params?.jitter === 'number' ? { jitter: params.jitter } : {});
+export function trainingOf(stageDir: string): { arch?: string; jitter?: number; regularisation?: string } {
+  type Params = { hidden?: unknown; from?: unknown; jitter?: unknown; input_dropout?: unknown; dropout?: unknown; max_norm?: unknown };
+  const extras = (p: Params | undefined): { jitter?: number; regularisation?: string } => {
+    const out: { jitter?: number; regularisation?: string } = {};
+    if (typeof p?.jitter === 'number') out.jitter = p.jitter;
+    const parts: string[] = [];
+    const inDrop = typeof p?.input_dropout === 'number' ? p.input_dropout : 0;
+    const drop = typeof p?.dropout === 'number' ? p.dropout : 0;
+    if (inDrop > 0 || drop > 0) parts.push(`dropout ${inDrop}/${drop}`);
+    if (typeof p?.max_norm === 'number') parts.push(`max-norm ${p.max_norm}`);
+    if (parts.length > 0) out.regularisation = parts.join(', ');
+    return out;
+  };
   try {
-    const m = JSON.parse(readFileSync(path.join(stageDir, MANIFEST), 'utf8')) as { type?: string; params?: { hidden?: unknown; from?: unknown; jitter?: unknown } };
+    const m = JSON.parse(readFileSync(path.join(stageDir, MANIFEST), 'utf8')) as { type?: string; params?: Params };
     if (m.type === 'import' && typeof m.params?.from === 'string') return trainingOf(path.resolve(m.params.from));
     const h = m.params?.hidden;
-    if (!Array.isArray(h) || !h.every((v) => typeof v === 'number')) return jitter(m.params);
+    if (!Array.isArray(h) || !h.every((v) => typeof v === 'number')) return extras(m.params);
     const arch = h.length === 0 ? 'linear' : h.every((v) => v === h[0]) ? `${h.length}x${h[0]}` : h.join('-');
-    return { arch, ...jitter(m.params) };
+    return { arch, ...extras(m.params) };
   } catch {
     return {};
   }

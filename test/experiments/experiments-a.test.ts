@@ -32,9 +32,12 @@ describe('experiment configs, small versions (MNIST subset: 2,000 train / 500 va
       expect(r.json[k] as number).toBeGreaterThan(0);
       expect(r.json[k] as number).toBeLessThan(900); // better than chance (900 errors of 1,000)
     }
-    expect(r.json).toMatchObject({ test_examples: 1000, T: 20, alpha: 1, paper: { teacher_errors: 67, baseline_errors: 146, distilled_errors: 74 } });
-    expect(r.md).toMatch(/\| teacher 2x128, hard labels, jitter 1 .*\| 67 \|/);
-    expect(r.md).toMatch(/\| student 2x64, distilled \(T=20, alpha=1\), jitter 2 \| \d+ \|/);
+    // the reported distilled student is the config's distilled_mix_t4 (T = 4, alpha = 0.5), the others are rows too
+    expect(r.json).toMatchObject({ test_examples: 1000, T: 4, alpha: 0.5, paper: { teacher_errors: 67, baseline_errors: 146, distilled_errors: 74 } });
+    expect(r.md).toMatch(/\| teacher 2x128, dropout 0.2\/0.5, max-norm 3.5, hard labels, jitter 1 .*\| 67 \|/);
+    expect(r.md).toMatch(/\| student 2x64, distilled \(T=4, alpha=0.5\), jitter 2 \| \d+ \| \d+ \| [\d.]+% \| \d+ \| 74 \|/);
+    expect(r.md).toMatch(/\| control 'distilled': 2x64, distilled \(T=20, alpha=1\), jitter 2 \| \d+ \|/);
+    expect(r.md).toMatch(/\| control 'distilled_mix': 2x64, distilled \(T=20, alpha=0.5\), jitter 2 \| \d+ \|/);
     expect(r.md).toMatch(/\| control 'hard_jitter': 2x64, hard labels, jitter 2 \| \d+ \|/);
     expect(r.md).toMatch(/\| control 'distilled_plain': 2x64, distilled \(T=20, alpha=1\), no jitter \| \d+ \|/);
     expect(r.json).toMatchObject({ distilled_jitter: 2, controls: { hard_jitter: { training: '2x64, hard labels, jitter 2' }, distilled_plain: {} } });
