@@ -137,6 +137,19 @@ describe('config validation of the new stage types', () => {
   });
 });
 
+describe('shipped configs', () => {
+  it('every config in pipeline/configs parses with the real registry, its name the file name', async () => {
+    const { readdirSync, readFileSync } = await import('node:fs');
+    const files = readdirSync('pipeline/configs').filter((f) => f.endsWith('.yaml'));
+    expect(files.length).toBeGreaterThanOrEqual(13);
+    for (const f of files) {
+      const file = `pipeline/configs/${f}`;
+      const c = parseConfig(readFileSync(file, 'utf8'), file, STAGES);
+      expect(c.name, file).toBe(f.replace(/\.yaml$/, ''));
+    }
+  });
+});
+
 describe('experiment result tables (hand-made metrics)', () => {
   it('markdownTable', () => {
     expect(markdownTable(['a', 'b'], [['1', '2']])).toBe('| a | b |\n| --- | --- |\n| 1 | 2 |');
