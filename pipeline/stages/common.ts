@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import type * as tf from '@tensorflow/tfjs';
 import { readSplit, type LabeledSet } from '../../src/data/split-file.ts';
 import type { ClassesFile } from '../../src/data/ingest.ts';
@@ -7,7 +7,8 @@ import { saveModel } from '../../src/models/io.ts';
 import { evaluate } from '../../src/models/predict.ts';
 import type { EpochMetrics } from '../../src/models/train.ts';
 import { writeFileAtomic, writeJsonAtomic } from '../../src/artifacts/atomic.ts';
-import { ArtifactError } from '../../src/util/errors.ts';
+import { ArtifactError, ConfigError } from '../../src/util/errors.ts';
+import { UNLABELED_FILE } from '../../src/data/ingest.ts';
 
 /** The three splits and class table written by an `ingest` stage. */
 export interface IngestedData {
@@ -28,6 +29,20 @@ export async function readIngested(dir: string): Promise<IngestedData> {
   }
   const [train, valid, test] = await Promise.all(['train', 'valid', 'test'].map((s) => readSplit(path.join(dir, `${s}.arrow`))));
   return { train: train!, valid: valid!, test: test!, classes };
+}
+
+/**
+ * Path of the `unlabeled.arrow` an ingest stage wrote, for an option that needs unlabeled rows.
+ * @param asking what asks for them, opening the error (e.g. `covariance.split is 'unlabeled'`)
+ * @param fix the other way out, closing the error (e.g. `use split: valid or train`)
+ * @throws ConfigError when the dataset had no rows with split = 'unlabeled'.
+ */
+export function unlabeledFile(ingestDir: string, stage: string, asking: string, fix: string): string {
+  const file = path.join(ingestDir, UNLABELED_FILE);
+  if (!existsSync(file)) {
+    throw new ConfigError(`${asking} but the dataset of stage '${stage}' has no unlabeled rows; give the input rows with split = 'unlabeled' (synthetic recipe: unlabeledPerClass), or ${fix}`);
+  }
+  return file;
 }
 
 /** Accuracy, errors and examples of a model on one split. */

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { defineStage } from '../stage.ts';
@@ -7,8 +7,7 @@ import { PredictionsWriter } from '../../src/data/predictions-stream.ts';
 import { loadModel } from '../../src/models/io.ts';
 import { predictLogits } from '../../src/models/predict.ts';
 import { CovarianceAccumulator, writeCovariance } from '../../src/specialists/covariance.ts';
-import { UNLABELED_FILE } from '../../src/data/ingest.ts';
-import { ConfigError } from '../../src/util/errors.ts';
+import { unlabeledFile } from './common.ts';
 
 const schema = z.strictObject({
   /** The `ingest` stage. */
@@ -47,9 +46,7 @@ export const covarianceStage = defineStage({
       const dataDir = ctx.input(p.data);
       const C = model.outputs[0]!.shape[1] as number;
       const rows = splitRows(dataDir);
-      if (p.split === 'unlabeled' && !existsSync(path.join(dataDir, UNLABELED_FILE))) {
-        throw new ConfigError(`covariance.split is 'unlabeled' but the dataset of stage '${p.data}' has no unlabeled rows; give the input rows with split = 'unlabeled' (synthetic recipe: unlabeledPerClass), or use split: valid or train`);
-      }
+      if (p.split === 'unlabeled') unlabeledFile(dataDir, p.data, "covariance.split is 'unlabeled'", 'use split: valid or train');
       /**
        * One streaming pass over a split: chunks of exactly batch_size rows, so every forward pass
        * sees the same rows as a pass over the whole split would (identical logits and

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { defineStage } from '../stage.ts';
 import { readSplit, type LabeledSet } from '../../src/data/split-file.ts';
@@ -20,8 +20,7 @@ import { parseRecipeOptions } from '../../datasets/recipes.ts';
 import { syntheticCentres, type SyntheticOptions } from '../../datasets/synthetic.ts';
 import type { SpecialistSummary } from './specialists.ts';
 import { SOFT_TARGETS_FILE, SOFT_TARGETS_UNLABELED_FILE } from './teachers.ts';
-import { UNLABELED_FILE } from '../../src/data/ingest.ts';
-import { ConfigError } from '../../src/util/errors.ts';
+import { unlabeledFile } from './common.ts';
 
 /** Moved to `src/ensemble/describe.ts`; re-exported for existing importers. */
 export { describeEnsemble } from '../../src/ensemble/describe.ts';
@@ -131,10 +130,7 @@ export const ensembleStage = defineStage({
     await writePredictions(path.join(ctx.outDir, 'predictions-test.arrow'), { labels: test.set.y, values: testQ.q, n: test.set.n, C }, 'probabilities', { split: 'test', weight: String(weight) });
     /** The ensemble's q on a split without cached generalist logits, written as soft targets. */
     const writeTargets = async (split: 'train' | 'unlabeled'): Promise<void> => {
-      const file = path.join(dataDir, split === 'train' ? 'train.arrow' : UNLABELED_FILE);
-      if (!existsSync(file)) {
-        throw new ConfigError(`ensemble.unlabeled_targets is set but the dataset of stage '${p.data}' has no unlabeled rows; give the input rows with split = 'unlabeled' (synthetic recipe: unlabeledPerClass), or drop the option`);
-      }
+      const file = split === 'train' ? path.join(dataDir, 'train.arrow') : unlabeledFile(dataDir, p.data, 'ensemble.unlabeled_targets is set', 'drop the option');
       const set = await readSplit(file);
       const gen = await loadModel(path.join(ctx.input(p.model), 'model'));
       let logits: Float32Array;

@@ -117,9 +117,10 @@ export async function cachedTeacherLogits(o: TeacherLogitsOptions): Promise<{ lo
  * `soft-targets-<split>.arrow` of stage `stage` (columns `label` + `probabilities`, one row per
  * row of the ingested split, in its order; `unlabeled` rows have label -1).
  * @param labels the split's labels, to check the file lines up with it
+ * @param rows the split's rows wanted, in this order; null: every row
  * @throws ArtifactError when the file is missing or does not line up with the split.
  */
-export function readSoftTargets(stageDir: string, stage: string, labels: Int32Array, rows: Int32Array, split: 'train' | 'unlabeled' = 'train'): { probabilities: Float32Array; C: number } {
+export function readSoftTargets(stageDir: string, stage: string, labels: Int32Array, rows: Int32Array | null, split: 'train' | 'unlabeled' = 'train'): { probabilities: Float32Array; C: number } {
   const name = split === 'train' ? SOFT_TARGETS_FILE : SOFT_TARGETS_UNLABELED_FILE;
   const file = path.join(stageDir, name);
   if (!existsSync(file)) {
@@ -136,9 +137,10 @@ export function readSoftTargets(stageDir: string, stage: string, labels: Int32Ar
     }
   }
   const C = p.C;
-  const out = new Float32Array(rows.length * C);
-  for (let j = 0; j < rows.length; j++) {
-    const r = rows[j]!;
+  const m = rows ? rows.length : p.n;
+  const out = new Float32Array(m * C);
+  for (let j = 0; j < m; j++) {
+    const r = rows ? rows[j]! : j;
     const src = p.values.subarray(r * C, (r + 1) * C);
     let s = 0;
     for (let c = 0; c < C; c++) {

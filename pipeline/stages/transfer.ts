@@ -5,11 +5,9 @@
  * (the paper's "unlabelled transfer set": the teacher labels them). The validation split always
  * stays whole (model selection, bias offsets); the test split is never used for any choice.
  */
-import { existsSync } from 'node:fs';
-import path from 'node:path';
 import { z } from 'zod';
-import { UNLABELED_FILE } from '../../src/data/ingest.ts';
 import { readSplit, type LabeledSet } from '../../src/data/split-file.ts';
+import { unlabeledFile } from './common.ts';
 import { ConfigError, DataError } from '../../src/util/errors.ts';
 import { Rng } from '../../src/util/rng.ts';
 
@@ -113,11 +111,7 @@ export function describeTransfer(spec: TransferSpec, rows: number, unlabeled = 0
  * @throws ConfigError when the dataset had no rows with split = 'unlabeled'.
  */
 export async function readUnlabeled(ingestDir: string, stage: string): Promise<LabeledSet> {
-  const file = path.join(ingestDir, UNLABELED_FILE);
-  if (!existsSync(file)) {
-    throw new ConfigError(`transfer.source asks for unlabeled rows but the dataset of stage '${stage}' has none; give the input rows with split = 'unlabeled' (synthetic recipe: unlabeledPerClass), or use transfer.source: train`);
-  }
-  return readSplit(file);
+  return readSplit(unlabeledFile(ingestDir, stage, 'transfer.source asks for unlabeled rows', 'use transfer.source: train'));
 }
 
 /** `a`'s rows followed by `b`'s (same dim), copied; `b` alone when `a` is null or empty. */
