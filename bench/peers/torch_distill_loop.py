@@ -14,10 +14,10 @@ best epoch's examples per second (wall clock). Usage:
   /usr/bin/python3 torch_distill_loop.py [--layers 64,32,1000] [--batch 128] [--rows 12800]
       [--epochs 3] [--loss soft|hard] [--T 2] [--alpha 0.7] [--lr 0.003]
 """
-import argparse, json, time
+import argparse, json
 import torch
 import torch.nn.functional as F
-from torch_mlp import build_mlp, parse_layers
+from torch_mlp import best_epoch_rate, build_mlp, parse_layers
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--layers", default="64,32,1000")
@@ -66,12 +66,7 @@ def epoch():
     return correct
 
 
-epoch()  # warm-up
-best = 0.0
-for _ in range(a.epochs):
-    t = time.perf_counter()
-    epoch()
-    best = max(best, a.rows / (time.perf_counter() - t))
+best = best_epoch_rate(epoch, a.rows, a.epochs)
 print(json.dumps({"peer": "pytorch", "version": torch.__version__, "threads": torch.get_num_threads(),
                   "layers": sizes, "batch": a.batch, "rows": a.rows, "loss": a.loss,
                   "examples_per_s": round(best, 1)}))

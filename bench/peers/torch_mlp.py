@@ -1,8 +1,10 @@
 """The MLP the PyTorch peer scripts measure, and their shared command-line flags.
 
-Used by torch_infer.py and torch_train_cpu.py (imported from the script's own folder, which Python
-puts first on sys.path), so both peers build the same model from the same flags.
+Used by the peer scripts in this folder (imported from the script's own folder, which Python
+puts first on sys.path), so the peers build the same model from the same flags and time epochs alike.
 """
+import time
+
 import torch
 
 
@@ -11,6 +13,18 @@ def add_mlp_args(ap, steps):
     ap.add_argument("--layers", default="784,1200,1200,10")
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--steps", type=int, default=steps)
+
+
+def best_epoch_rate(epoch, rows, epochs):
+    """Runs `epoch()` once to warm up, then `epochs` more times; the best examples per second
+    (wall clock, `rows` examples an epoch). Shared by the training-loop peers."""
+    epoch()
+    best = 0.0
+    for _ in range(epochs):
+        t = time.perf_counter()
+        epoch()
+        best = max(best, rows / (time.perf_counter() - t))
+    return best
 
 
 def parse_layers(text):

@@ -10,9 +10,9 @@ examples per second (wall clock). Usage:
   /usr/bin/python3 torch_train_loop.py [--layers 784,1200,1200,10] [--batch 100] [--rows 3000]
       [--epochs 3] [--input-dropout 0.2] [--dropout 0.5] [--max-norm 3.5] [--jitter 2]
 """
-import argparse, json, time
+import argparse, json
 import torch
-from torch_mlp import parse_layers
+from torch_mlp import best_epoch_rate, parse_layers
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--layers", default="784,1200,1200,10")
@@ -83,11 +83,6 @@ def epoch():
     return correct
 
 
-epoch()  # warm-up
-best = 0.0
-for _ in range(a.epochs):
-    t = time.perf_counter()
-    epoch()
-    best = max(best, a.rows / (time.perf_counter() - t))
+best = best_epoch_rate(epoch, a.rows, a.epochs)
 print(json.dumps({"peer": "pytorch", "version": torch.__version__, "threads": torch.get_num_threads(),
                   "layers": sizes, "batch": a.batch, "rows": a.rows, "examples_per_s": round(best, 1)}))
