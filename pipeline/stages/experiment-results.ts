@@ -24,6 +24,10 @@ export interface ModelMetrics {
   jitter?: number;
   /** Dropout and max-norm the model was trained with, e.g. `dropout 0.2/0.5, max-norm 3.5` (from the manifest). */
   regularisation?: string;
+  /** Rows a `train` stage trained on (`train+valid`: a final model; its valid metrics are on seen rows). */
+  trained_on?: 'train' | 'train+valid';
+  /** Number of rows it trained on (written by `train`). */
+  train_examples?: number;
   /** True when a distilled model's teacher was queried on every (jittered) batch. */
   teacher_online?: boolean;
 }
@@ -31,7 +35,8 @@ export interface ModelMetrics {
 /** How a model row was trained, e.g. `2x800, distilled (T=20, alpha=1), jitter 2`. */
 function describeTraining(m: ModelMetrics): string {
   const how = m.T !== undefined && m.T !== null ? `distilled (T=${num(m.T)}, alpha=${num(m.alpha)})` : 'hard labels';
-  return [m.arch, m.regularisation, how, m.jitter ? `jitter ${m.jitter}` : 'no jitter'].filter(Boolean).join(', ');
+  const rows = m.trained_on === 'train+valid' ? `trained on train + valid${m.train_examples ? ` (${m.train_examples.toLocaleString('en-US')} rows)` : ''}, last epoch` : undefined;
+  return [m.arch, m.regularisation, how, m.jitter ? `jitter ${m.jitter}` : 'no jitter', rows].filter(Boolean).join(', ');
 }
 
 /** What a builder returns. */
@@ -96,7 +101,8 @@ export function mnistPaperResult(teacher: ModelMetrics, baseline: ModelMetrics, 
     String(m.test.errors),
     ...(scaled ? [num(per10k(m.test.errors, m.test.examples))] : []),
     pct(m.test.accuracy),
-    ...(validN !== null ? [String(m.valid!.errors)] : []),
+    // A model trained on the valid rows has no valid errors that mean anything.
+    ...(validN !== null ? [m.trained_on === 'train+valid' ? '(trained on)' : String(m.valid!.errors)] : []),
     String(paper),
   ];
   const table = markdownTable(

@@ -4,13 +4,24 @@ import { defineStage, type StageDef } from '../stage.ts';
 import { mlpSchema, trainingSchema, toOptimizerSpec } from '../schemas.ts';
 import { buildMlp } from '../../src/models/mlp.ts';
 import { trainModel } from '../../src/models/train.ts';
+import { concatSets } from '../../src/data/split-file.ts';
 import { evaluateSplits, readIngested, writeModelOutputs } from './common.ts';
 
 const schema = z.strictObject({
   /** The `ingest` stage whose splits to train on. */
   data: z.string().default('ingest'),
+  /**
+   * The rows to train on: `train` (default; checkpoint selection on valid), or `train+valid` for a
+   * final model trained on every labelled row once a recipe (epochs, schedule) has been chosen on
+   * valid by an earlier run: then `select` must be `last`, and the valid metrics written are on
+   * rows the model saw (marked `trained_on: 'train+valid'` in metrics.json).
+   */
+  train_on: z.enum(['train', 'train+valid']).default('train'),
   ...mlpSchema,
   ...trainingSchema,
+}).refine((p) => p.train_on === 'train' || p.select === 'last', {
+  message: "train_on 'train+valid' trains on the validation rows, so they cannot choose the checkpoint: set select: last (with the epochs fixed by an earlier run selected on valid), or use train_on: train",
+  path: ['select'],
 });
 export type TrainParams = z.output<typeof schema>;
 
@@ -24,6 +35,7 @@ function makeTrainStage(type: string, description: string): StageDef<TrainParams
     async run(ctx) {
       const p = ctx.params;
       const data = await readIngested(ctx.input(p.data));
+      const trainSet = p.train_on === 'train+valid' ? concatSets(data.train, data.valid) : data.train;
       const C = data.classes.classes.length;
       const model = buildMlp({
         inputDim: data.train.dim,
@@ -38,8 +50,8 @@ function makeTrainStage(type: string, description: string): StageDef<TrainParams
       try {
         const result = await trainModel({
           model,
-          train: data.train,
-          valid: data.valid,
+          train: trainSet,
+          ...(p.train_on === 'train' ? { valid: data.valid } : {}),
           epochs: p.epochs,
           batchSize: p.batch_size,
           optimizer: toOptimizerSpec(p.optimizer),
@@ -56,8 +68,18 @@ function makeTrainStage(type: string, description: string): StageDef<TrainParams
             ),
         });
         const { valid, test } = evaluateSplits(model, data);
-        await writeModelOutputs(ctx.outDir, model, result.history, { test, valid, best_epoch: result.bestEpoch, classes: C });
-        ctx.log.info(`test accuracy ${(100 * test.accuracy).toFixed(2)}% (${test.errors} errors of ${test.examples}); best epoch ${result.bestEpoch} on valid`);
+        await writeModelOutputs(ctx.outDir, model, result.history, {
+          test,
+          valid,
+          best_epoch: result.bestEpoch,
+          classes: C,
+          trained_on: p.train_on,
+          train_examples: trainSet.n,
+        });
+        ctx.log.info(
+          `test accuracy ${(100 * test.accuracy).toFixed(2)}% (${test.errors} errors of ${test.examples}); ` +
+            (p.train_on === 'train' ? `best epoch ${result.bestEpoch} on valid` : `last epoch ${result.bestEpoch}, trained on ${trainSet.n} rows of train + valid`),
+        );
         return { test_accuracy: test.accuracy, test_errors: test.errors, valid_accuracy: valid.accuracy, best_epoch: result.bestEpoch };
       } finally {
         model.dispose();

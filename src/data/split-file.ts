@@ -130,6 +130,23 @@ export async function writeSplitBatches(
   }
 }
 
+/**
+ * The rows of `a` followed by the rows of `b`, copied (e.g. train + valid for a final model).
+ * @throws RangeError when the two sets have different feature widths.
+ */
+export function concatSets(a: LabeledSet, b: LabeledSet): LabeledSet {
+  if (a.dim !== b.dim) throw new RangeError(`concatSets: feature widths differ (${a.dim} and ${b.dim})`);
+  const x = new Float32Array((a.n + b.n) * a.dim);
+  x.set(a.x.subarray(0, a.n * a.dim));
+  x.set(b.x.subarray(0, b.n * b.dim), a.n * a.dim);
+  const y = new Int32Array(a.n + b.n);
+  y.set(a.y.subarray(0, a.n));
+  y.set(b.y.subarray(0, b.n), a.n);
+  const out: LabeledSet = { x, y, n: a.n + b.n, dim: a.dim };
+  if (a.shape) out.shape = [...a.shape];
+  return out;
+}
+
 /** The rows `indices` of `set` (in that order), copied. */
 export function subset(set: LabeledSet, indices: Int32Array): LabeledSet {
   const { dim } = set;

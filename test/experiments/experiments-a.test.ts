@@ -26,16 +26,21 @@ async function run(name: string, o: ShrinkOptions) {
 
 describe('experiment configs, small versions (MNIST subset: 2,000 train / 500 valid / 1,000 test)', () => {
   it('mnist-paper: teacher, hard-label baseline, distilled student', async () => {
-    const r = await run('mnist-paper', { epochs: 3, width: 64, override: { teacher: { hidden: [128, 128], jitter: 1, epochs: 4 } } });
+    const r = await run('mnist-paper', { epochs: 3, width: 64, override: { teacher: { hidden: [128, 128], jitter: 1, epochs: 4 }, teacher_60k: { hidden: [128, 128], jitter: 1, epochs: 4 } } });
     for (const k of ['teacher_errors', 'baseline_errors', 'distilled_errors']) {
       expect(Number.isInteger(r.json[k]), k).toBe(true);
       expect(r.json[k] as number).toBeGreaterThan(0);
       expect(r.json[k] as number).toBeLessThan(900); // better than chance (900 errors of 1,000)
     }
-    // the reported distilled student is the config's distilled_mix_t4 (T = 4, alpha = 0.5), the others are rows too
+    // the reported teacher is trained on train + valid (last epoch; no valid errors), its student is
+    // distilled_60k (T = 4, alpha = 0.5); the valid-selected teacher and its students are rows too
     expect(r.json).toMatchObject({ test_examples: 1000, T: 4, alpha: 0.5, paper: { teacher_errors: 67, baseline_errors: 146, distilled_errors: 74 } });
-    expect(r.md).toMatch(/\| teacher 2x128, dropout 0.2\/0.5, max-norm 3.5, hard labels, jitter 1 .*\| 67 \|/);
+    expect(r.md).toMatch(/\| teacher 2x128, dropout 0.2\/0.5, max-norm 3.5, hard labels, jitter 1, trained on train \+ valid \(2,500 rows\), last epoch .*\| [\d.]+% \| \(trained on\) \| 67 \|/);
     expect(r.md).toMatch(/\| student 2x64, distilled \(T=4, alpha=0.5\), jitter 2 \| \d+ \| \d+ \| [\d.]+% \| \d+ \| 74 \|/);
+    expect(r.md).toMatch(/\| control 'teacher': 2x128, dropout 0.2\/0.5, max-norm 3.5, hard labels, jitter 1 \| \d+ \| \d+ \| [\d.]+% \| \d+ \| - \|/);
+    expect(r.md).toMatch(/\| control 'distilled_mix_t4': 2x64, distilled \(T=4, alpha=0.5\), jitter 2 \| \d+ \|/);
+    expect(JSON.parse(r.read('teacher_60k', 'metrics.json'))).toMatchObject({ trained_on: 'train+valid', train_examples: 2500, best_epoch: 4 });
+    expect(JSON.parse(r.read('distilled_60k', 'metrics.json'))).toMatchObject({ teacher: ['teacher_60k'], T: 4, alpha: 0.5 });
     expect(r.md).toMatch(/\| control 'distilled': 2x64, distilled \(T=20, alpha=1\), jitter 2 \| \d+ \|/);
     expect(r.md).toMatch(/\| control 'distilled_mix': 2x64, distilled \(T=20, alpha=0.5\), jitter 2 \| \d+ \|/);
     expect(r.md).toMatch(/\| control 'hard_jitter': 2x64, hard labels, jitter 2 \| \d+ \|/);

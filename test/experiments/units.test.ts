@@ -113,6 +113,7 @@ describe('config validation of the new stage types', () => {
       ['  b: {type: bias-adjust, model: teacher, classes: [3], grid: {from: 1, to: 0, step: 0.1}}\n', /'to' must be >= 'from'/],
       ['  r: {type: results, kind: mnist-paper, teacher: teacher, baseline: teacher}\n', /stages\.r\.distilled/],
       ['  s: {type: distill-sweep, teacher: teacher, widths: [], temperatures: [2]}\n', /stages\.s\.widths/],
+      ['  f: {type: train, train_on: train+valid, hidden: [4], epochs: 1}\n', /stages\.f\.select: train_on 'train\+valid' trains on the validation rows.*set select: last/],
     ];
     for (const [stages, re] of bad) {
       let err: unknown;
