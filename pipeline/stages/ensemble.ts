@@ -11,7 +11,8 @@ import { buildProblemFromModels, type ModelsProblem } from '../../src/ensemble/f
 import { solveEm, type SolveResult } from '../../src/ensemble/solve-em.ts';
 import { solveGradient } from '../../src/ensemble/solve-gradient.ts';
 import { ensembleMetrics } from '../../src/ensemble/metrics.ts';
-import { describeEnsemble } from '../../src/ensemble/describe.ts';
+import { describeEnsemble, describeOverlapAblation } from '../../src/ensemble/describe.ts';
+import { foldIntoDustbin, overlapDrops } from '../../src/ensemble/fold.ts';
 import { chooseSpecialistWeight, DEFAULT_WEIGHT_GRID } from '../../src/ensemble/weight.ts';
 import { pct } from '../../src/cli/table.ts';
 import { failpoint } from '../../src/util/failpoint.ts';
@@ -58,6 +59,13 @@ const schema = z.strictObject({
    * ensemble labels an unlabelled transfer set for a distill stage (`transfer.source: unlabeled`).
    */
   unlabeled_targets: z.boolean().default(false),
+  /**
+   * Also solve valid and test again with each class covered by several specialists kept in one of
+   * them (drawn with the run's seed) and merged into the others' dustbins (src/ensemble/fold.ts),
+   * at the same weight: `overlap_ablation` in metrics.json compares the coverage tables with and
+   * without the extra specialists on the same cases (a causal check of the paper's Table 4).
+   */
+  overlap_ablation: z.boolean().default(false),
 });
 
 /**
@@ -144,6 +152,25 @@ export const ensembleStage = defineStage({
       await writePredictions(path.join(ctx.outDir, split === 'train' ? SOFT_TARGETS_FILE : SOFT_TARGETS_UNLABELED_FILE), { labels: set.y, values: q, n: set.n, C }, 'probabilities', { split, weight: String(weight) });
       ctx.log.info(`soft targets on ${split}: ${set.n} rows`);
     };
+    /** The same cases with the overlap withheld (see `overlap_ablation`), at the chosen weight. */
+    let ablation: Record<string, unknown> | undefined;
+    if (p.overlap_ablation) {
+      const drops = overlapDrops(subsets, C, ctx.seed);
+      const folded = drops.reduce((a, d) => a + d.size, 0);
+      const ablate = (split: { set: LabeledSet; built: ModelsProblem }) => metricsOf(split, solve(foldIntoDustbin(split.built.problem, drops), weight).q);
+      const a = ablate(test);
+      const av = ablate(valid);
+      ablation = {
+        seed: ctx.seed,
+        memberships_removed: folded,
+        ensemble: a.ensemble,
+        by_membership: a.by_membership,
+        ...(a.by_membership_kind ? { by_membership_kind: a.by_membership_kind } : {}),
+        valid: { ensemble: av.ensemble, by_membership: av.by_membership, ...(av.by_membership_kind ? { by_membership_kind: av.by_membership_kind } : {}) },
+      };
+      ctx.log.info(`overlap ablation (${folded} class memberships merged into dustbins): test ensemble ${pct(a.ensemble.accuracy)} vs ${pct(metrics.ensemble.accuracy)} with every specialist`);
+      ctx.log.info(describeOverlapAblation(metrics.by_membership ?? [], a.by_membership ?? []));
+    }
     if (p.train_targets) await writeTargets('train');
     if (p.unlabeled_targets) await writeTargets('unlabeled');
     const out = {
@@ -164,6 +191,7 @@ export const ensembleStage = defineStage({
       },
       unweighted: { ensemble: unweighted.ensemble, conditional: unweighted.conditional },
       solve: { seconds: solveSeconds, mean_iterations: mean(testQ.iterations), unconverged: testQ.unconverged },
+      ...(ablation ? { overlap_ablation: ablation } : {}),
     };
     await writeJsonAtomic(path.join(ctx.outDir, 'metrics.json'), out);
     ctx.log.info(describeEnsemble(metrics, weight));

@@ -3,8 +3,8 @@ import path from 'node:path';
 import { UNLABELED_FILE } from '../data/ingest.ts';
 import { formatTable, pct } from './table.ts';
 import { formatClusterTable, type ClusterStat } from '../specialists/cluster-stats.ts';
-import { describeEnsemble } from '../ensemble/describe.ts';
-import type { EnsembleMetrics } from '../ensemble/metrics.ts';
+import { describeEnsemble, describeOverlapAblation } from '../ensemble/describe.ts';
+import type { CoverageRow, EnsembleMetrics } from '../ensemble/metrics.ts';
 
 function readJson<T>(file: string): T {
   return JSON.parse(readFileSync(file, 'utf8')) as T;
@@ -62,9 +62,10 @@ export async function describeSections(dir: string): Promise<string> {
     )));
   }
   if (existsSync(f('metrics.json'))) {
-    const m = readJson<Partial<EnsembleMetrics> & { weight?: number }>(f('metrics.json'));
+    const m = readJson<Partial<EnsembleMetrics> & { weight?: number; overlap_ablation?: { by_membership?: CoverageRow[] } }>(f('metrics.json'));
     if (Array.isArray(m.by_coverage) && m.generalist && m.ensemble && m.conditional) {
       out.push('', 'Ensemble (test):', indent(describeEnsemble(m as EnsembleMetrics, m.weight ?? 1)));
+      if (m.by_membership && m.overlap_ablation?.by_membership) out.push(indent(describeOverlapAblation(m.by_membership, m.overlap_ablation.by_membership)));
     }
   }
   if (existsSync(f('results.md'))) out.push('', 'Results:', indent(markdownAsText(readFileSync(f('results.md'), 'utf8'))));

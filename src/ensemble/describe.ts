@@ -30,3 +30,23 @@ export function describeEnsemble(m: EnsembleMetrics, weight: number): string {
   }
   return lines.join('\n');
 }
+
+/**
+ * The overlap ablation beside the full ensemble, by the number of clusters holding the true class:
+ * generalist correct, ensemble correct with every specialist and with one specialist per class
+ * (the others' knowledge of it merged into their dustbins), and both relative changes. Rows are
+ * matched by bucket; empty buckets are left out.
+ */
+export function describeOverlapAblation(full: readonly CoverageRow[], ablated: readonly CoverageRow[]): string {
+  const change = (v: number | null) => (v === null ? '-' : `${(100 * v).toFixed(1)}%`);
+  const rows = full
+    .filter((r) => r.examples > 0)
+    .map((r) => {
+      const a = ablated.find((b) => b.specialists === r.specialists);
+      return [r.label, r.examples, r.generalist_correct, r.ensemble_correct, a ? a.ensemble_correct : '-', change(r.relative_change), change(a?.relative_change ?? null)];
+    });
+  return [
+    'overlap ablation: test cases by the number of clusters holding the true class',
+    formatTable(['clusters holding', 'examples', 'generalist correct', 'ensemble correct', 'one specialist per class', 'relative change', 'one per class'], rows),
+  ].join('\n');
+}

@@ -7,3 +7,4 @@ export * from './active.ts';
 export * from './metrics.ts';
 export * from './weight.ts';
 export * from './build.ts';
+export * from './fold.ts';

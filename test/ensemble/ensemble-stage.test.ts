@@ -22,7 +22,7 @@ stages:
   covariance: {}
   clusters: {k: 3, overlap: 1}
   specialists: {epochs: 2, batch_size: 16, optimizer: {name: adam, lr: 0.005}}
-  ensemble: {top_n: 1}
+  ensemble: {top_n: 1, overlap_ablation: true}
 `;
 
 const dirs: string[] = [];
@@ -43,6 +43,7 @@ interface Metrics {
   generalist: { correct: number };
   ensemble: { correct: number };
   valid: { by_membership: CoverageRow[]; by_membership_kind: Record<string, CoverageRow[]> };
+  overlap_ablation: { seed: number; memberships_removed: number; ensemble: { correct: number }; by_membership: CoverageRow[]; valid: { by_membership: CoverageRow[] } };
 }
 let out: string;
 let m: Metrics;
@@ -76,5 +77,28 @@ describe('ensemble stage: by_membership', () => {
     }
     // round(0.25 * 12) = 3 of the 12 classes are bridges, every class has the same number of test rows.
     expect(sum(m.by_membership_kind.bridge!, (r) => r.examples) * 4).toBe(m.examples);
+  });
+});
+
+describe('ensemble stage: overlap_ablation (one specialist per class, the others coarsened)', () => {
+  it('solves the same cases again; removes (clusters holding - 1) memberships per class; same rows, same generalist', () => {
+    const subsets = (JSON.parse(readFileSync(path.join(out, 'specialists', 'specialists.json'), 'utf8')) as { specialists: { classes: number[] }[] }).specialists.map((s) => s.classes);
+    const per = new Array<number>(12).fill(0);
+    for (const s of subsets) for (const c of s) per[c]!++;
+    const a = m.overlap_ablation;
+    expect(a.seed).toBe(5);
+    expect(a.memberships_removed).toBe(per.reduce((t, k) => t + Math.max(k - 1, 0), 0));
+    expect(a.memberships_removed).toBeGreaterThan(0); // overlap: 1 puts some classes in two clusters
+    expect(a.by_membership.map((r) => r.examples)).toEqual(m.by_membership.map((r) => r.examples));
+    expect(a.by_membership.map((r) => r.generalist_correct)).toEqual(m.by_membership.map((r) => r.generalist_correct));
+    expect(sum(a.by_membership, (r) => r.ensemble_correct)).toBe(a.ensemble.correct);
+    expect(a.valid.by_membership.map((r) => r.examples)).toEqual(m.valid.by_membership.map((r) => r.examples));
+  });
+
+  it('inspect prints the two tables side by side', async () => {
+    const { describeSections } = await import('../../src/cli/sections.ts');
+    const text = await describeSections(path.join(out, 'ensemble'));
+    expect(text).toContain('overlap ablation: test cases by the number of clusters holding the true class');
+    expect(text).toMatch(/clusters holding +examples +generalist correct +ensemble correct +one specialist per class/);
   });
 });
