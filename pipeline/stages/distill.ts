@@ -7,7 +7,7 @@ import path from 'node:path';
 import type * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import { sha256 } from '../../src/artifacts/hash.ts';
-import { subset, type LabeledSet } from '../../src/data/split-file.ts';
+import { concatSets, subset, type LabeledSet } from '../../src/data/split-file.ts';
 import { loadModel } from '../../src/models/io.ts';
 import { ArtifactError, ConfigError } from '../../src/util/errors.ts';
 import { defineStage, type StageContext } from '../stage.ts';
@@ -15,7 +15,7 @@ import { mlpSchema, trainingSchema } from '../schemas.ts';
 import { readIngested, writeModelOutputs, type IngestedData } from './common.ts';
 import { lossSchema, trainStudent, type LossConfig, type TeacherRows } from './student.ts';
 import { cachedTeacherLogits, logOfProbabilities, modelDirsOf, readSoftTargets, TEACHER_LOGITS_FILE } from './teachers.ts';
-import { concatSets, describeTransfer, readUnlabeled, selectTransfer, transferSchema, type TransferSpec } from './transfer.ts';
+import { describeTransfer, readUnlabeled, selectTransfer, transferSchema, type TransferSpec } from './transfer.ts';
 
 const stageName = z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, 'a stage name');
 

@@ -114,17 +114,3 @@ export async function readUnlabeled(ingestDir: string, stage: string): Promise<L
   return readSplit(unlabeledFile(ingestDir, stage, 'transfer.source asks for unlabeled rows', 'use transfer.source: train'));
 }
 
-/** `a`'s rows followed by `b`'s (same dim), copied; `b` alone when `a` is null or empty. */
-export function concatSets(a: LabeledSet | null, b: LabeledSet): LabeledSet {
-  if (!a || a.n === 0) return b;
-  if (a.dim !== b.dim) throw new DataError(`cannot join transfer rows of ${a.dim} and ${b.dim} features`);
-  const x = new Float32Array((a.n + b.n) * a.dim);
-  x.set(a.x.subarray(0, a.n * a.dim));
-  x.set(b.x.subarray(0, b.n * b.dim), a.n * a.dim);
-  const y = new Int32Array(a.n + b.n);
-  y.set(a.y.subarray(0, a.n));
-  y.set(b.y.subarray(0, b.n), a.n);
-  const out: LabeledSet = { x, y, n: a.n + b.n, dim: a.dim };
-  if (a.shape) out.shape = [...a.shape];
-  return out;
-}

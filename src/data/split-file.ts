@@ -1,7 +1,7 @@
 import { promises as fs } from 'node:fs';
 import { DataType, RecordBatchReader, type FixedSizeList, type RecordBatch, type Schema } from 'apache-arrow';
 import { isFloat32Type, isInt32Type } from './arrow-read.ts';
-import { ArtifactError } from '../util/errors.ts';
+import { ArtifactError, DataError } from '../util/errors.ts';
 import { ArrowFileSink, labeledBatch, labeledSchema } from './arrow-write.ts';
 
 /** A labelled set of examples in memory: `x` is row-major `n x dim`, `y` holds class indices. */
@@ -131,11 +131,13 @@ export async function writeSplitBatches(
 }
 
 /**
- * The rows of `a` followed by the rows of `b`, copied (e.g. train + valid for a final model).
- * @throws RangeError when the two sets have different feature widths.
+ * The rows of `a` followed by the rows of `b`, copied (train + valid for a final model, train +
+ * unlabeled rows for a transfer set); `b` itself when `a` is null or empty.
+ * @throws DataError when the two sets have different feature widths.
  */
-export function concatSets(a: LabeledSet, b: LabeledSet): LabeledSet {
-  if (a.dim !== b.dim) throw new RangeError(`concatSets: feature widths differ (${a.dim} and ${b.dim})`);
+export function concatSets(a: LabeledSet | null, b: LabeledSet): LabeledSet {
+  if (!a || a.n === 0) return b;
+  if (a.dim !== b.dim) throw new DataError(`cannot join sets of ${a.dim} and ${b.dim} features`);
   const x = new Float32Array((a.n + b.n) * a.dim);
   x.set(a.x.subarray(0, a.n * a.dim));
   x.set(b.x.subarray(0, b.n * b.dim), a.n * a.dim);
