@@ -155,6 +155,10 @@ const ensembleSchema = z.looseObject({
   by_membership: z.array(coverageRowSchema).optional(),
   /** `by_membership` per kind of the true class (synthetic data with bridges). */
   by_membership_kind: z.record(z.string(), z.array(coverageRowSchema)).optional(),
+  /** The same cases with one specialist per class (`ensemble: {overlap_ablation: true}`). */
+  overlap_ablation: z
+    .looseObject({ memberships_removed: z.number(), ensemble: z.looseObject({ accuracy: z.number() }), by_membership: z.array(coverageRowSchema).optional() })
+    .optional(),
   weight: z.number().optional(),
   weight_table: z.array(z.looseObject({ weight: z.number(), accuracy: z.number() })).optional(),
   top_n: z.number().optional(),

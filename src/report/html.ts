@@ -167,6 +167,20 @@ function ensembleSection(ensembles: EnsembleInfo[], distilled: ModelRow[], chart
         body += table(['clusters holding', ...header], coverageRows(rows));
       }
     }
+    const ab = m.overlap_ablation;
+    if (ab?.by_membership && m.by_membership) {
+      body += '<h3>Overlap ablation: one specialist per class</h3>';
+      body += `<p class="small">The same test cases solved again with each class covered several times kept by one of its specialists and merged into the others' dustbins (${ab.memberships_removed} memberships withheld): test accuracy ${pct(ab.ensemble.accuracy)} against ${pct(m.ensemble.accuracy)} with every specialist. If the extra coverage caused the gain in the rows above 1, it would shrink here.</p>`;
+      const abRows = ab.by_membership;
+      body += table(
+        ['clusters holding', 'test examples', 'generalist correct', 'ensemble correct', 'one specialist per class', 'relative change', 'one per class'],
+        coverageRows(m.by_membership).map((r, k): Cell[] => {
+          const full = m.by_membership!.filter((x) => x.examples > 0)[k]!;
+          const a = abRows.find((x) => x.specialists === full.specialists);
+          return [...r.slice(0, 4), a ? a.ensemble_correct : '–', r[4]!, a ? coverageRows([a])[0]?.[4] ?? '–' : '–'];
+        }),
+      );
+    }
     if (m.weight_table && m.weight_table.length) {
       body += `<p class="small">Specialist weight chosen on validation: ${m.weight_table.map((w) => `${esc(num(w.weight))} → ${pct(w.accuracy)}`).join(', ')}.</p>`;
     }

@@ -23,6 +23,7 @@ stages:
   clusters: {k: 3, overlap: 1}
   specialists: {epochs: 2, batch_size: 16, optimizer: {name: adam, lr: 0.005}}
   ensemble: {top_n: 1, overlap_ablation: true}
+  report: {}
 `;
 
 const dirs: string[] = [];
@@ -100,5 +101,12 @@ describe('ensemble stage: overlap_ablation (one specialist per class, the others
     const text = await describeSections(path.join(out, 'ensemble'));
     expect(text).toContain('overlap ablation: test cases by the number of clusters holding the true class');
     expect(text).toMatch(/clusters holding +examples +generalist correct +ensemble correct +one specialist per class/);
+  });
+
+  it('the HTML report shows the ablation table with the memberships withheld', () => {
+    const html = readFileSync(path.join(out, 'report', 'index.html'), 'utf8');
+    expect(html).toContain('Overlap ablation: one specialist per class');
+    expect(html).toContain(`(${m.overlap_ablation.memberships_removed} memberships withheld)`);
+    expect(html).toMatch(/<th>one specialist per class<\/th>/);
   });
 });
