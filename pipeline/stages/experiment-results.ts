@@ -239,7 +239,7 @@ export function onlyClassesResult(adj: BiasAdjustMetrics, student: ModelMetrics 
 }
 
 /** Paper section 4 on MNIST: K models, their ensemble, and the ensemble distilled into one. */
-export function ensembleResult(ens: EnsembleMetrics & { arch?: string }, distilled: ModelMetrics): ExperimentResult {
+export function ensembleResult(ens: EnsembleMetrics & { arch?: string }, distilled: ModelMetrics, controls: (ModelMetrics & { name: string })[] = []): ExperimentResult {
   const single = ens.single_mean.test_accuracy;
   const gain = ens.test.accuracy - single;
   const json = {
@@ -258,6 +258,10 @@ export function ensembleResult(ens: EnsembleMetrics & { arch?: string }, distill
     alpha: distilled.alpha ?? null,
     /** (distilled - single) / (ensemble - single); null when the ensemble does not beat a single model. */
     fraction_transferred: gain > 0 ? (distilled.test.accuracy - single) / gain : null,
+    /** Extra rows (by stage name), e.g. a student on a jittered transfer set and its hard-label twin. */
+    controls: Object.fromEntries(
+      controls.map((c) => [c.name, { accuracy: c.test.accuracy, errors: c.test.errors, training: describeTraining(c), fraction_transferred: gain > 0 ? (c.test.accuracy - single) / gain : null }]),
+    ),
     paper: PAPER.ensemble,
   };
   const table = markdownTable(
@@ -266,12 +270,14 @@ export function ensembleResult(ens: EnsembleMetrics & { arch?: string }, distill
       [`single model ${ens.arch ?? ''} (mean of ${json.members})`, pct(single), num(json.single_errors), pct(PAPER.ensemble.baseline_accuracy, 1)],
       [`ensemble of ${json.members} (${ens.combine} mean)`, pct(ens.test.accuracy), String(ens.test.errors), pct(PAPER.ensemble.ensemble_accuracy, 1)],
       [`distilled single model ${distilled.arch ?? ''} (T=${num(json.T)}, alpha=${num(json.alpha)})`, pct(distilled.test.accuracy), String(distilled.test.errors), pct(PAPER.ensemble.distilled_accuracy, 1)],
+      ...controls.map((c) => [`control '${c.name}': ${describeTraining(c)}`, pct(c.test.accuracy), String(c.test.errors), '-']),
     ],
   );
   return {
     json,
     markdown: doc('Distilling an ensemble into a single model (paper section 4, here on MNIST)', `Test split of ${ens.test.examples} cases.`, table, [
       `fraction of the ensemble's gain transferred: ${pct(json.fraction_transferred, 1)} (paper: ${pct(PAPER.ensemble.fraction_transferred, 1)}, "more than 80%")`,
+      ...controls.map((c) => `control '${c.name}': ${pct(json.controls[c.name]!.fraction_transferred, 1)} of the gain (a control trained differently from the members, e.g. with jitter, can pass the ensemble without any help from it: compare it with its hard-label twin)`),
     ]),
   };
 }

@@ -43,7 +43,13 @@ const schema = z.discriminatedUnion('kind', [
   /** A `bias-adjust` of the only classes in the transfer set. */
   z.strictObject({ kind: z.literal('only-classes'), adjusted: stage, student: stage }),
   /** A `train-ensemble` and the `distill` stage that distilled it. */
-  z.strictObject({ kind: z.literal('ensemble'), ensemble: stage, distilled: stage }),
+  z.strictObject({
+    kind: z.literal('ensemble'),
+    ensemble: stage,
+    distilled: stage,
+    /** Further model stages shown as extra rows (e.g. a student on a jittered transfer set and its hard-label twin). */
+    controls: z.array(stage).default([]),
+  }),
   /** Hard-label and soft-target students on a small transfer set; `full` = the full-data teacher. */
   z.strictObject({ kind: z.literal('soft-regulariser'), hard: stage, soft: stage, full: stage.optional() }),
 ]);
@@ -61,7 +67,7 @@ export function resultsDeps(p: ResultsParams): string[] {
     case 'only-classes':
       return [p.adjusted, p.student];
     case 'ensemble':
-      return [p.ensemble, p.distilled];
+      return [p.ensemble, p.distilled, ...p.controls];
     case 'soft-regulariser':
       return [p.hard, p.soft, ...(p.full ? [p.full] : [])];
   }
@@ -130,7 +136,7 @@ export function buildResult(p: ResultsParams, dir: (stage: string) => string): E
     case 'only-classes':
       return onlyClassesResult(read<BiasAdjustMetrics>(p.adjusted, 'metrics.json'), metrics(p.student));
     case 'ensemble':
-      return ensembleResult({ ...read<EnsembleMetrics>(p.ensemble, 'metrics.json'), arch: archOf(dir(p.ensemble)) }, metrics(p.distilled));
+      return ensembleResult({ ...read<EnsembleMetrics>(p.ensemble, 'metrics.json'), arch: archOf(dir(p.ensemble)) }, metrics(p.distilled), p.controls.map((name) => ({ name, ...metrics(name) })));
     case 'soft-regulariser':
       return softRegulariserResult(metrics(p.hard), metrics(p.soft), p.full ? metrics(p.full) : null);
   }

@@ -46,6 +46,11 @@ describe('experiment configs, small versions (MNIST subset: 2,000 train / 500 va
     const d = JSON.parse(r.read('distilled', 'metrics.json'));
     expect(d).toMatchObject({ teacher: ['members'], teacher_models: 3, combine: 'arithmetic' });
     expect(r.md).toContain('| ensemble of 3 (arithmetic mean) |');
+    // the jittered student (members queried on every shifted batch) and its hard-label twin are rows too
+    expect(JSON.parse(r.read('distilled_jitter', 'metrics.json'))).toMatchObject({ teacher: ['members'], teacher_models: 3, teacher_online: true });
+    expect(r.md).toMatch(/\| control 'distilled_jitter': 2x64, distilled \(T=2, alpha=0.5\), jitter 2 \| [\d.]+% \| \d+ \| - \|/);
+    expect(r.md).toMatch(/\| control 'hard_jitter': 2x64, hard labels, jitter 2 \| [\d.]+% \| \d+ \| - \|/);
+    expect(Object.keys(r.json.controls as object).sort()).toEqual(['distilled_jitter', 'hard_jitter']);
   });
 
   it('mnist-soft-regulariser: on a small fraction, soft targets beat hard labels', async () => {
