@@ -171,15 +171,14 @@ function ensembleSection(ensembles: EnsembleInfo[], distilled: ModelRow[], chart
     if (ab?.by_membership && m.by_membership) {
       body += '<h3>Overlap ablation: one specialist per class</h3>';
       body += `<p class="small">The same test cases solved again with each class covered several times kept by one of its specialists and merged into the others' dustbins (${ab.memberships_removed} memberships withheld): test accuracy ${pct(ab.ensemble.accuracy)} against ${pct(m.ensemble.accuracy)} with every specialist. If the extra coverage caused the gain in the rows above 1, it would shrink here.</p>`;
-      const abRows = ab.by_membership;
-      body += table(
-        ['clusters holding', 'test examples', 'generalist correct', 'ensemble correct', 'one specialist per class', 'relative change', 'one per class'],
-        coverageRows(m.by_membership).map((r, k): Cell[] => {
-          const full = m.by_membership!.filter((x) => x.examples > 0)[k]!;
-          const a = abRows.find((x) => x.specialists === full.specialists);
-          return [...r.slice(0, 4), a ? a.ensemble_correct : '–', r[4]!, a ? coverageRows([a])[0]?.[4] ?? '–' : '–'];
-        }),
-      );
+      // Same buckets, same cases: each row of the full table beside its ablated twin.
+      const rows = m.by_membership.filter((x) => x.examples > 0).map((full): Cell[] => {
+        const [cells] = coverageRows([full]);
+        const a = ab.by_membership!.find((x) => x.specialists === full.specialists);
+        const [aCells] = a ? coverageRows([a]) : [];
+        return [...cells!.slice(0, 4), a ? a.ensemble_correct : '–', cells![4]!, aCells ? aCells[4]! : '–'];
+      });
+      body += table(['clusters holding', 'test examples', 'generalist correct', 'ensemble correct', 'one specialist per class', 'relative change', 'one per class'], rows);
     }
     if (m.weight_table && m.weight_table.length) {
       body += `<p class="small">Specialist weight chosen on validation: ${m.weight_table.map((w) => `${esc(num(w.weight))} → ${pct(w.accuracy)}`).join(', ')}.</p>`;
