@@ -28,6 +28,10 @@ export interface ModelMetrics {
   trained_on?: 'train' | 'train+valid';
   /** Number of rows it trained on (written by `train`). */
   train_examples?: number;
+  /** Teacher stage(s) of a distilled model (written by `distill`). */
+  teacher?: string[];
+  /** A distilled model whose teacher trained on train + valid: its valid errors are optimistic. */
+  teacher_trained_on_valid?: boolean;
   /** True when a distilled model's teacher was queried on every (jittered) batch. */
   teacher_online?: boolean;
 }
@@ -102,7 +106,7 @@ export function mnistPaperResult(teacher: ModelMetrics, baseline: ModelMetrics, 
     ...(scaled ? [num(per10k(m.test.errors, m.test.examples))] : []),
     pct(m.test.accuracy),
     // A model trained on the valid rows has no valid errors that mean anything.
-    ...(validN !== null ? [m.trained_on === 'train+valid' ? '(trained on)' : String(m.valid!.errors)] : []),
+    ...(validN !== null ? [m.trained_on === 'train+valid' ? '(trained on)' : m.teacher_trained_on_valid ? `${m.valid!.errors} (teacher trained on valid)` : String(m.valid!.errors)] : []),
     String(paper),
   ];
   const table = markdownTable(

@@ -124,7 +124,16 @@ export function buildResult(p: ResultsParams, dir: (stage: string) => string): E
   const metrics = (s: string): ModelMetrics => {
     const m = read<ModelMetrics>(s, 'metrics.json');
     if (!m.test || typeof m.test.errors !== 'number') throw new ArtifactError(`results: ${path.join(dir(s), 'metrics.json')} has no test metrics; '${s}' must be a model stage`);
-    return { ...m, ...trainingOf(dir(s)) };
+    // A student whose teacher trained on the valid rows (train_on: train+valid) has seen them
+    // through the teacher: its valid errors are optimistic, and the tables say so.
+    const teacherSawValid = (Array.isArray(m.teacher) ? m.teacher : []).some((t) => {
+      try {
+        return (JSON.parse(readFileSync(path.join(dir(t), 'metrics.json'), 'utf8')) as { trained_on?: string }).trained_on === 'train+valid';
+      } catch {
+        return false;
+      }
+    });
+    return { ...m, ...trainingOf(dir(s)), ...(teacherSawValid ? { teacher_trained_on_valid: true } : {}) };
   };
   switch (p.kind) {
     case 'mnist-paper':
