@@ -72,3 +72,20 @@ export async function writeModelOutputs(
 export function evaluateSplits(model: tf.LayersModel, data: { valid: LabeledSet; test: LabeledSet }): { valid: SplitMetrics; test: SplitMetrics } {
   return { valid: evaluate(model, data.valid), test: evaluate(model, data.test) };
 }
+
+/**
+ * Logs a warning when the model of stage directory `modelDir` was trained on the validation rows
+ * (`trained_on: 'train+valid'` in its metrics.json): then whatever `uses` chooses or measures on
+ * valid is biased towards that model.
+ * @param uses what relies on valid in the calling stage, e.g. `the covariance (split: valid)`
+ */
+export function warnIfTrainedOnValid(modelDir: string, modelStage: string, uses: string, log: { warn: (m: string) => void }): void {
+  try {
+    const m = JSON.parse(readFileSync(path.join(modelDir, 'metrics.json'), 'utf8')) as { trained_on?: string };
+    if (m.trained_on === 'train+valid') {
+      log.warn(`'${modelStage}' was trained on train + valid (train_on: train+valid), so ${uses} sees rows it was trained on and is biased; train it with train_on: train for a pipeline that uses valid`);
+    }
+  } catch {
+    // no metrics.json (e.g. an imported model without one): nothing to check
+  }
+}

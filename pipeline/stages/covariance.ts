@@ -7,7 +7,7 @@ import { PredictionsWriter } from '../../src/data/predictions-stream.ts';
 import { loadModel } from '../../src/models/io.ts';
 import { predictLogits } from '../../src/models/predict.ts';
 import { CovarianceAccumulator, writeCovariance } from '../../src/specialists/covariance.ts';
-import { unlabeledFile } from './common.ts';
+import { unlabeledFile, warnIfTrainedOnValid } from './common.ts';
 
 const schema = z.strictObject({
   /** The `ingest` stage. */
@@ -41,6 +41,7 @@ export const covarianceStage = defineStage({
   code: ['pipeline/stages/covariance.ts', 'src/specialists/covariance.ts', 'src/models/predict.ts', 'src/models/io.ts', 'src/data/split-stream.ts', 'src/data/predictions-stream.ts', 'src/data/arrow-write.ts'],
   async run(ctx) {
     const p = ctx.params;
+    if (p.split === 'valid') warnIfTrainedOnValid(ctx.input(p.model), p.model, 'the covariance (split: valid)', ctx.log);
     const model = await loadModel(path.join(ctx.input(p.model), 'model'));
     try {
       const dataDir = ctx.input(p.data);

@@ -21,7 +21,7 @@ import { parseRecipeOptions } from '../../datasets/recipes.ts';
 import { syntheticCentres, type SyntheticOptions } from '../../datasets/synthetic.ts';
 import type { SpecialistSummary } from './specialists.ts';
 import { SOFT_TARGETS_FILE, SOFT_TARGETS_UNLABELED_FILE } from './teachers.ts';
-import { unlabeledFile } from './common.ts';
+import { unlabeledFile, warnIfTrainedOnValid } from './common.ts';
 
 /** Moved to `src/ensemble/describe.ts`; re-exported for existing importers. */
 export { describeEnsemble } from '../../src/ensemble/describe.ts';
@@ -113,6 +113,7 @@ export const ensembleStage = defineStage({
       ensembleMetrics({ labels: split.set.y, pg: split.built.pg, q, C, coverage: split.built.coverage, active: split.built.active, membership: split.built.membership, ...(classKinds ? { classKinds } : {}) });
 
     // Weight: fixed, or chosen on the validation split (never on test).
+    warnIfTrainedOnValid(ctx.input(p.model), p.model, `the specialist weight${p.weight === 'auto' ? ' chosen' : ''} and the metrics on valid`, ctx.log);
     const valid = await onSplit('valid');
     let weight: number;
     let weightTable: { weight: number; accuracy: number }[] = [];

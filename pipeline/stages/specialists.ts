@@ -10,6 +10,7 @@ import { loadModel } from '../../src/models/io.ts';
 import { SPECIALIST_JOB_MODULE, type SpecialistJobParams } from '../../src/specialists/worker-specialist-job.ts';
 import type { SpecialistMetrics } from '../../src/specialists/specialist-train.ts';
 import { writeJsonAtomic } from '../../src/artifacts/atomic.ts';
+import { warnIfTrainedOnValid } from './common.ts';
 import { ArtifactError, UserError } from '../../src/util/errors.ts';
 import { formatTable, pct } from '../../src/cli/table.ts';
 
@@ -106,6 +107,7 @@ export const specialistsStage = defineStage({
     if (clusters.clusters.some((_, k) => !isJobDone(jobDir(k))) && !existsSync(validLogitsFile)) {
       const started = Date.now();
       const valid = await readSplit(path.join(dataDir, 'valid.arrow'));
+      warnIfTrainedOnValid(ctx.input(p.model), p.model, "the specialists' comparison with it on valid (its accuracy within each subset)", ctx.log);
       const generalist = await loadModel(path.join(ctx.input(p.model), 'model'));
       try {
         writeTeacherLogitsFile(generalist, valid.x, valid.n, valid.dim, validLogitsFile);
