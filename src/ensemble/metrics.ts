@@ -79,6 +79,14 @@ export function argmaxRows(x: Float32Array, rows: number, C: number): Int32Array
   return out;
 }
 
+/** Rows of `scores` (rows x C) whose first arg-max is the row's label in `labels`. */
+export function countCorrect(scores: Float32Array, labels: ArrayLike<number>, C: number): number {
+  const pred = argmaxRows(scores, labels.length, C);
+  let correct = 0;
+  for (let r = 0; r < labels.length; r++) if (pred[r] === labels[r]) correct++;
+  return correct;
+}
+
 /** The empty table: buckets 0 .. {@link COVERAGE_BUCKETS} ("10 or more"). */
 function emptyRows(): CoverageRow[] {
   const rows: CoverageRow[] = [];

@@ -7,7 +7,7 @@ import { ConfigError, DataError } from '../util/errors.ts';
 import type { EnsembleProblem } from './problem.ts';
 import { solveEm, type EmOptions } from './solve-em.ts';
 import { solveGradient, type GradientOptions } from './solve-gradient.ts';
-import { argmaxRows } from './metrics.ts';
+import { countCorrect } from './metrics.ts';
 
 /** Default grid of weights tried (0 = the generalist alone). */
 export const DEFAULT_WEIGHT_GRID: readonly number[] = [0, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5];
@@ -60,10 +60,7 @@ export function chooseSpecialistWeight(opts: ChooseWeightOptions): ChooseWeightR
   let best = 0;
   const tryWeight = (w: number): number => {
     const res = opts.solver === 'gradient' ? solveGradient(problem, { ...opts.solverOptions, weight: w }) : solveEm(problem, { ...opts.solverOptions, weight: w });
-    const pred = argmaxRows(res.q, problem.cases, problem.C);
-    let correct = 0;
-    for (let r = 0; r < problem.cases; r++) if (pred[r] === labels[r]) correct++;
-    const accuracy = problem.cases > 0 ? correct / problem.cases : 0;
+    const accuracy = problem.cases > 0 ? countCorrect(res.q, labels, problem.C) / problem.cases : 0;
     table.push({ weight: w, accuracy });
     if (accuracy > table[best].accuracy) best = table.length - 1;
     return accuracy;

@@ -6,7 +6,7 @@
  */
 import type * as tf from '@tensorflow/tfjs';
 import type { LabeledSet } from '../data/split-file.ts';
-import { argmaxRows } from '../ensemble/metrics.ts';
+import { countCorrect } from '../ensemble/metrics.ts';
 import { softmaxRows } from '../specialists/specialist-train.ts';
 import { Rng } from '../util/rng.ts';
 import { imageShape, jitterBatch } from './jitter.ts';
@@ -25,10 +25,7 @@ export interface ShiftedAccuracyResult {
 }
 
 function accuracyOf(scores: Float32Array, labels: Int32Array, C: number): number {
-  const pred = argmaxRows(scores, labels.length, C);
-  let right = 0;
-  for (let r = 0; r < labels.length; r++) if (pred[r] === labels[r]) right++;
-  return labels.length ? right / labels.length : NaN;
+  return labels.length ? countCorrect(scores, labels, C) / labels.length : NaN;
 }
 
 /**
