@@ -74,18 +74,25 @@ export function evaluateSplits(model: tf.LayersModel, data: { valid: LabeledSet;
 }
 
 /**
+ * Whether the model a stage wrote in `stageDir` was trained on the validation rows
+ * (`trained_on: 'train+valid'` in its metrics.json); false when there is no readable metrics.json
+ * (e.g. an imported model without one).
+ */
+export function trainedOnValid(stageDir: string): boolean {
+  try {
+    return (JSON.parse(readFileSync(path.join(stageDir, 'metrics.json'), 'utf8')) as { trained_on?: string }).trained_on === 'train+valid';
+  } catch {
+    return false;
+  }
+}
+
+/**
  * Logs a warning when the model of stage directory `modelDir` was trained on the validation rows
- * (`trained_on: 'train+valid'` in its metrics.json): then whatever `uses` chooses or measures on
- * valid is biased towards that model.
+ * ({@link trainedOnValid}): then whatever `uses` chooses or measures on valid is biased towards that model.
  * @param uses what relies on valid in the calling stage, e.g. `the covariance (split: valid)`
  */
 export function warnIfTrainedOnValid(modelDir: string, modelStage: string, uses: string, log: { warn: (m: string) => void }): void {
-  try {
-    const m = JSON.parse(readFileSync(path.join(modelDir, 'metrics.json'), 'utf8')) as { trained_on?: string };
-    if (m.trained_on === 'train+valid') {
-      log.warn(`'${modelStage}' was trained on train + valid (train_on: train+valid), so ${uses} sees rows it was trained on and is biased; train it with train_on: train for a pipeline that uses valid`);
-    }
-  } catch {
-    // no metrics.json (e.g. an imported model without one): nothing to check
+  if (trainedOnValid(modelDir)) {
+    log.warn(`'${modelStage}' was trained on train + valid (train_on: train+valid), so ${uses} sees rows it was trained on and is biased; train it with train_on: train for a pipeline that uses valid`);
   }
 }

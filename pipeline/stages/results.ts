@@ -10,6 +10,7 @@ import { writeFileAtomic, writeJsonAtomic } from '../../src/artifacts/atomic.ts'
 import { ArtifactError } from '../../src/util/errors.ts';
 import { MANIFEST } from '../../src/artifacts/manifest.ts';
 import { defineStage } from '../stage.ts';
+import { trainedOnValid } from './common.ts';
 import type { BiasAdjustMetrics } from './bias-adjust.ts';
 import type { SweepFile } from './distill-sweep.ts';
 import {
@@ -121,18 +122,15 @@ export function buildResult(p: ResultsParams, dir: (stage: string) => string): E
       throw new ArtifactError(`results: cannot read ${f} of stage '${s}' (${(e as Error).message}); is '${s}' the right kind of stage for a '${p.kind}' result?`);
     }
   };
+  const declared = new Set(resultsDeps(p));
   const metrics = (s: string): ModelMetrics => {
     const m = read<ModelMetrics>(s, 'metrics.json');
     if (!m.test || typeof m.test.errors !== 'number') throw new ArtifactError(`results: ${path.join(dir(s), 'metrics.json')} has no test metrics; '${s}' must be a model stage`);
     // A student whose teacher trained on the valid rows (train_on: train+valid) has seen them
     // through the teacher: its valid errors are optimistic, and the tables say so.
-    const teacherSawValid = (Array.isArray(m.teacher) ? m.teacher : []).some((t) => {
-      try {
-        return (JSON.parse(readFileSync(path.join(dir(t), 'metrics.json'), 'utf8')) as { trained_on?: string }).trained_on === 'train+valid';
-      } catch {
-        return false;
-      }
-    });
+    // Only teachers among this stage's declared inputs can be read (e.g. mnist-paper's); another
+    // config's student keeps its valid errors unflagged.
+    const teacherSawValid = (Array.isArray(m.teacher) ? m.teacher : []).some((t) => declared.has(t) && trainedOnValid(dir(t)));
     return { ...m, ...trainingOf(dir(s)), ...(teacherSawValid ? { teacher_trained_on_valid: true } : {}) };
   };
   switch (p.kind) {
@@ -157,7 +155,7 @@ export const resultsStage = defineStage({
   description: "write an experiment's results.json and results.md (our numbers beside the paper's)",
   schema,
   deps: resultsDeps,
-  code: ['pipeline/stages/results.ts', 'pipeline/stages/experiment-results.ts'],
+  code: ['pipeline/stages/results.ts', 'pipeline/stages/experiment-results.ts', 'pipeline/stages/common.ts'],
   async run(ctx) {
     const r = buildResult(ctx.params, (s) => ctx.input(s));
     await writeJsonAtomic(path.join(ctx.outDir, 'results.json'), r.json);

@@ -38,12 +38,13 @@ export function describeEnsemble(m: EnsembleMetrics, weight: number): string {
  * matched by bucket; empty buckets are left out.
  */
 export function describeOverlapAblation(full: readonly CoverageRow[], ablated: readonly CoverageRow[]): string {
-  const change = (v: number | null) => (v === null ? '-' : `${(100 * v).toFixed(1)}%`);
   const rows = full
     .filter((r) => r.examples > 0)
     .map((r) => {
+      const [cells] = coverageCells([r]);
       const a = ablated.find((b) => b.specialists === r.specialists);
-      return [r.label, r.examples, r.generalist_correct, r.ensemble_correct, a ? a.ensemble_correct : '-', change(r.relative_change), change(a?.relative_change ?? null)];
+      const [aCells] = a ? coverageCells([a]) : [];
+      return [...cells!.slice(0, 4), a ? a.ensemble_correct : '-', cells![4]!, aCells ? aCells[4]! : '-'];
     });
   return [
     'overlap ablation: test cases by the number of clusters holding the true class',
