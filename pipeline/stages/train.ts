@@ -4,6 +4,8 @@ import { defineStage, type StageDef } from '../stage.ts';
 import { mlpSchema, trainingSchema, toOptimizerSpec } from '../schemas.ts';
 import { buildMlp } from '../../src/models/mlp.ts';
 import { trainModel } from '../../src/models/train.ts';
+import { loadModel } from '../../src/models/io.ts';
+import { copyWeightsFrom } from '../../src/models/init-from.ts';
 import { concatSets } from '../../src/data/split-file.ts';
 import { evaluateSplits, readIngested, writeModelOutputs } from './common.ts';
 
@@ -17,6 +19,12 @@ const schema = z.strictObject({
    * rows the model saw (marked `trained_on: 'train+valid'` in metrics.json).
    */
   train_on: z.enum(['train', 'train+valid']).default('train'),
+  /**
+   * An earlier `train`/`generalist` stage of the same architecture whose model this one starts
+   * from instead of a fresh initialisation (a continued run, e.g. a second cosine cycle on a
+   * converged teacher). The optimizer's state starts afresh.
+   */
+  init_from: z.string().optional(),
   ...mlpSchema,
   ...trainingSchema,
 }).refine((p) => p.train_on === 'train' || p.select === 'last', {
@@ -30,7 +38,7 @@ function makeTrainStage(type: string, description: string): StageDef<TrainParams
     type,
     description,
     schema,
-    deps: (p) => [p.data],
+    deps: (p) => [p.data, ...(p.init_from !== undefined ? [p.init_from] : [])],
     code: [`pipeline/stages/train.ts`, 'pipeline/stages/common.ts', 'pipeline/schemas.ts', 'src/models', 'src/data/split-file.ts'],
     async run(ctx) {
       const p = ctx.params;
@@ -48,6 +56,15 @@ function makeTrainStage(type: string, description: string): StageDef<TrainParams
         seed: ctx.seed,
       });
       try {
+        if (p.init_from !== undefined) {
+          const source = await loadModel(path.join(ctx.input(p.init_from), 'model'));
+          try {
+            copyWeightsFrom(model, source, `${ctx.name}.init_from '${p.init_from}'`);
+          } finally {
+            source.dispose();
+          }
+          ctx.log.info(`initialised from ${p.init_from}'s model`);
+        }
         const result = await trainModel({
           model,
           train: trainSet,

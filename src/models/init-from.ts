@@ -1,0 +1,25 @@
+import * as tf from '@tensorflow/tfjs';
+import { ConfigError } from '../util/errors.ts';
+
+/**
+ * Copies every weight of `source` into `target`, which must have the same architecture (the same
+ * number of weights, in the same order, with the same shapes): used to continue training an
+ * earlier stage's model (e.g. a second cosine cycle, a "warm restart", on a converged teacher).
+ * Dropout rates and the max-norm bound are not weights: they come from the target's own spec.
+ * No tensors are left behind (`getWeights` returns the layers' own variables' values).
+ * @param where names the source in errors, e.g. `init_from 'teacher'`.
+ * @throws ConfigError naming both shapes when the architectures differ.
+ */
+export function copyWeightsFrom(target: tf.LayersModel, source: tf.LayersModel, where: string): void {
+  const from = source.getWeights();
+  const to = target.getWeights();
+  const shapes = (ws: tf.Tensor[]): string => ws.map((w) => `[${w.shape.join(', ')}]`).join(' ');
+  const same = from.length === to.length && from.every((w, i) => w.shape.length === to[i].shape.length && w.shape.every((d, j) => d === to[i].shape[j]));
+  if (!same) {
+    throw new ConfigError(
+      `${where}: its model's weights ${shapes(from)} do not match the model this stage builds ${shapes(to)}; ` +
+        `give this stage the same hidden widths as that stage (and the same data), or remove init_from`,
+    );
+  }
+  target.setWeights(from);
+}
