@@ -4,7 +4,9 @@ import { defineStage, type StageDef } from '../stage.ts';
 import { mlpSchema, trainingSchema, toOptimizerSpec } from '../schemas.ts';
 import { buildMlp } from '../../src/models/mlp.ts';
 import { trainModel } from '../../src/models/train.ts';
-import { loadModel } from '../../src/models/io.ts';
+import { existsSync } from 'node:fs';
+import { loadModel, MODEL_JSON } from '../../src/models/io.ts';
+import { ConfigError } from '../../src/util/errors.ts';
 import { copyWeightsFrom } from '../../src/models/init-from.ts';
 import { concatSets } from '../../src/data/split-file.ts';
 import { evaluateSplits, readIngested, writeModelOutputs } from './common.ts';
@@ -57,7 +59,11 @@ function makeTrainStage(type: string, description: string): StageDef<TrainParams
       });
       try {
         if (p.init_from !== undefined) {
-          const source = await loadModel(path.join(ctx.input(p.init_from), 'model'));
+          const dir = path.join(ctx.input(p.init_from), 'model');
+          if (!existsSync(path.join(dir, MODEL_JSON))) {
+            throw new ConfigError(`${ctx.name}.init_from '${p.init_from}': that stage wrote no model (${dir} has no ${MODEL_JSON}); name a train or generalist stage`);
+          }
+          const source = await loadModel(dir);
           try {
             copyWeightsFrom(model, source, `${ctx.name}.init_from '${p.init_from}'`);
           } finally {

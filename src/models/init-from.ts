@@ -6,7 +6,7 @@ import { ConfigError } from '../util/errors.ts';
  * number of weights, in the same order, with the same shapes): used to continue training an
  * earlier stage's model (e.g. a second cosine cycle, a "warm restart", on a converged teacher).
  * Dropout rates and the max-norm bound are not weights: they come from the target's own spec.
- * No tensors are left behind (`getWeights` returns the layers' own variables' values).
+ * The weights are copied exactly (no constraint re-applied); no tensors are left behind.
  * @param where names the source in errors, e.g. `init_from 'teacher'`.
  * @throws ConfigError naming both shapes when the architectures differ.
  */
@@ -21,5 +21,7 @@ export function copyWeightsFrom(target: tf.LayersModel, source: tf.LayersModel, 
         `give this stage the same hidden widths as that stage (and the same data), or remove init_from`,
     );
   }
-  target.setWeights(from);
+  // assign the variables directly: `setWeights` would re-apply the max-norm constraint, whose
+  // rescaling by norm / (norm + 1e-7) changes the weights in their last bits
+  target.weights.forEach((w, i) => (w.read() as tf.Variable).assign(from[i]));
 }

@@ -26,7 +26,7 @@ async function run(name: string, o: ShrinkOptions) {
 
 describe('experiment configs, small versions (MNIST subset: 2,000 train / 500 valid / 1,000 test)', () => {
   it('mnist-paper: teacher, hard-label baseline, distilled student', async () => {
-    const r = await run('mnist-paper', { epochs: 3, width: 64, override: { teacher: { hidden: [128, 128], jitter: 1, epochs: 4 }, teacher_60k: { hidden: [128, 128], jitter: 1, epochs: 4 } } });
+    const r = await run('mnist-paper', { epochs: 3, width: 64, override: { teacher: { hidden: [128, 128], jitter: 1, epochs: 4 }, teacher_60k: { hidden: [128, 128], jitter: 1, epochs: 4 }, teacher_restart: { hidden: [128, 128], jitter: 1, epochs: 2 }, teacher_60k_restart: { hidden: [128, 128], jitter: 1, epochs: 2 } } });
     for (const k of ['teacher_errors', 'baseline_errors', 'distilled_errors']) {
       expect(Number.isInteger(r.json[k]), k).toBe(true);
       expect(r.json[k] as number).toBeGreaterThan(0);
@@ -47,6 +47,10 @@ describe('experiment configs, small versions (MNIST subset: 2,000 train / 500 va
     expect(r.md).toMatch(/\| control 'hard_jitter': 2x64, hard labels, jitter 2 \| \d+ \|/);
     expect(r.md).toMatch(/\| control 'distilled_plain': 2x64, distilled \(T=20, alpha=1\), no jitter \| \d+ \|/);
     expect(r.json).toMatchObject({ distilled_jitter: 2, controls: { hard_jitter: { training: '2x64, hard labels, jitter 2' }, distilled_plain: {} } });
+    // the second cosine cycles start from their teachers' models (init_from) and keep the last epoch
+    expect(JSON.parse(r.read('teacher_restart', 'metrics.json'))).toMatchObject({ trained_on: 'train', best_epoch: 2 });
+    expect(JSON.parse(r.read('teacher_60k_restart', 'metrics.json'))).toMatchObject({ trained_on: 'train+valid', train_examples: 2500, best_epoch: 2 });
+    expect(JSON.parse(r.read('distilled_60k_restart', 'metrics.json'))).toMatchObject({ teacher: ['teacher_60k_restart'], T: 4, alpha: 0.5 });
     const d = JSON.parse(r.read('distilled', 'metrics.json'));
     expect(d).toMatchObject({ teacher: ['teacher'], transfer_examples: 2000, T: 20, teacher_online: true });
     expect(JSON.parse(r.read('distilled_plain', 'metrics.json'))).toMatchObject({ teacher_online: false });
