@@ -24,6 +24,8 @@ export interface ModelMetrics {
   jitter?: number;
   /** Dropout and max-norm the model was trained with, e.g. `dropout 0.2/0.5, max-norm 3.5` (from the manifest). */
   regularisation?: string;
+  /** For a model that continued an earlier stage's (`init_from`), e.g. `continued from 'teacher' for 150 epochs` (from the manifest). */
+  continued?: string;
   /** Rows a `train` stage trained on (`train+valid`: a final model; its valid metrics are on seen rows). */
   trained_on?: 'train' | 'train+valid';
   /** Number of rows it trained on (written by `train`). */
@@ -40,7 +42,7 @@ export interface ModelMetrics {
 function describeTraining(m: ModelMetrics): string {
   const how = m.T !== undefined && m.T !== null ? `distilled (T=${num(m.T)}, alpha=${num(m.alpha)})` : 'hard labels';
   const rows = m.trained_on === 'train+valid' ? `trained on train + valid${m.train_examples ? ` (${m.train_examples.toLocaleString('en-US')} rows)` : ''}, last epoch` : undefined;
-  return [m.arch, m.regularisation, how, m.jitter ? `jitter ${m.jitter}` : 'no jitter', rows].filter(Boolean).join(', ');
+  return [m.arch, m.regularisation, how, m.jitter ? `jitter ${m.jitter}` : 'no jitter', m.continued, rows].filter(Boolean).join(', ');
 }
 
 /** What a builder returns. */

@@ -83,15 +83,16 @@ export function archOf(stageDir: string): string | undefined {
 }
 
 /**
- * Hidden layers (see {@link archOf}), input jitter and regularisation (dropout, max-norm) of the
- * model a stage trained, from the params in its `manifest.json` (through `import` stages); fields
+ * Hidden layers (see {@link archOf}), input jitter, regularisation (dropout, max-norm) and the
+ * model it continued (`init_from`) of the model a stage trained, from the params in its `manifest.json` (through `import` stages); fields
  * are undefined when absent.
  */
-export function trainingOf(stageDir: string): { arch?: string; jitter?: number; regularisation?: string } {
-  type Params = { hidden?: unknown; from?: unknown; jitter?: unknown; input_dropout?: unknown; dropout?: unknown; max_norm?: unknown };
-  const extras = (p: Params | undefined): { jitter?: number; regularisation?: string } => {
-    const out: { jitter?: number; regularisation?: string } = {};
+export function trainingOf(stageDir: string): { arch?: string; jitter?: number; regularisation?: string; continued?: string } {
+  type Params = { hidden?: unknown; from?: unknown; jitter?: unknown; input_dropout?: unknown; dropout?: unknown; max_norm?: unknown; init_from?: unknown; epochs?: unknown };
+  const extras = (p: Params | undefined): { jitter?: number; regularisation?: string; continued?: string } => {
+    const out: { jitter?: number; regularisation?: string; continued?: string } = {};
     if (typeof p?.jitter === 'number') out.jitter = p.jitter;
+    if (typeof p?.init_from === 'string') out.continued = `continued from '${p.init_from}'${typeof p.epochs === 'number' ? ` for ${p.epochs} epochs` : ''}`;
     const parts: string[] = [];
     const inDrop = typeof p?.input_dropout === 'number' ? p.input_dropout : 0;
     const drop = typeof p?.dropout === 'number' ? p.dropout : 0;

@@ -49,6 +49,7 @@ describe('experiment configs, small versions (MNIST subset: 2,000 train / 500 va
     expect(r.json).toMatchObject({ distilled_jitter: 2, controls: { hard_jitter: { training: '2x64, hard labels, jitter 2' }, distilled_plain: {} } });
     // the second cosine cycles start from their teachers' models (init_from) and keep the last epoch
     expect(JSON.parse(r.read('teacher_restart', 'metrics.json'))).toMatchObject({ trained_on: 'train', best_epoch: 2 });
+    expect(r.md).toMatch(/\| control 'teacher_restart': 2x128, dropout 0.2\/0.5, max-norm 3.5, hard labels, jitter 1, continued from 'teacher' for 2 epochs \| \d+ \| \d+ \|/);
     expect(JSON.parse(r.read('teacher_60k_restart', 'metrics.json'))).toMatchObject({ trained_on: 'train+valid', train_examples: 2500, best_epoch: 2 });
     expect(JSON.parse(r.read('distilled_60k_restart', 'metrics.json'))).toMatchObject({ teacher: ['teacher_60k_restart'], T: 4, alpha: 0.5 });
     const d = JSON.parse(r.read('distilled', 'metrics.json'));
