@@ -38,6 +38,11 @@ export interface ModelMetrics {
   teacher_online?: boolean;
 }
 
+/** `jitter N` for a model trained on shifted inputs, else undefined. */
+function jitterText(m: { jitter?: number }): string | undefined {
+  return m.jitter ? `jitter ${m.jitter}` : undefined;
+}
+
 /** How a model row was trained, e.g. `2x800, distilled (T=20, alpha=1), jitter 2`. */
 function describeTraining(m: ModelMetrics): string {
   const how = m.T !== undefined && m.T !== null ? `distilled (T=${num(m.T)}, alpha=${num(m.alpha)})` : 'hard labels';
@@ -245,7 +250,7 @@ export function onlyClassesResult(adj: BiasAdjustMetrics, student: ModelMetrics 
 }
 
 /** Paper section 4 on MNIST: K models, their ensemble, and the ensemble distilled into one. */
-export function ensembleResult(ens: EnsembleMetrics & { arch?: string }, distilled: ModelMetrics, controls: (ModelMetrics & { name: string })[] = []): ExperimentResult {
+export function ensembleResult(ens: EnsembleMetrics & { arch?: string; jitter?: number; regularisation?: string }, distilled: ModelMetrics, controls: (ModelMetrics & { name: string })[] = []): ExperimentResult {
   const single = ens.single_mean.test_accuracy;
   const gain = ens.test.accuracy - single;
   const json = {
@@ -273,9 +278,9 @@ export function ensembleResult(ens: EnsembleMetrics & { arch?: string }, distill
   const table = markdownTable(
     ['model', 'test accuracy', 'test errors', 'paper (speech, frame accuracy)'],
     [
-      [`single model ${ens.arch ?? ''} (mean of ${json.members})`, pct(single), num(json.single_errors), pct(PAPER.ensemble.baseline_accuracy, 1)],
+      [`single model ${[ens.arch, ens.regularisation, jitterText(ens)].filter(Boolean).join(', ')} (mean of ${json.members})`, pct(single), num(json.single_errors), pct(PAPER.ensemble.baseline_accuracy, 1)],
       [`ensemble of ${json.members} (${ens.combine} mean)`, pct(ens.test.accuracy), String(ens.test.errors), pct(PAPER.ensemble.ensemble_accuracy, 1)],
-      [`distilled single model ${distilled.arch ?? ''} (T=${num(json.T)}, alpha=${num(json.alpha)})`, pct(distilled.test.accuracy), String(distilled.test.errors), pct(PAPER.ensemble.distilled_accuracy, 1)],
+      [`distilled single model ${distilled.arch ?? ''} (T=${num(json.T)}, alpha=${num(json.alpha)})${distilled.jitter ? `, ${jitterText(distilled)}` : ''}`, pct(distilled.test.accuracy), String(distilled.test.errors), pct(PAPER.ensemble.distilled_accuracy, 1)],
       ...controls.map((c) => [`control '${c.name}': ${describeTraining(c)}`, pct(c.test.accuracy), String(c.test.errors), '-']),
     ],
   );

@@ -75,17 +75,9 @@ export function resultsDeps(p: ResultsParams): string[] {
 }
 
 /**
- * Hidden layers of the model a stage trained, e.g. `2x800` or `1200-800`, from the `hidden`
- * param in its `manifest.json`; undefined when there is none.
- */
-export function archOf(stageDir: string): string | undefined {
-  return trainingOf(stageDir).arch;
-}
-
-/**
- * Hidden layers (see {@link archOf}), input jitter, regularisation (dropout, max-norm) and the
- * model it continued (`init_from`) of the model a stage trained, from the params in its `manifest.json` (through `import` stages); fields
- * are undefined when absent.
+ * How the model a stage trained was made, from the params in its `manifest.json` (through `import`
+ * stages): hidden layers (`arch`, e.g. `2x800` or `1200-800`), input jitter, regularisation
+ * (dropout, max-norm) and the model it continued (`init_from`); fields are undefined when absent.
  */
 export function trainingOf(stageDir: string): { arch?: string; jitter?: number; regularisation?: string; continued?: string } {
   type Params = { hidden?: unknown; from?: unknown; jitter?: unknown; input_dropout?: unknown; dropout?: unknown; max_norm?: unknown; init_from?: unknown; epochs?: unknown };
@@ -144,7 +136,7 @@ export function buildResult(p: ResultsParams, dir: (stage: string) => string): E
     case 'only-classes':
       return onlyClassesResult(read<BiasAdjustMetrics>(p.adjusted, 'metrics.json'), metrics(p.student));
     case 'ensemble':
-      return ensembleResult({ ...read<EnsembleMetrics>(p.ensemble, 'metrics.json'), arch: archOf(dir(p.ensemble)) }, metrics(p.distilled), p.controls.map((name) => ({ name, ...metrics(name) })));
+      return ensembleResult({ ...read<EnsembleMetrics>(p.ensemble, 'metrics.json'), ...trainingOf(dir(p.ensemble)) }, metrics(p.distilled), p.controls.map((name) => ({ name, ...metrics(name) })));
     case 'soft-regulariser':
       return softRegulariserResult(metrics(p.hard), metrics(p.soft), p.full ? metrics(p.full) : null);
   }

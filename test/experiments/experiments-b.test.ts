@@ -53,6 +53,16 @@ describe('experiment configs, small versions (MNIST subset: 2,000 train / 500 va
     expect(Object.keys(r.json.controls as object).sort()).toEqual(['distilled_jitter', 'hard_jitter']);
   });
 
+  it('mnist-ensemble-jitter: members trained on shifted images, the student on the same shifts', async () => {
+    const r = await run('mnist-ensemble-jitter', { epochs: 2, width: 64, members: 3 });
+    expect(r.json).toMatchObject({ members: 3, combine: 'arithmetic', T: 2, alpha: 0.5 });
+    const m = JSON.parse(r.read('members', 'manifest.json'));
+    expect(m.params).toMatchObject({ jitter: 2 });
+    expect(JSON.parse(r.read('distilled', 'metrics.json'))).toMatchObject({ teacher: ['members'], teacher_models: 3, teacher_online: true });
+    expect(r.md).toMatch(/\| single model 2x64, jitter 2 \(mean of 3\) \| [\d.]+% \| [\d.]+ \| 58.9% \|/);
+    expect(r.md).toMatch(/\| distilled single model 2x64 \(T=2, alpha=0.5\), jitter 2 \| [\d.]+% \| \d+ \| 60.8% \|/);
+  });
+
   it('mnist-soft-regulariser: on a small fraction, soft targets beat hard labels', async () => {
     // 10% of 2,000 rows (200) instead of 3% (60): large enough for a stable comparison
     const o: ShrinkOptions = {
