@@ -65,7 +65,12 @@ export const PAPER = {
   softRegulariser: { hard_train_accuracy: 0.673, hard_test_accuracy: 0.445, soft_test_accuracy: 0.57, full_test_accuracy: 0.589, fraction: 0.03 },
 } as const;
 
-const pct = (v: number | null | undefined, digits = 2): string => (v === null || v === undefined || !Number.isFinite(v) ? '-' : `${(100 * v).toFixed(digits)}%`);
+/** A percentage with `digits` decimals; a value that rounds to zero prints as 0, never -0 (e.g. -0.0% from (0.9908 - 0.9908000000000001) / gain). */
+const pct = (v: number | null | undefined, digits = 2): string => {
+  if (v === null || v === undefined || !Number.isFinite(v)) return '-';
+  const s = (100 * v).toFixed(digits);
+  return `${Number(s) === 0 ? (0).toFixed(digits) : s}%`;
+};
 const num = (v: number | null | undefined): string => (v === null || v === undefined || !Number.isFinite(v) ? '-' : String(+v.toFixed(4)));
 
 /** A markdown table (header row, separator, body), cells already formatted. */

@@ -234,6 +234,9 @@ describe('experiment result tables (hand-made metrics)', () => {
     expect(r.json.single_accuracy_range).toEqual([0.95, 0.97]);
     expect(r.json.paper).toMatchObject({ baseline_accuracy: 0.589, ensemble_accuracy: 0.611, distilled_accuracy: 0.608 });
     expect(ensembleResult({ ...ens, test: { accuracy: 0.95, errors: 50, examples: 1000 } }, { test: split(25, 1000) }).json.fraction_transferred).toBeNull();
+    // a student level with the members' mean (up to float rounding) kept none of the gain: 0.0%, not -0.0%
+    const level = ensembleResult({ ...ens, single_mean: { test_accuracy: 0.9908000000000001, test_errors: 92 }, test: { accuracy: 0.9921, errors: 79, examples: 10000 } }, { test: split(92, 10000), T: 2, alpha: 0.5 });
+    expect(level.markdown).toContain('fraction of the ensemble\'s gain transferred: 0.0% (paper');
     const c = ensembleResult(ens, { test: split(25, 1000) }, [{ name: 'hard_jitter', test: split(15, 1000), arch: '2x8', jitter: 2 }]);
     // (0.985 - 0.96) / 0.02 = 1.25: a control may pass the ensemble
     expect((c.json.controls as Record<string, { fraction_transferred: number }>).hard_jitter!.fraction_transferred).toBeCloseTo(1.25, 12);
