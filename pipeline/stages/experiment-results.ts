@@ -47,7 +47,7 @@ function jitterText(m: { jitter?: number }): string | undefined {
 function describeTraining(m: ModelMetrics): string {
   const how = m.T !== undefined && m.T !== null ? `distilled (T=${num(m.T)}, alpha=${num(m.alpha)})` : 'hard labels';
   const rows = m.trained_on === 'train+valid' ? `trained on train + valid${m.train_examples ? ` (${m.train_examples.toLocaleString('en-US')} rows)` : ''}, last epoch` : undefined;
-  return [m.arch, m.regularisation, how, m.jitter ? `jitter ${m.jitter}` : 'no jitter', m.continued, rows].filter(Boolean).join(', ');
+  return [m.arch, m.regularisation, how, jitterText(m) ?? 'no jitter', m.continued, rows].filter(Boolean).join(', ');
 }
 
 /** What a builder returns. */
@@ -285,7 +285,7 @@ export function ensembleResult(ens: EnsembleMetrics & { arch?: string; jitter?: 
     [
       [`single model ${[ens.arch, ens.regularisation, jitterText(ens)].filter(Boolean).join(', ')} (mean of ${json.members})`, pct(single), num(json.single_errors), pct(PAPER.ensemble.baseline_accuracy, 1)],
       [`ensemble of ${json.members} (${ens.combine} mean)`, pct(ens.test.accuracy), String(ens.test.errors), pct(PAPER.ensemble.ensemble_accuracy, 1)],
-      [`distilled single model ${distilled.arch ?? ''} (T=${num(json.T)}, alpha=${num(json.alpha)})${distilled.jitter ? `, ${jitterText(distilled)}` : ''}`, pct(distilled.test.accuracy), String(distilled.test.errors), pct(PAPER.ensemble.distilled_accuracy, 1)],
+      [[`distilled single model ${distilled.arch ?? ''} (T=${num(json.T)}, alpha=${num(json.alpha)})`, jitterText(distilled)].filter(Boolean).join(', '), pct(distilled.test.accuracy), String(distilled.test.errors), pct(PAPER.ensemble.distilled_accuracy, 1)],
       ...controls.map((c) => [`control '${c.name}': ${describeTraining(c)}`, pct(c.test.accuracy), String(c.test.errors), '-']),
     ],
   );

@@ -6,7 +6,12 @@ const HEADER = ['examples', 'generalist correct', 'ensemble correct', 'relative 
 
 /** Rows of a by-coverage / by-membership table as text cells, empty buckets left out. */
 export function coverageCells(rows: readonly CoverageRow[]): (string | number)[][] {
-  return rows.filter((r) => r.examples > 0).map((r) => [r.label, r.examples, r.generalist_correct, r.ensemble_correct, r.relative_change === null ? '-' : `${(100 * r.relative_change).toFixed(1)}%`]);
+  return rows.filter((r) => r.examples > 0).map((r) => [r.label, r.examples, r.generalist_correct, r.ensemble_correct, changeCell(r.relative_change)]);
+}
+
+/** A bucket's relative change of correct cases as a cell, e.g. `11.3%`; `-` when undefined. */
+function changeCell(v: number | null): string {
+  return v === null ? '-' : `${(100 * v).toFixed(1)}%`;
 }
 
 /**
@@ -41,10 +46,8 @@ export function describeOverlapAblation(full: readonly CoverageRow[], ablated: r
   const rows = full
     .filter((r) => r.examples > 0)
     .map((r) => {
-      const [cells] = coverageCells([r]);
       const a = ablated.find((b) => b.specialists === r.specialists);
-      const [aCells] = a ? coverageCells([a]) : [];
-      return [...cells!.slice(0, 4), a ? a.ensemble_correct : '-', cells![4]!, aCells ? aCells[4]! : '-'];
+      return [r.label, r.examples, r.generalist_correct, r.ensemble_correct, a ? a.ensemble_correct : '-', changeCell(r.relative_change), changeCell(a?.relative_change ?? null)];
     });
   return [
     'overlap ablation: test cases by the number of clusters holding the true class',

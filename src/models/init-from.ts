@@ -14,7 +14,7 @@ export function copyWeightsFrom(target: tf.LayersModel, source: tf.LayersModel, 
   const from = source.getWeights();
   const to = target.getWeights();
   const shapes = (ws: tf.Tensor[]): string => ws.map((w) => `[${w.shape.join(', ')}]`).join(' ');
-  const same = from.length === to.length && from.every((w, i) => w.shape.length === to[i].shape.length && w.shape.every((d, j) => d === to[i].shape[j]));
+  const same = from.length === to.length && from.every((w, i) => tf.util.arraysEqual(w.shape, to[i]!.shape));
   if (!same) {
     throw new ConfigError(
       `${where}: its model's weights ${shapes(from)} do not match the model this stage builds ${shapes(to)}; ` +
