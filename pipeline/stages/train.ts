@@ -27,6 +27,11 @@ const schema = z.strictObject({
    * converged teacher). The optimizer's state starts afresh.
    */
   init_from: z.string().optional(),
+  /**
+   * This stage's own seed (initialisation, shuffling, dropout, jitter) instead of the run's: the
+   * same recipe trained again from other seeds, e.g. to see how much a result varies by seed.
+   */
+  seed: z.number().int().min(0).max(2 ** 31 - 1).optional(),
   ...mlpSchema,
   ...trainingSchema,
 }).refine((p) => p.train_on === 'train' || p.select === 'last', {
@@ -44,6 +49,7 @@ function makeTrainStage(type: string, description: string): StageDef<TrainParams
     code: [`pipeline/stages/train.ts`, 'pipeline/stages/common.ts', 'pipeline/schemas.ts', 'src/models', 'src/data/split-file.ts'],
     async run(ctx) {
       const p = ctx.params;
+      const seed = p.seed ?? ctx.seed;
       const data = await readIngested(ctx.input(p.data));
       const trainSet = p.train_on === 'train+valid' ? concatSets(data.train, data.valid) : data.train;
       const C = data.classes.classes.length;
@@ -55,7 +61,7 @@ function makeTrainStage(type: string, description: string): StageDef<TrainParams
         inputDropout: p.input_dropout,
         dropout: p.dropout,
         maxNorm: p.max_norm,
-        seed: ctx.seed,
+        seed,
       });
       try {
         if (p.init_from !== undefined) {
@@ -79,7 +85,7 @@ function makeTrainStage(type: string, description: string): StageDef<TrainParams
           batchSize: p.batch_size,
           optimizer: toOptimizerSpec(p.optimizer),
           jitter: p.jitter,
-          seed: ctx.seed,
+          seed,
           select: p.select,
           checkpointDir: path.join(ctx.scratchDir, 'checkpoint'),
           log: ctx.log,
@@ -98,6 +104,7 @@ function makeTrainStage(type: string, description: string): StageDef<TrainParams
           classes: C,
           trained_on: p.train_on,
           train_examples: trainSet.n,
+          seed,
         });
         ctx.log.info(
           `test accuracy ${(100 * test.accuracy).toFixed(2)}% (${test.errors} errors of ${test.examples}); ` +
