@@ -26,6 +26,8 @@ export interface ModelMetrics {
   regularisation?: string;
   /** For a model that continued an earlier stage's (`init_from`), e.g. `continued from 'teacher' for 150 epochs` (from the manifest). */
   continued?: string;
+  /** The stage's own seed (its `seed` param, overriding the run's), from the manifest. */
+  stage_seed?: number;
   /** Rows a `train` stage trained on (`train+valid`: a final model; its valid metrics are on seen rows). */
   trained_on?: 'train' | 'train+valid';
   /** Number of rows it trained on (written by `train`). */
@@ -47,7 +49,8 @@ function jitterText(m: { jitter?: number }): string | undefined {
 function describeTraining(m: ModelMetrics): string {
   const how = m.T !== undefined && m.T !== null ? `distilled (T=${num(m.T)}, alpha=${num(m.alpha)})` : 'hard labels';
   const rows = m.trained_on === 'train+valid' ? `trained on train + valid${m.train_examples ? ` (${m.train_examples.toLocaleString('en-US')} rows)` : ''}, last epoch` : undefined;
-  return [m.arch, m.regularisation, how, jitterText(m) ?? 'no jitter', m.continued, rows].filter(Boolean).join(', ');
+  const seed = m.stage_seed !== undefined ? `seed ${m.stage_seed}` : undefined;
+  return [m.arch, m.regularisation, how, jitterText(m) ?? 'no jitter', m.continued, rows, seed].filter(Boolean).join(', ');
 }
 
 /** What a builder returns. */
@@ -88,9 +91,30 @@ function per10k(errors: number, examples: number): number {
   return examples > 0 ? (errors * 10_000) / examples : NaN;
 }
 
-/** Paper section 3: teacher 2x1200, student 2x800 on hard labels, the same student distilled. */
-export function mnistPaperResult(teacher: ModelMetrics, baseline: ModelMetrics, distilled: ModelMetrics, controls: (ModelMetrics & { name: string })[] = []): ExperimentResult {
+/**
+ * The reported teacher's test errors beside those of the same recipe from other seeds: how much
+ * the teacher's number moves with the seed alone. Null without other seeds.
+ */
+function seedSpread(teacher: ModelMetrics, others: readonly (ModelMetrics & { name: string })[]): { runs: number; errors: number[]; mean: number; min: number; max: number; other_seeds: string[] } | null {
+  if (others.length === 0) return null;
+  const errors = [teacher.test.errors, ...others.map((o) => o.test.errors)];
+  return { runs: errors.length, errors, mean: errors.reduce((a, e) => a + e, 0) / errors.length, min: Math.min(...errors), max: Math.max(...errors), other_seeds: others.map((o) => o.name) };
+}
+
+/**
+ * Paper section 3: teacher 2x1200, student 2x800 on hard labels, the same student distilled.
+ * `controls` are extra rows; `teacherSeeds` are the teacher's recipe trained from other seeds
+ * (summarised as the spread of the teacher's test errors; they never replace the teacher).
+ */
+export function mnistPaperResult(
+  teacher: ModelMetrics,
+  baseline: ModelMetrics,
+  distilled: ModelMetrics,
+  controls: (ModelMetrics & { name: string })[] = [],
+  teacherSeeds: (ModelMetrics & { name: string })[] = [],
+): ExperimentResult {
   const examples = teacher.test.examples;
+  const spread = seedSpread(teacher, teacherSeeds);
   const json = {
     experiment: 'mnist-paper',
     teacher_errors: teacher.test.errors,
@@ -102,6 +126,8 @@ export function mnistPaperResult(teacher: ModelMetrics, baseline: ModelMetrics, 
     distilled_jitter: distilled.jitter ?? 0,
     /** Extra rows: test errors of further students (by stage name), e.g. controls for jitter. */
     controls: Object.fromEntries(controls.map((c) => [c.name, { errors: c.test.errors, training: describeTraining(c) }])),
+    /** Test errors of the reported teacher (first) and its recipe from other seeds. */
+    teacher_seeds: spread,
     distillation_beats_baseline: distilled.test.errors < baseline.test.errors,
     /** Fraction of the teacher-vs-baseline gap the distilled student closes. */
     gap_closed: baseline.test.errors > teacher.test.errors ? (baseline.test.errors - distilled.test.errors) / (baseline.test.errors - teacher.test.errors) : null,
@@ -110,7 +136,7 @@ export function mnistPaperResult(teacher: ModelMetrics, baseline: ModelMetrics, 
   // On a test subset (not 10,000 cases) a "per 10,000" column makes the errors comparable to the paper's.
   const scaled = examples !== 10_000;
   // Valid errors when every model has them: what a choice between the students may use (never test).
-  const all = [teacher, baseline, distilled, ...controls];
+  const all = [teacher, baseline, distilled, ...controls, ...teacherSeeds];
   const validN = all.every((m) => m.valid) ? teacher.valid!.examples : null;
   const row = (name: string, m: ModelMetrics, paper: number): string[] => [
     name,
@@ -128,12 +154,19 @@ export function mnistPaperResult(teacher: ModelMetrics, baseline: ModelMetrics, 
       row(`student ${describeTraining(baseline)}`, baseline, PAPER.mnist.baseline_errors),
       row(`student ${describeTraining(distilled)}`, distilled, PAPER.mnist.distilled_errors),
       ...controls.map((c) => [...row(`control '${c.name}': ${describeTraining(c)}`, c, 0).slice(0, -1), '-']),
+      ...teacherSeeds.map((c) => [...row(`teacher's recipe, another seed '${c.name}': ${describeTraining(c)}`, c, 0).slice(0, -1), '-']),
     ],
   );
   return {
     json,
     markdown: doc('MNIST: distilling a large net into a small one (paper section 3)', 'Test errors on the MNIST test split.', table, [
       `share of the baseline-teacher gap closed by distillation: ${pct(json.gap_closed, 1)} (paper: ${pct(json.paper.gap_closed, 1)}; '-' when the teacher is not better than the baseline)`,
+      ...(spread
+        ? [
+            `the teacher's recipe from ${spread.runs} seeds (the reported teacher, ${spread.other_seeds.map((n) => `'${n}'`).join(', ')}): ${spread.errors.join(', ')} test errors; ` +
+              `mean ${num(+spread.mean.toFixed(1))}, range ${spread.min}-${spread.max} (paper: ${PAPER.mnist.teacher_errors}, one run)`,
+          ]
+        : []),
     ]),
   };
 }

@@ -7,7 +7,8 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { writeFileAtomic, writeJsonAtomic } from '../../src/artifacts/atomic.ts';
-import { ArtifactError } from '../../src/util/errors.ts';
+import { ArtifactError, ConfigError } from '../../src/util/errors.ts';
+import { stableStringify } from '../../src/artifacts/hash.ts';
 import { MANIFEST } from '../../src/artifacts/manifest.ts';
 import { defineStage } from '../stage.ts';
 import { trainedOnValid } from './common.ts';
@@ -36,6 +37,11 @@ const schema = z.discriminatedUnion('kind', [
     distilled: stage,
     /** Further model stages shown as extra rows (e.g. controls: hard labels with jitter, distilled without). */
     controls: z.array(stage).default([]),
+    /**
+     * The teacher's recipe trained from other seeds (`train` stages equal to `teacher` but for
+     * their `seed`): results show the spread of the teacher's test errors over the seeds.
+     */
+    teacher_seeds: z.array(stage).default([]),
   }),
   /** A `distill-sweep` over widths and temperatures. */
   z.strictObject({ kind: z.literal('temperature'), sweep: stage }),
@@ -61,7 +67,7 @@ export type ResultsParams = z.output<typeof schema>;
 export function resultsDeps(p: ResultsParams): string[] {
   switch (p.kind) {
     case 'mnist-paper':
-      return [p.teacher, p.baseline, p.distilled, ...p.controls];
+      return [p.teacher, p.baseline, p.distilled, ...p.controls, ...p.teacher_seeds];
     case 'temperature':
       return [p.sweep];
     case 'omitted-class':
@@ -79,11 +85,12 @@ export function resultsDeps(p: ResultsParams): string[] {
  * stages): hidden layers (`arch`, e.g. `2x800` or `1200-800`), input jitter, regularisation
  * (dropout, max-norm) and the model it continued (`init_from`); fields are undefined when absent.
  */
-export function trainingOf(stageDir: string): { arch?: string; jitter?: number; regularisation?: string; continued?: string } {
-  type Params = { hidden?: unknown; from?: unknown; jitter?: unknown; input_dropout?: unknown; dropout?: unknown; max_norm?: unknown; init_from?: unknown; epochs?: unknown };
-  const extras = (p: Params | undefined): { jitter?: number; regularisation?: string; continued?: string } => {
-    const out: { jitter?: number; regularisation?: string; continued?: string } = {};
+export function trainingOf(stageDir: string): { arch?: string; jitter?: number; regularisation?: string; continued?: string; stage_seed?: number } {
+  type Params = { hidden?: unknown; from?: unknown; jitter?: unknown; input_dropout?: unknown; dropout?: unknown; max_norm?: unknown; init_from?: unknown; epochs?: unknown; seed?: unknown };
+  const extras = (p: Params | undefined): { jitter?: number; regularisation?: string; continued?: string; stage_seed?: number } => {
+    const out: { jitter?: number; regularisation?: string; continued?: string; stage_seed?: number } = {};
     if (typeof p?.jitter === 'number') out.jitter = p.jitter;
+    if (typeof p?.seed === 'number') out.stage_seed = p.seed;
     if (typeof p?.init_from === 'string') out.continued = `continued from '${p.init_from}'${typeof p.epochs === 'number' ? ` for ${p.epochs} epochs` : ''}`;
     const parts: string[] = [];
     const inDrop = typeof p?.input_dropout === 'number' ? p.input_dropout : 0;
@@ -103,6 +110,36 @@ export function trainingOf(stageDir: string): { arch?: string; jitter?: number; 
   } catch {
     return {};
   }
+}
+
+/**
+ * Checks that stage `other` trained `teacher`'s recipe from another seed: the same stage type and
+ * params but for `seed`, and a different effective seed (its `seed` param, else the run's).
+ */
+function sameRecipe(teacher: string, other: string, dir: (stage: string) => string): void {
+  type Manifest = { type?: string; seed?: number; params?: Record<string, unknown> };
+  const read = (s: string): Manifest => {
+    const f = path.join(dir(s), MANIFEST);
+    try {
+      return JSON.parse(readFileSync(f, 'utf8')) as Manifest;
+    } catch (e) {
+      throw new ArtifactError(`results: cannot read ${f} of stage '${s}' (${(e as Error).message})`);
+    }
+  };
+  const t = read(teacher);
+  const o = read(other);
+  const where = `results.teacher_seeds: '${other}'`;
+  if (o.type !== t.type) throw new ConfigError(`${where} is a '${o.type}' stage, the teacher '${teacher}' a '${t.type}' stage; list only the teacher's recipe trained from other seeds`);
+  const { seed: tSeed, ...tParams } = t.params ?? {};
+  const { seed: oSeed, ...oParams } = o.params ?? {};
+  for (const k of new Set([...Object.keys(tParams), ...Object.keys(oParams)])) {
+    if (stableStringify(tParams[k]) !== stableStringify(oParams[k])) {
+      const show = (v: unknown): string => (v === undefined ? 'unset' : stableStringify(v));
+      throw new ConfigError(`${where} differs from the teacher '${teacher}' in ${k} (${show(oParams[k])} vs ${show(tParams[k])}); a seed run must be the teacher's recipe with only 'seed' changed`);
+    }
+  }
+  const seedOf = (s: unknown, m: Manifest): number | undefined => (typeof s === 'number' ? s : m.seed);
+  if (seedOf(oSeed, o) === seedOf(tSeed, t)) throw new ConfigError(`${where} trained from the same seed as the teacher '${teacher}' (${seedOf(tSeed, t)}); give it another 'seed'`);
 }
 
 /** Builds the result of an experiment from the finished stage folders (`dir(stage)`). */
@@ -128,7 +165,14 @@ export function buildResult(p: ResultsParams, dir: (stage: string) => string): E
   };
   switch (p.kind) {
     case 'mnist-paper':
-      return mnistPaperResult(metrics(p.teacher), metrics(p.baseline), metrics(p.distilled), p.controls.map((name) => ({ name, ...metrics(name) })));
+      for (const s of p.teacher_seeds) sameRecipe(p.teacher, s, dir);
+      return mnistPaperResult(
+        metrics(p.teacher),
+        metrics(p.baseline),
+        metrics(p.distilled),
+        p.controls.map((name) => ({ name, ...metrics(name) })),
+        p.teacher_seeds.map((name) => ({ name, ...metrics(name) })),
+      );
     case 'temperature':
       return temperatureResult(read<SweepFile>(p.sweep, 'sweep.json'));
     case 'omitted-class':

@@ -172,6 +172,15 @@ describe('experiment result tables (hand-made metrics)', () => {
     const v = mnistPaperResult({ test: split(70, 10000), valid: split(40, 6000), arch: '2x1200' }, { test: split(150, 10000), valid: split(97, 6000), arch: '2x800' }, { test: split(90, 10000), valid: split(50, 6000), T: 20, alpha: 1, arch: '2x800' });
     expect(v.markdown).toContain('| model | test errors (of 10000) | test accuracy | valid errors (of 6000) | paper errors (of 10,000) |');
     expect(v.markdown).toContain('| student 2x800, distilled (T=20, alpha=1), no jitter | 90 | 99.10% | 50 | 74 |');
+    // the teacher's recipe from other seeds: rows, and the spread of the teacher's errors (70, 64, 75)
+    const seeds = mnistPaperResult({ test: split(70, 10000), arch: '2x1200' }, { test: split(150, 10000) }, { test: split(90, 10000) }, [], [
+      { name: 's2', test: split(64, 10000), arch: '2x1200', stage_seed: 2 },
+      { name: 's3', test: split(75, 10000), arch: '2x1200', stage_seed: 3 },
+    ]);
+    expect(seeds.json.teacher_seeds).toEqual({ runs: 3, errors: [70, 64, 75], mean: 209 / 3, min: 64, max: 75, other_seeds: ['s2', 's3'] });
+    expect(seeds.markdown).toContain("| teacher's recipe, another seed 's2': 2x1200, hard labels, no jitter, seed 2 | 64 | 99.36% | - |");
+    expect(seeds.markdown).toContain("- the teacher's recipe from 3 seeds (the reported teacher, 's2', 's3'): 70, 64, 75 test errors; mean 69.7, range 64-75 (paper: 67, one run)");
+    expect(r.json.teacher_seeds).toBeNull();
     // a teacher no better than the baseline: no gap to close
     expect(mnistPaperResult({ test: split(200, 1000) }, { test: split(150, 1000) }, { test: split(90, 1000) }).json.gap_closed).toBeNull();
   });
