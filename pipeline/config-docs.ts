@@ -12,6 +12,7 @@ type JsonSchema = {
   oneOf?: JsonSchema[];
   items?: JsonSchema;
   properties?: Record<string, JsonSchema>;
+  required?: string[];
   default?: unknown;
   description?: string;
   minimum?: number;
@@ -89,13 +90,27 @@ export function configDocs(registry: Record<string, StageDef<unknown>>): string 
     const schema = z.toJSONSchema(def.schema, { io: 'input', unrepresentable: 'any' }) as JsonSchema;
     const docs = new Map<string, string>();
     for (const file of def.code) for (const [key, doc] of docComments(file)) if (!docs.has(key)) docs.set(key, doc);
-    lines.push(`## \`${def.type}\``, '', def.description + '.', '', '| key | type | default | meaning |', '|---|---|---|---|');
-    for (const [key, prop] of Object.entries(schema.properties ?? {})) {
-      const doc = (prop.description ?? docs.get(key) ?? shared.get(key) ?? '').replace(/\|/g, '\\|');
-      const dflt = prop.default === undefined ? '(required or unset)' : `\`${JSON.stringify(prop.default)}\``;
-      lines.push(`| \`${key}\` | ${typeOf(prop)} | ${dflt} | ${doc} |`);
+    for (const [key, doc] of shared) if (!docs.has(key)) docs.set(key, doc);
+    lines.push(`## \`${def.type}\``, '', def.description + '.', '');
+    // A stage whose params are a union on `kind` (e.g. results): one table per kind.
+    const kinds = (schema.oneOf ?? schema.anyOf ?? []).filter((a) => a.properties?.kind?.const !== undefined);
+    if (kinds.length > 0) {
+      for (const alt of kinds) lines.push(`With \`kind: ${String(alt.properties!.kind!.const)}\`:`, '', ...keyTable(alt, docs), '');
+    } else {
+      lines.push(...keyTable(schema, docs), '');
     }
-    lines.push('');
   }
   return lines.join('\n');
+}
+
+/** The `| key | type | default | meaning |` table of an object schema's properties. */
+function keyTable(schema: JsonSchema, docs: Map<string, string>): string[] {
+  const required = new Set(schema.required ?? []);
+  const rows = ['| key | type | default | meaning |', '|---|---|---|---|'];
+  for (const [key, prop] of Object.entries(schema.properties ?? {})) {
+    const doc = (prop.description ?? docs.get(key) ?? '').replace(/\|/g, '\\|');
+    const dflt = prop.default !== undefined ? `\`${JSON.stringify(prop.default)}\`` : required.has(key) ? 'required' : '(optional)';
+    rows.push(`| \`${key}\` | ${typeOf(prop)} | ${dflt} | ${doc} |`);
+  }
+  return rows;
 }

@@ -28,37 +28,51 @@ import type { EnsembleMetrics } from './train-ensemble.ts';
 
 const stage = z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, 'a stage name');
 
+// Each key's `.describe()` text is its line in docs/CONFIG.md (one table per kind).
 const schema = z.discriminatedUnion('kind', [
   /** Teacher vs hard-label student vs distilled student. */
   z.strictObject({
-    kind: z.literal('mnist-paper'),
-    teacher: stage,
-    baseline: stage,
-    distilled: stage,
-    /** Further model stages shown as extra rows (e.g. controls: hard labels with jitter, distilled without). */
-    controls: z.array(stage).default([]),
-    /**
-     * The teacher's recipe trained from other seeds (`train` stages equal to `teacher` but for
-     * their `seed`): results show the spread of the teacher's test errors over the seeds.
-     */
-    teacher_seeds: z.array(stage).default([]),
+    kind: z.literal('mnist-paper').describe('Paper section 3: a teacher, a student on hard labels and the same student distilled'),
+    teacher: stage.describe('The teacher (a `train` stage)'),
+    baseline: stage.describe('The student trained on hard labels'),
+    distilled: stage.describe('The distilled student (a `distill` stage)'),
+    controls: z.array(stage).default([]).describe('Further model stages shown as extra rows (e.g. controls: hard labels with jitter, distilled without)'),
+    teacher_seeds: z
+      .array(stage)
+      .default([])
+      .describe("The teacher's recipe trained from other seeds (`train` stages equal to `teacher` but for their `seed`): rows, and the spread of the teacher's test errors over the seeds"),
   }),
   /** A `distill-sweep` over widths and temperatures. */
-  z.strictObject({ kind: z.literal('temperature'), sweep: stage }),
+  z.strictObject({
+    kind: z.literal('temperature').describe('Paper section 3: test errors per hidden width and temperature'),
+    sweep: stage.describe('The `distill-sweep` stage'),
+  }),
   /** A `bias-adjust` of one omitted class; `student` = the distill stage it adjusted. */
-  z.strictObject({ kind: z.literal('omitted-class'), adjusted: stage, student: stage }),
+  z.strictObject({
+    kind: z.literal('omitted-class').describe('Paper section 3: a class left out of the transfer set, before and after raising its bias'),
+    adjusted: stage.describe('The `bias-adjust` stage'),
+    student: stage.describe('The `distill` stage it adjusted'),
+  }),
   /** A `bias-adjust` of the only classes in the transfer set. */
-  z.strictObject({ kind: z.literal('only-classes'), adjusted: stage, student: stage }),
+  z.strictObject({
+    kind: z.literal('only-classes').describe('Paper section 3: a transfer set of a few classes, before and after lowering their biases'),
+    adjusted: stage.describe('The `bias-adjust` stage'),
+    student: stage.describe('The `distill` stage it adjusted'),
+  }),
   /** A `train-ensemble` and the `distill` stage that distilled it. */
   z.strictObject({
-    kind: z.literal('ensemble'),
-    ensemble: stage,
-    distilled: stage,
-    /** Further model stages shown as extra rows (e.g. a student on a jittered transfer set and its hard-label twin). */
-    controls: z.array(stage).default([]),
+    kind: z.literal('ensemble').describe('Paper section 4: K models, their ensemble and one model distilled from it'),
+    ensemble: stage.describe('The `train-ensemble` stage'),
+    distilled: stage.describe('The `distill` stage whose teacher is the ensemble'),
+    controls: z.array(stage).default([]).describe('Further model stages shown as extra rows (e.g. a student on a jittered transfer set and its hard-label twin)'),
   }),
   /** Hard-label and soft-target students on a small transfer set; `full` = the full-data teacher. */
-  z.strictObject({ kind: z.literal('soft-regulariser'), hard: stage, soft: stage, full: stage.optional() }),
+  z.strictObject({
+    kind: z.literal('soft-regulariser').describe('Paper section 6: hard labels vs soft targets on a small fraction of the data'),
+    hard: stage.describe('The student on hard labels of the small subset'),
+    soft: stage.describe('The student on soft targets of the small subset'),
+    full: stage.optional().describe('The full-data model the soft targets came from (a row for comparison)'),
+  }),
 ]);
 /** Params of the `results` stage. */
 export type ResultsParams = z.output<typeof schema>;

@@ -14,6 +14,10 @@ describe('docs/CONFIG.md', () => {
     const text = configDocs(STAGES);
     for (const type of Object.keys(STAGES)) expect(text).toContain(`## \`${type}\``);
     expect(text).toMatch(/\| `epochs` \| integer > 0, <= 10000 \| `20` \| Passes over the training data\. \|/);
+    // a stage whose params are a union on `kind` (results): one table per kind, required keys marked
+    expect(text).toContain('With `kind: mnist-paper`:');
+    expect(text).toMatch(/\| `teacher` \| string \| required \| The teacher \(a `train` stage\) \|/);
+    expect(text).toMatch(/\| `full` \| string \| \(optional\) \| The full-data model/);
     const undocumented = text.split('\n').filter((l) => /^\| `[a-z_]+` \|.*\|  \|$/.test(l));
     expect(undocumented, 'keys without a doc comment in their stage or schema file').toEqual([]);
   });
