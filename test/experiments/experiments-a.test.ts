@@ -26,7 +26,7 @@ async function run(name: string, o: ShrinkOptions) {
 
 describe('experiment configs, small versions (MNIST subset: 2,000 train / 500 valid / 1,000 test)', () => {
   it('mnist-paper: teacher, hard-label baseline, distilled student', async () => {
-    const r = await run('mnist-paper', { epochs: 3, width: 64, override: { teacher: { hidden: [128, 128], jitter: 1, epochs: 4 }, teacher_60k: { hidden: [128, 128], jitter: 1, epochs: 4 }, teacher_restart: { hidden: [128, 128], jitter: 1, epochs: 2 }, teacher_60k_restart: { hidden: [128, 128], jitter: 1, epochs: 2 } } });
+    const r = await run('mnist-paper', { epochs: 3, width: 64, override: { teacher: { hidden: [128, 128], jitter: 1, epochs: 4 }, teacher_60k: { hidden: [128, 128], jitter: 1, epochs: 4 }, teacher_restart: { hidden: [128, 128], jitter: 1, epochs: 2 }, teacher_60k_restart: { hidden: [128, 128], jitter: 1, epochs: 2 }, teacher_60k_seed2: { hidden: [128, 128], jitter: 1, epochs: 4 }, teacher_60k_seed3: { hidden: [128, 128], jitter: 1, epochs: 4 } } });
     for (const k of ['teacher_errors', 'baseline_errors', 'distilled_errors']) {
       expect(Number.isInteger(r.json[k]), k).toBe(true);
       expect(r.json[k] as number).toBeGreaterThan(0);
@@ -52,6 +52,12 @@ describe('experiment configs, small versions (MNIST subset: 2,000 train / 500 va
     expect(r.md).toMatch(/\| control 'teacher_restart': 2x128, dropout 0.2\/0.5, max-norm 3.5, hard labels, jitter 1, continued from 'teacher' for 2 epochs \| \d+ \| \d+ \|/);
     expect(JSON.parse(r.read('teacher_60k_restart', 'metrics.json'))).toMatchObject({ trained_on: 'train+valid', train_examples: 2500, best_epoch: 2 });
     expect(r.md).toMatch(/\| control 'teacher_60k_restart': 2x128, .*continued from 'teacher_60k' for 2 epochs, trained on train \+ valid \(2,500 rows\), last epoch \| \d+ \| \d+ \| [\d.]+% \| \(trained on\) \| - \|/);
+    // the reported teacher's recipe from seeds 2 and 3: rows and the spread of the teacher's errors
+    const seeds = r.json.teacher_seeds as { runs: number; errors: number[]; other_seeds: string[] };
+    expect(seeds).toMatchObject({ runs: 3, other_seeds: ['teacher_60k_seed2', 'teacher_60k_seed3'] });
+    expect(seeds.errors[0]).toBe(r.json.teacher_errors);
+    expect(r.md).toMatch(/\| teacher's recipe, another seed 'teacher_60k_seed2': 2x128, .*last epoch, seed 2 \| \d+ \|/);
+    expect(r.md).toMatch(/- the teacher's recipe from 3 seeds \(the reported teacher, 'teacher_60k_seed2', 'teacher_60k_seed3'\): \d+, \d+, \d+ test errors; mean [\d.]+, range \d+-\d+/);
     const d = JSON.parse(r.read('distilled', 'metrics.json'));
     expect(d).toMatchObject({ teacher: ['teacher'], transfer_examples: 2000, T: 20, teacher_online: true });
     expect(JSON.parse(r.read('distilled_plain', 'metrics.json'))).toMatchObject({ teacher_online: false });
