@@ -9,7 +9,7 @@ import { z } from 'zod';
 import { writeFileAtomic, writeJsonAtomic } from '../../src/artifacts/atomic.ts';
 import { ArtifactError, ConfigError } from '../../src/util/errors.ts';
 import { stableStringify } from '../../src/artifacts/hash.ts';
-import { MANIFEST } from '../../src/artifacts/manifest.ts';
+import { MANIFEST, readManifest, type Manifest } from '../../src/artifacts/manifest.ts';
 import { defineStage } from '../stage.ts';
 import { trainedOnValid } from './common.ts';
 import type { BiasAdjustMetrics } from './bias-adjust.ts';
@@ -127,33 +127,31 @@ export function trainingOf(stageDir: string): { arch?: string; jitter?: number; 
 }
 
 /**
- * Checks that stage `other` trained `teacher`'s recipe from another seed: the same stage type and
- * params but for `seed`, and a different effective seed (its `seed` param, else the run's).
+ * Checks that each stage in `others` trained `teacher`'s recipe from another seed: the same stage
+ * type and params but for `seed`, and a different effective seed (its `seed` param, else the run's).
  */
-function sameRecipe(teacher: string, other: string, dir: (stage: string) => string): void {
-  type Manifest = { type?: string; seed?: number; params?: Record<string, unknown> };
-  const read = (s: string): Manifest => {
-    const f = path.join(dir(s), MANIFEST);
-    try {
-      return JSON.parse(readFileSync(f, 'utf8')) as Manifest;
-    } catch (e) {
-      throw new ArtifactError(`results: cannot read ${f} of stage '${s}' (${(e as Error).message})`);
-    }
+function checkSeedRuns(teacher: string, others: readonly string[], dir: (stage: string) => string): void {
+  const manifest = (s: string): Manifest => {
+    const m = readManifest(dir(s));
+    if (!m) throw new ArtifactError(`results: ${path.join(dir(s), MANIFEST)} of stage '${s}' is missing; has '${s}' run?`);
+    return m;
   };
-  const t = read(teacher);
-  const o = read(other);
-  const where = `results.teacher_seeds: '${other}'`;
-  if (o.type !== t.type) throw new ConfigError(`${where} is a '${o.type}' stage, the teacher '${teacher}' a '${t.type}' stage; list only the teacher's recipe trained from other seeds`);
-  const { seed: tSeed, ...tParams } = t.params ?? {};
-  const { seed: oSeed, ...oParams } = o.params ?? {};
-  for (const k of new Set([...Object.keys(tParams), ...Object.keys(oParams)])) {
-    if (stableStringify(tParams[k]) !== stableStringify(oParams[k])) {
-      const show = (v: unknown): string => (v === undefined ? 'unset' : stableStringify(v));
-      throw new ConfigError(`${where} differs from the teacher '${teacher}' in ${k} (${show(oParams[k])} vs ${show(tParams[k])}); a seed run must be the teacher's recipe with only 'seed' changed`);
+  const t = manifest(teacher);
+  const { seed: tSeed, ...tParams } = t.params;
+  const tEffective = typeof tSeed === 'number' ? tSeed : t.seed;
+  for (const other of others) {
+    const o = manifest(other);
+    const where = `results.teacher_seeds: '${other}'`;
+    if (o.type !== t.type) throw new ConfigError(`${where} is a '${o.type}' stage, the teacher '${teacher}' a '${t.type}' stage; list only the teacher's recipe trained from other seeds`);
+    const { seed: oSeed, ...oParams } = o.params;
+    for (const k of new Set([...Object.keys(tParams), ...Object.keys(oParams)])) {
+      if (stableStringify(tParams[k]) !== stableStringify(oParams[k])) {
+        const show = (v: unknown): string => (v === undefined ? 'unset' : stableStringify(v));
+        throw new ConfigError(`${where} differs from the teacher '${teacher}' in ${k} (${show(oParams[k])} vs ${show(tParams[k])}); a seed run must be the teacher's recipe with only 'seed' changed`);
+      }
     }
+    if ((typeof oSeed === 'number' ? oSeed : o.seed) === tEffective) throw new ConfigError(`${where} trained from the same seed as the teacher '${teacher}' (${tEffective}); give it another 'seed'`);
   }
-  const seedOf = (s: unknown, m: Manifest): number | undefined => (typeof s === 'number' ? s : m.seed);
-  if (seedOf(oSeed, o) === seedOf(tSeed, t)) throw new ConfigError(`${where} trained from the same seed as the teacher '${teacher}' (${seedOf(tSeed, t)}); give it another 'seed'`);
 }
 
 /** Builds the result of an experiment from the finished stage folders (`dir(stage)`). */
@@ -179,7 +177,7 @@ export function buildResult(p: ResultsParams, dir: (stage: string) => string): E
   };
   switch (p.kind) {
     case 'mnist-paper':
-      for (const s of p.teacher_seeds) sameRecipe(p.teacher, s, dir);
+      checkSeedRuns(p.teacher, p.teacher_seeds, dir);
       return mnistPaperResult(
         metrics(p.teacher),
         metrics(p.baseline),
