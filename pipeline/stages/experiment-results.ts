@@ -24,6 +24,8 @@ export interface ModelMetrics {
   jitter?: number;
   /** Dropout and max-norm the model was trained with, e.g. `dropout 0.2/0.5, max-norm 3.5` (from the manifest). */
   regularisation?: string;
+  /** Optimizer and epochs, e.g. `Adam, 300 epochs` (from the manifest). */
+  optimizer?: string;
   /** For a model that continued an earlier stage's (`init_from`), e.g. `continued from 'teacher' for 150 epochs` (from the manifest). */
   continued?: string;
   /** The stage's own seed (its `seed` param, overriding the run's), from the manifest. */
@@ -50,7 +52,7 @@ function describeTraining(m: ModelMetrics): string {
   const how = m.T !== undefined && m.T !== null ? `distilled (T=${num(m.T)}, alpha=${num(m.alpha)})` : 'hard labels';
   const rows = m.trained_on === 'train+valid' ? `trained on train + valid${m.train_examples ? ` (${m.train_examples.toLocaleString('en-US')} rows)` : ''}, last epoch` : undefined;
   const seed = m.stage_seed !== undefined ? `seed ${m.stage_seed}` : undefined;
-  return [m.arch, m.regularisation, how, jitterText(m) ?? 'no jitter', m.continued, rows, seed].filter(Boolean).join(', ');
+  return [m.arch, m.regularisation, how, jitterText(m) ?? 'no jitter', m.optimizer, m.continued, rows, seed].filter(Boolean).join(', ');
 }
 
 /** What a builder returns. */

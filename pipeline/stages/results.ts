@@ -95,17 +95,36 @@ export function resultsDeps(p: ResultsParams): string[] {
 }
 
 /**
+ * `Adam, 300 epochs` or `SGD momentum 0.9, 30 epochs` (`0.5->0.9` when the momentum ramps) from a
+ * manifest's `optimizer` and `epochs` params; undefined when the optimizer is absent or unreadable.
+ */
+export function optimizerText(optimizer: unknown, epochs: unknown): string | undefined {
+  if (typeof optimizer !== 'object' || optimizer === null) return undefined;
+  const o = optimizer as { name?: unknown; momentum?: unknown; final_momentum?: unknown; nesterov?: unknown };
+  let name: string;
+  if (o.name === 'adam') name = 'Adam';
+  else if (o.name === 'sgd' && typeof o.momentum === 'number') {
+    const mu = typeof o.final_momentum === 'number' ? `${o.momentum}->${o.final_momentum}` : `${o.momentum}`;
+    name = `SGD ${o.nesterov === true ? 'Nesterov ' : ''}momentum ${mu}`;
+  } else return undefined;
+  return typeof epochs === 'number' ? `${name}, ${epochs} epochs` : name;
+}
+
+/**
  * How the model a stage trained was made, from the params in its `manifest.json` (through `import`
  * stages): hidden layers (`arch`, e.g. `2x800` or `1200-800`), input jitter, regularisation
- * (dropout, max-norm) and the model it continued (`init_from`); fields are undefined when absent.
+ * (dropout, max-norm), the optimizer and epochs (e.g. `SGD momentum 0.5->0.9, 300 epochs`) and the
+ * model it continued (`init_from`); fields are undefined when absent.
  */
-export function trainingOf(stageDir: string): { arch?: string; jitter?: number; regularisation?: string; continued?: string; stage_seed?: number } {
-  type Params = { hidden?: unknown; from?: unknown; jitter?: unknown; input_dropout?: unknown; dropout?: unknown; max_norm?: unknown; init_from?: unknown; epochs?: unknown; seed?: unknown };
-  const extras = (p: Params | undefined): { jitter?: number; regularisation?: string; continued?: string; stage_seed?: number } => {
-    const out: { jitter?: number; regularisation?: string; continued?: string; stage_seed?: number } = {};
+export function trainingOf(stageDir: string): { arch?: string; jitter?: number; regularisation?: string; optimizer?: string; continued?: string; stage_seed?: number } {
+  type Params = { hidden?: unknown; from?: unknown; jitter?: unknown; input_dropout?: unknown; dropout?: unknown; max_norm?: unknown; init_from?: unknown; epochs?: unknown; seed?: unknown; optimizer?: unknown };
+  const extras = (p: Params | undefined): { jitter?: number; regularisation?: string; optimizer?: string; continued?: string; stage_seed?: number } => {
+    const out: { jitter?: number; regularisation?: string; optimizer?: string; continued?: string; stage_seed?: number } = {};
+    const opt = optimizerText(p?.optimizer, p?.epochs);
+    if (opt !== undefined) out.optimizer = opt;
     if (typeof p?.jitter === 'number') out.jitter = p.jitter;
     if (typeof p?.seed === 'number') out.stage_seed = p.seed;
-    if (typeof p?.init_from === 'string') out.continued = `continued from '${p.init_from}'${typeof p.epochs === 'number' ? ` for ${p.epochs} epochs` : ''}`;
+    if (typeof p?.init_from === 'string') out.continued = `continued from '${p.init_from}'${opt === undefined && typeof p.epochs === 'number' ? ` for ${p.epochs} epochs` : ''}`;
     const parts: string[] = [];
     const inDrop = typeof p?.input_dropout === 'number' ? p.input_dropout : 0;
     const drop = typeof p?.dropout === 'number' ? p.dropout : 0;

@@ -17,6 +17,7 @@ import {
 import type { BiasAdjustMetrics } from '../../pipeline/stages/bias-adjust.ts';
 import type { EnsembleMetrics } from '../../pipeline/stages/train-ensemble.ts';
 import { ConfigError, DataError } from '../../src/util/errors.ts';
+import { optimizerText } from '../../pipeline/stages/results.ts';
 
 const split = (errors: number, examples: number) => ({ accuracy: (examples - errors) / examples, errors, examples, loss: 0 });
 
@@ -266,5 +267,13 @@ describe('experiment result tables (hand-made metrics)', () => {
       soft_beats_hard: true,
     });
     expect(r.markdown).toContain('| 100.00% | 70.00% | 67.3% | 44.5% |');
+  });
+
+  it('optimizerText names the optimizer, its momentum (ramped or not) and the epochs from manifest params', () => {
+    expect(optimizerText({ name: 'adam', lr: 0.001 }, 300)).toBe('Adam, 300 epochs');
+    expect(optimizerText({ name: 'sgd', lr: 0.05, momentum: 0.5, final_momentum: 0.9 }, 300)).toBe('SGD momentum 0.5->0.9, 300 epochs');
+    expect(optimizerText({ name: 'sgd', lr: 0.05, momentum: 0.9, nesterov: true }, undefined)).toBe('SGD Nesterov momentum 0.9');
+    expect(optimizerText(undefined, 30)).toBeUndefined();
+    expect(optimizerText({ name: 'rmsprop' }, 30)).toBeUndefined();
   });
 });
