@@ -26,7 +26,7 @@ async function run(name: string, o: ShrinkOptions) {
 
 describe('experiment configs, small versions (MNIST subset: 2,000 train / 500 valid / 1,000 test)', () => {
   it('mnist-paper: teacher, hard-label baseline, distilled student', async () => {
-    const r = await run('mnist-paper', { epochs: 3, width: 64, override: { teacher: { hidden: [128, 128], jitter: 1, epochs: 4 }, teacher_60k: { hidden: [128, 128], jitter: 1, epochs: 4 }, teacher_restart: { hidden: [128, 128], jitter: 1, epochs: 2 }, teacher_60k_restart: { hidden: [128, 128], jitter: 1, epochs: 2 }, teacher_60k_seed2: { hidden: [128, 128], jitter: 1, epochs: 4 }, teacher_60k_seed3: { hidden: [128, 128], jitter: 1, epochs: 4 } } });
+    const r = await run('mnist-paper', { epochs: 3, width: 64, override: { teacher: { hidden: [128, 128], jitter: 1, epochs: 4 }, teacher_60k: { hidden: [128, 128], jitter: 1, epochs: 4 }, teacher_restart: { hidden: [128, 128], jitter: 1, epochs: 2 }, teacher_60k_restart: { hidden: [128, 128], jitter: 1, epochs: 2 }, teacher_60k_seed2: { hidden: [128, 128], jitter: 1, epochs: 4 }, teacher_60k_seed3: { hidden: [128, 128], jitter: 1, epochs: 4 }, teacher_sgd: { hidden: [128, 128], jitter: 1, epochs: 2 }, teacher_60k_sgd: { hidden: [128, 128], jitter: 1, epochs: 2 }, teacher_idrop01: { hidden: [128, 128], jitter: 1, epochs: 2 } } });
     for (const k of ['teacher_errors', 'baseline_errors', 'distilled_errors']) {
       expect(Number.isInteger(r.json[k]), k).toBe(true);
       expect(r.json[k] as number).toBeGreaterThan(0);
@@ -52,6 +52,9 @@ describe('experiment configs, small versions (MNIST subset: 2,000 train / 500 va
     expect(r.md).toMatch(/\| control 'teacher_restart': 2x128, dropout 0.2\/0.5, max-norm 3.5, hard labels, jitter 1, (?:Adam|SGD [^,|]*), \d+ epochs, continued from 'teacher' \| \d+ \| \d+ \|/);
     expect(JSON.parse(r.read('teacher_60k_restart', 'metrics.json'))).toMatchObject({ trained_on: 'train+valid', train_examples: 2500, best_epoch: 2 });
     expect(r.md).toMatch(/\| control 'teacher_60k_restart': 2x128, .*continued from 'teacher_60k', trained on train \+ valid \(2,500 rows\), last epoch \| \d+ \| \d+ \| [\d.]+% \| \(trained on\) \| - \|/);
+    // the SGD teachers' rows name their optimizer (otherwise they would read like the Adam teacher's)
+    expect(r.md).toMatch(/\| control 'teacher_sgd': 2x128, dropout 0.2\/0.5, max-norm 3.5, hard labels, jitter 1, SGD momentum 0.5->0.9, 2 epochs \| \d+ \| \d+ \|/);
+    expect(r.md).toMatch(/\| control 'teacher_60k_sgd': 2x128, .*SGD momentum 0.5->0.9, 2 epochs, trained on train \+ valid \(2,500 rows\), last epoch \| \d+ \|/);
     // the reported teacher's recipe from seeds 2 and 3: rows and the spread of the teacher's errors
     const seeds = r.json.teacher_seeds as { runs: number; errors: number[]; other_seeds: string[] };
     expect(seeds).toMatchObject({ runs: 3, other_seeds: ['teacher_60k_seed2', 'teacher_60k_seed3'] });
