@@ -26,7 +26,7 @@ export interface ModelMetrics {
   regularisation?: string;
   /** Optimizer and epochs, e.g. `Adam, 300 epochs` (from the manifest). */
   optimizer?: string;
-  /** For a model that continued an earlier stage's (`init_from`), e.g. `continued from 'teacher' for 150 epochs` (from the manifest). */
+  /** For a model that continued an earlier stage's (`init_from`), e.g. `continued from 'teacher'` (from the manifest; its epochs are in `optimizer`). */
   continued?: string;
   /** The stage's own seed (its `seed` param, overriding the run's), from the manifest. */
   stage_seed?: number;

@@ -110,16 +110,19 @@ export function optimizerText(optimizer: unknown, epochs: unknown): string | und
   return typeof epochs === 'number' ? `${name}, ${epochs} epochs` : name;
 }
 
+/** The parts of a row's training text that `trainingOf` reads from a manifest besides `arch`. */
+type TrainingText = Pick<ModelMetrics, 'jitter' | 'regularisation' | 'optimizer' | 'continued' | 'stage_seed'>;
+
 /**
  * How the model a stage trained was made, from the params in its `manifest.json` (through `import`
  * stages): hidden layers (`arch`, e.g. `2x800` or `1200-800`), input jitter, regularisation
  * (dropout, max-norm), the optimizer and epochs (e.g. `SGD momentum 0.5->0.9, 300 epochs`) and the
  * model it continued (`init_from`); fields are undefined when absent.
  */
-export function trainingOf(stageDir: string): { arch?: string; jitter?: number; regularisation?: string; optimizer?: string; continued?: string; stage_seed?: number } {
+export function trainingOf(stageDir: string): { arch?: string } & TrainingText {
   type Params = { hidden?: unknown; from?: unknown; jitter?: unknown; input_dropout?: unknown; dropout?: unknown; max_norm?: unknown; init_from?: unknown; epochs?: unknown; seed?: unknown; optimizer?: unknown };
-  const extras = (p: Params | undefined): { jitter?: number; regularisation?: string; optimizer?: string; continued?: string; stage_seed?: number } => {
-    const out: { jitter?: number; regularisation?: string; optimizer?: string; continued?: string; stage_seed?: number } = {};
+  const extras = (p: Params | undefined): TrainingText => {
+    const out: TrainingText = {};
     const opt = optimizerText(p?.optimizer, p?.epochs);
     if (opt !== undefined) out.optimizer = opt;
     if (typeof p?.jitter === 'number') out.jitter = p.jitter;
