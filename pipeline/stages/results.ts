@@ -11,6 +11,7 @@ import { ArtifactError, ConfigError } from '../../src/util/errors.ts';
 import { stableStringify } from '../../src/artifacts/hash.ts';
 import { MANIFEST, readManifest, type Manifest } from '../../src/artifacts/manifest.ts';
 import { defineStage } from '../stage.ts';
+import { optimizerSchema } from '../schemas.ts';
 import { trainedOnValid } from './common.ts';
 import type { BiasAdjustMetrics } from './bias-adjust.ts';
 import type { SweepFile } from './distill-sweep.ts';
@@ -99,14 +100,13 @@ export function resultsDeps(p: ResultsParams): string[] {
  * manifest's `optimizer` and `epochs` params; undefined when the optimizer is absent or unreadable.
  */
 export function optimizerText(optimizer: unknown, epochs: unknown): string | undefined {
-  if (typeof optimizer !== 'object' || optimizer === null) return undefined;
-  const o = optimizer as { name?: unknown; momentum?: unknown; final_momentum?: unknown; nesterov?: unknown };
-  let name: string;
-  if (o.name === 'adam') name = 'Adam';
-  else if (o.name === 'sgd' && typeof o.momentum === 'number') {
-    const mu = typeof o.final_momentum === 'number' ? `${o.momentum}->${o.final_momentum}` : `${o.momentum}`;
-    name = `SGD ${o.nesterov === true ? 'Nesterov ' : ''}momentum ${mu}`;
-  } else return undefined;
+  const parsed = optimizerSchema.safeParse(optimizer);
+  if (!parsed.success) return undefined;
+  const o = parsed.data;
+  const name =
+    o.name === 'adam'
+      ? 'Adam'
+      : `SGD ${o.nesterov ? 'Nesterov ' : ''}momentum ${o.final_momentum !== undefined ? `${o.momentum}->${o.final_momentum}` : o.momentum}`;
   return typeof epochs === 'number' ? `${name}, ${epochs} epochs` : name;
 }
 

@@ -48,8 +48,8 @@ describe('experiment configs, small versions (MNIST subset: 2,000 train / 500 va
     expect(r.md).toContain('| ensemble of 3 (arithmetic mean) |');
     // the jittered student (members queried on every shifted batch) and its hard-label twin are rows too
     expect(JSON.parse(r.read('distilled_jitter', 'metrics.json'))).toMatchObject({ teacher: ['members'], teacher_models: 3, teacher_online: true });
-    expect(r.md).toMatch(/\| control 'distilled_jitter': 2x64, distilled \(T=2, alpha=0.5\), jitter 2, (?:Adam|SGD [^,|]*), \d+ epochs \| [\d.]+% \| \d+ \| - \|/);
-    expect(r.md).toMatch(/\| control 'hard_jitter': 2x64, hard labels, jitter 2, (?:Adam|SGD [^,|]*), \d+ epochs \| [\d.]+% \| \d+ \| - \|/);
+    expect(r.md).toMatch(/\| control 'distilled_jitter': 2x64, distilled \(T=2, alpha=0.5\), jitter 2, SGD momentum 0.9, \d+ epochs \| [\d.]+% \| \d+ \| - \|/);
+    expect(r.md).toMatch(/\| control 'hard_jitter': 2x64, hard labels, jitter 2, SGD momentum 0.9, \d+ epochs \| [\d.]+% \| \d+ \| - \|/);
     expect(Object.keys(r.json.controls as object).sort()).toEqual(['distilled_jitter', 'hard_jitter']);
   });
 
@@ -61,8 +61,8 @@ describe('experiment configs, small versions (MNIST subset: 2,000 train / 500 va
     expect(JSON.parse(r.read('distilled', 'metrics.json'))).toMatchObject({ teacher: ['members'], teacher_models: 3, teacher_online: true });
     expect(r.md).toMatch(/\| single model 2x64, jitter 2 \(mean of 3\) \| [\d.]+% \| [\d.]+ \| 58.9% \|/);
     expect(r.md).toMatch(/\| distilled single model 2x64 \(T=2, alpha=0.5\), jitter 2 \| [\d.]+% \| \d+ \| 60.8% \|/);
-    expect(r.md).toMatch(/\| control 'distilled_long': 2x64, distilled \(T=2, alpha=0.5\), jitter 2, (?:Adam|SGD [^,|]*), \d+ epochs \| [\d.]+% \| \d+ \| - \|/);
-    expect(r.md).toMatch(/\| control 'hard_long': 2x64, hard labels, jitter 2, (?:Adam|SGD [^,|]*), \d+ epochs \| [\d.]+% \| \d+ \| - \|/);
+    expect(r.md).toMatch(/\| control 'distilled_long': 2x64, distilled \(T=2, alpha=0.5\), jitter 2, SGD momentum 0.9, \d+ epochs \| [\d.]+% \| \d+ \| - \|/);
+    expect(r.md).toMatch(/\| control 'hard_long': 2x64, hard labels, jitter 2, SGD momentum 0.9, \d+ epochs \| [\d.]+% \| \d+ \| - \|/);
   });
 
   it('mnist-soft-regulariser: on a small fraction, soft targets beat hard labels', async () => {

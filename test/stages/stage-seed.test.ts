@@ -62,7 +62,7 @@ describe("train stage 'seed' and results 'teacher_seeds'", () => {
     expect(read.text('results', 'results.md')).toContain(
       `the teacher's recipe from 2 seeds (the reported teacher, 'other'): ${a.test.errors}, ${other.test.errors} test errors`,
     );
-    expect(read.text('results', 'results.md')).toMatch(/\| teacher's recipe, another seed 'other': 1x16, dropout 0\/0\.3, hard labels, no jitter, (?:Adam|SGD [^,|]*), \d+ epochs, seed 5 \|/);
+    expect(read.text('results', 'results.md')).toMatch(/\| teacher's recipe, another seed 'other': 1x16, dropout 0\/0\.3, hard labels, no jitter, Adam, \d+ epochs, seed 5 \|/);
   }, 60_000);
 
   it('rejects a seed run that is not the teacher\'s recipe, or has the teacher\'s seed, saying what differs', async () => {
