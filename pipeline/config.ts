@@ -96,7 +96,7 @@ export function parseConfig(text: string, file: string, registry: Record<string,
   if (stages.length === 0) throw new ConfigError(`${file}: 'stages' is empty; list at least one stage`);
   const seen = new Set<string>();
   for (const s of stages) {
-    for (const d of s.def.deps(s.params, [...seen])) {
+    for (const d of [...s.def.deps(s.params, [...seen]), ...(s.def.optionalDeps?.(s.params) ?? [])]) {
       if (!seen.has(d)) {
         const exists = stages.some((o) => o.name === d);
         throw new ConfigError(

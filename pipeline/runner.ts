@@ -186,6 +186,22 @@ export async function runPipeline(config: PipelineConfig, opts: RunOptions = {})
         }
         inputs[d] = h;
       }
+      // Optional inputs (e.g. a results table's extra rows): read when they have run, else keyed
+      // as absent so this stage reruns once they have.
+      const optional = (stage.def.optionalDeps?.(stage.params) ?? []).filter((d) => !deps.includes(d));
+      const absent = new Set<string>();
+      for (const d of optional) {
+        let h = outputsHash.get(d);
+        if (h === undefined) {
+          const m = readManifest(stageDir(d));
+          if (m) h = sha256(stableStringify(m.outputs));
+        }
+        if (h === undefined) absent.add(d);
+        inputs[d] = h ?? 'absent';
+      }
+      if (absent.size > 0) {
+        log.info(`${stage.name}: ${[...absent].map((d) => `'${d}'`).join(', ')} ${absent.size === 1 ? 'has' : 'have'} not run in ${runDir}: left out; to add one, run it (--only NAME), then this stage again`);
+      }
       for (const f of stage.def.externalInputs?.(stage.params) ?? []) {
         const abs = path.resolve(f);
         if (!existsSync(abs)) throw new UserError('data', `stage '${stage.name}': input file ${f} does not exist; check the path in ${config.file}`);
@@ -236,8 +252,13 @@ export async function runPipeline(config: PipelineConfig, opts: RunOptions = {})
           runDir,
           cacheDir,
           input: (name) => {
-            if (!deps.includes(name)) throw new Error(`stage '${stage.name}' read '${name}' without declaring it in deps`);
+            if (!deps.includes(name) && !optional.includes(name)) throw new Error(`stage '${stage.name}' read '${name}' without declaring it in deps`);
+            if (absent.has(name)) throw new Error(`stage '${stage.name}' read the optional input '${name}', which has not run; check has('${name}') first`);
             return stageDir(name);
+          },
+          has: (name) => {
+            if (!deps.includes(name) && !optional.includes(name)) throw new Error(`stage '${stage.name}' asked for '${name}' without declaring it in deps or optionalDeps`);
+            return !absent.has(name);
           },
           backend,
           workers: opts.workers ?? 1,

@@ -21,8 +21,13 @@ export interface StageContext<P> {
   runDir: string;
   /** Folder holding cached dataset files shared across runs (`artifacts/datasets/`). */
   cacheDir: string;
-  /** The finished folder of an upstream stage named in `deps`. */
+  /** The finished folder of an upstream stage named in `deps` (or in `optionalDeps`, when `has` it). */
   input(stage: string): string;
+  /**
+   * Whether an upstream stage named in `deps` or `optionalDeps` has finished outputs in the run
+   * folder: always true for `deps`; false for an optional one that has not run (e.g. with `--only`).
+   */
+  has(stage: string): boolean;
   /** The tensor backend in use. */
   backend: BackendInfo;
   /** Parallel worker processes allowed (`--workers`). */
@@ -43,6 +48,13 @@ export interface StageDef<P> {
    * @param earlier the names of the stages before this one in the config, in order.
    */
   deps(params: P, earlier: string[]): string[];
+  /**
+   * Upstream stages this stage reads when they have run and does without when they have not (e.g.
+   * extra rows of a results table), so `--only` need not wait for them. One that has run keys the
+   * cache like a dep; one that has not keys it as absent, so the stage reruns once it has run.
+   * Names must still be stages above this one in the config.
+   */
+  optionalDeps?(params: P): string[];
   /** Files outside the run folder whose content keys the cache (e.g. a user's `.arrow`). */
   externalInputs?(params: P): string[];
   /**

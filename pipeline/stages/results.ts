@@ -37,11 +37,11 @@ const schema = z.discriminatedUnion('kind', [
     teacher: stage.describe('The teacher (a `train` stage)'),
     baseline: stage.describe('The student trained on hard labels'),
     distilled: stage.describe('The distilled student (a `distill` stage)'),
-    controls: z.array(stage).default([]).describe('Further model stages shown as extra rows (e.g. controls: hard labels with jitter, distilled without)'),
+    controls: z.array(stage).default([]).describe('Further model stages shown as extra rows (e.g. controls: hard labels with jitter, distilled without); one that has not run in the run folder is left out and named'),
     teacher_seeds: z
       .array(stage)
       .default([])
-      .describe("The teacher's recipe trained from other seeds (`train` stages equal to `teacher` but for their `seed`): rows, and the spread of the teacher's test errors over the seeds"),
+      .describe("The teacher's recipe trained from other seeds (`train` stages equal to `teacher` but for their `seed`): rows, and the spread of the teacher's test errors over the seeds that have run"),
   }),
   /** A `distill-sweep` over widths and temperatures. */
   z.strictObject({
@@ -65,7 +65,7 @@ const schema = z.discriminatedUnion('kind', [
     kind: z.literal('ensemble').describe('Paper section 4: K models, their ensemble and one model distilled from it'),
     ensemble: stage.describe('The `train-ensemble` stage'),
     distilled: stage.describe('The `distill` stage whose teacher is the ensemble'),
-    controls: z.array(stage).default([]).describe('Further model stages shown as extra rows (e.g. a student on a jittered transfer set and its hard-label twin)'),
+    controls: z.array(stage).default([]).describe('Further model stages shown as extra rows (e.g. a student on a jittered transfer set and its hard-label twin); one that has not run in the run folder is left out and named'),
   }),
   /** Hard-label and soft-target students on a small transfer set; `full` = the full-data teacher. */
   z.strictObject({
@@ -78,21 +78,30 @@ const schema = z.discriminatedUnion('kind', [
 /** Params of the `results` stage. */
 export type ResultsParams = z.output<typeof schema>;
 
-/** The stages a `results` stage reads, in param order. */
+/** The stages a `results` stage needs, in param order (its extra rows are `resultsOptionalDeps`). */
 export function resultsDeps(p: ResultsParams): string[] {
   switch (p.kind) {
     case 'mnist-paper':
-      return [p.teacher, p.baseline, p.distilled, ...p.controls, ...p.teacher_seeds];
+      return [p.teacher, p.baseline, p.distilled];
     case 'temperature':
       return [p.sweep];
     case 'omitted-class':
     case 'only-classes':
       return [p.adjusted, p.student];
     case 'ensemble':
-      return [p.ensemble, p.distilled, ...p.controls];
+      return [p.ensemble, p.distilled];
     case 'soft-regulariser':
       return [p.hard, p.soft, ...(p.full ? [p.full] : [])];
   }
+}
+
+/**
+ * The stages whose rows a `results` stage shows when they have run (`controls`, `teacher_seeds`):
+ * the table of a run folder where some were never trained (e.g. `--only` on a subset) leaves them
+ * out and names them.
+ */
+export function resultsOptionalDeps(p: ResultsParams): string[] {
+  return p.kind === 'mnist-paper' ? [...p.controls, ...p.teacher_seeds] : p.kind === 'ensemble' ? [...p.controls] : [];
 }
 
 /**
@@ -153,6 +162,7 @@ export function trainingOf(stageDir: string): { arch?: string } & TrainingText {
  * type and params but for `seed`, and a different effective seed (its `seed` param, else the run's).
  */
 function checkSeedRuns(teacher: string, others: readonly string[], dir: (stage: string) => string): void {
+  if (others.length === 0) return;
   const manifest = (s: string): Manifest => {
     const m = readManifest(dir(s));
     if (!m) throw new ArtifactError(`results: ${path.join(dir(s), MANIFEST)} of stage '${s}' is missing; has '${s}' run?`);
@@ -176,8 +186,22 @@ function checkSeedRuns(teacher: string, others: readonly string[], dir: (stage: 
   }
 }
 
-/** Builds the result of an experiment from the finished stage folders (`dir(stage)`). */
-export function buildResult(p: ResultsParams, dir: (stage: string) => string): ExperimentResult {
+/**
+ * Builds the result of an experiment from the finished stage folders (`dir(stage)`). Optional rows
+ * (`resultsOptionalDeps`) for which `has` is false are left out of the table and listed in
+ * `not_run` (results.json) and a closing line (results.md).
+ */
+export function buildResult(p: ResultsParams, dir: (stage: string) => string, has: (stage: string) => boolean = () => true): ExperimentResult {
+  const optional = resultsOptionalDeps(p);
+  const notRun = optional.filter((s) => !has(s));
+  const r = buildPresent(p, dir, (s) => !notRun.includes(s));
+  if (optional.length === 0) return r;
+  const line = notRun.length === 0 ? [] : [`- not in this run folder, so not in the table: ${notRun.map((s) => `'${s}'`).join(', ')} (\`npm run pipeline -- --config FILE --only NAME\` trains one; then rerun the results stage)`];
+  const markdown = [r.markdown.replace(/\n+$/, ''), ...line, ''].join('\n');
+  return { json: { ...r.json, not_run: notRun }, markdown };
+}
+
+function buildPresent(p: ResultsParams, dir: (stage: string) => string, present: (stage: string) => boolean): ExperimentResult {
   const read = <T>(s: string, file: string): T => {
     const f = path.join(dir(s), file);
     try {
@@ -186,7 +210,7 @@ export function buildResult(p: ResultsParams, dir: (stage: string) => string): E
       throw new ArtifactError(`results: cannot read ${f} of stage '${s}' (${(e as Error).message}); is '${s}' the right kind of stage for a '${p.kind}' result?`);
     }
   };
-  const declared = new Set(resultsDeps(p));
+  const declared = new Set([...resultsDeps(p), ...resultsOptionalDeps(p).filter(present)]);
   const metrics = (s: string): ModelMetrics => {
     const m = read<ModelMetrics>(s, 'metrics.json');
     if (!m.test || typeof m.test.errors !== 'number') throw new ArtifactError(`results: ${path.join(dir(s), 'metrics.json')} has no test metrics; '${s}' must be a model stage`);
@@ -198,15 +222,17 @@ export function buildResult(p: ResultsParams, dir: (stage: string) => string): E
     return { ...m, ...trainingOf(dir(s)), ...(teacherSawValid ? { teacher_trained_on_valid: true } : {}) };
   };
   switch (p.kind) {
-    case 'mnist-paper':
-      checkSeedRuns(p.teacher, p.teacher_seeds, dir);
+    case 'mnist-paper': {
+      const seeds = p.teacher_seeds.filter(present);
+      checkSeedRuns(p.teacher, seeds, dir);
       return mnistPaperResult(
         metrics(p.teacher),
         metrics(p.baseline),
         metrics(p.distilled),
-        p.controls.map((name) => ({ name, ...metrics(name) })),
-        p.teacher_seeds.map((name) => ({ name, ...metrics(name) })),
+        p.controls.filter(present).map((name) => ({ name, ...metrics(name) })),
+        seeds.map((name) => ({ name, ...metrics(name) })),
       );
+    }
     case 'temperature':
       return temperatureResult(read<SweepFile>(p.sweep, 'sweep.json'));
     case 'omitted-class':
@@ -214,7 +240,7 @@ export function buildResult(p: ResultsParams, dir: (stage: string) => string): E
     case 'only-classes':
       return onlyClassesResult(read<BiasAdjustMetrics>(p.adjusted, 'metrics.json'), metrics(p.student));
     case 'ensemble':
-      return ensembleResult({ ...read<EnsembleMetrics>(p.ensemble, 'metrics.json'), ...trainingOf(dir(p.ensemble)) }, metrics(p.distilled), p.controls.map((name) => ({ name, ...metrics(name) })));
+      return ensembleResult({ ...read<EnsembleMetrics>(p.ensemble, 'metrics.json'), ...trainingOf(dir(p.ensemble)) }, metrics(p.distilled), p.controls.filter(present).map((name) => ({ name, ...metrics(name) })));
     case 'soft-regulariser':
       return softRegulariserResult(metrics(p.hard), metrics(p.soft), p.full ? metrics(p.full) : null);
   }
@@ -226,9 +252,10 @@ export const resultsStage = defineStage({
   description: "write an experiment's results.json and results.md (our numbers beside the paper's)",
   schema,
   deps: resultsDeps,
+  optionalDeps: resultsOptionalDeps,
   code: ['pipeline/stages/results.ts', 'pipeline/stages/experiment-results.ts', 'pipeline/stages/common.ts'],
   async run(ctx) {
-    const r = buildResult(ctx.params, (s) => ctx.input(s));
+    const r = buildResult(ctx.params, (s) => ctx.input(s), (s) => ctx.has(s));
     await writeJsonAtomic(path.join(ctx.outDir, 'results.json'), r.json);
     await writeFileAtomic(path.join(ctx.outDir, 'results.md'), r.markdown);
     for (const line of r.markdown.split('\n')) if (line.startsWith('|') || line.startsWith('- ')) ctx.log.info(line);

@@ -130,6 +130,7 @@ describe('covariance stage (streamed) = the in-memory computation, byte for byte
       runDir: root,
       cacheDir: root,
       input: (name) => path.join(root, name),
+      has: () => true,
       backend: { name: 'cpu', tfBackend: 'cpu', detail: 'test' },
       workers: 1,
       log: silentLogger,

@@ -17,7 +17,10 @@ import {
 import type { BiasAdjustMetrics } from '../../pipeline/stages/bias-adjust.ts';
 import type { EnsembleMetrics } from '../../pipeline/stages/train-ensemble.ts';
 import { ConfigError, DataError } from '../../src/util/errors.ts';
-import { optimizerText } from '../../pipeline/stages/results.ts';
+import { buildResult, optimizerText } from '../../pipeline/stages/results.ts';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 
 const split = (errors: number, examples: number) => ({ accuracy: (examples - errors) / examples, errors, examples, loss: 0 });
 
@@ -267,6 +270,32 @@ describe('experiment result tables (hand-made metrics)', () => {
       soft_beats_hard: true,
     });
     expect(r.markdown).toContain('| 100.00% | 70.00% | 67.3% | 44.5% |');
+  });
+
+  it('results: extra rows that have not run are left out and named; the reported rows are still required', () => {
+    const root = mkdtempSync(path.join(os.tmpdir(), 'results-'));
+    const put = (s: string, errors: number): void => {
+      mkdirSync(path.join(root, s));
+      writeFileSync(path.join(root, s, 'metrics.json'), JSON.stringify({ test: split(errors, 10000) }));
+    };
+    put('t', 70);
+    put('b', 150);
+    put('d', 75);
+    put('c1', 120);
+    const p = { kind: 'mnist-paper' as const, teacher: 't', baseline: 'b', distilled: 'd', controls: ['c1', 'c2'], teacher_seeds: ['s2'] };
+    const dir = (s: string): string => path.join(root, s);
+    const r = buildResult(p, dir, (s) => s === 'c1');
+    expect(r.json).toMatchObject({ teacher_errors: 70, baseline_errors: 150, distilled_errors: 75, not_run: ['c2', 's2'], teacher_seeds: null });
+    expect(Object.keys(r.json.controls as object)).toEqual(['c1']);
+    expect(r.markdown).toMatch(/\| control 'c1'/);
+    expect(r.markdown).not.toMatch(/'c2':/);
+    expect(r.markdown.endsWith("- not in this run folder, so not in the table: 'c2', 's2' (`npm run pipeline -- --config FILE --only NAME` trains one; then rerun the results stage)\n")).toBe(true);
+    // All present: an empty list and no line.
+    const all = buildResult({ ...p, controls: ['c1'], teacher_seeds: [] }, dir);
+    expect(all.json.not_run).toEqual([]);
+    expect(all.markdown).not.toMatch(/not in this run folder/);
+    // A reported row that is missing is an error, not a left-out row.
+    expect(() => buildResult({ ...p, distilled: 'nope' }, dir, () => false)).toThrow(/cannot read .*metrics.json of stage 'nope'/);
   });
 
   it('optimizerText names the optimizer, its momentum (ramped or not) and the epochs from manifest params', () => {

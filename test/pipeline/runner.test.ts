@@ -37,7 +37,22 @@ const double = defineStage({
     return { doubled: v.value * 2 };
   },
 });
-const registry = { source, double } as unknown as Record<string, StageDef<unknown>>;
+/** Sums `need` and whichever of `extra` have run (optional deps). */
+const sum = defineStage({
+  type: 'sum',
+  description: 'adds the upstream numbers that exist',
+  schema: z.strictObject({ need: z.string(), extra: z.array(z.string()).default([]) }),
+  deps: (p) => [p.need],
+  optionalDeps: (p) => p.extra,
+  code: ['pipeline/runner.ts'],
+  async run(ctx) {
+    calls.push(ctx.name);
+    const read = (s: string): number => (JSON.parse(readFileSync(path.join(ctx.input(s), 'value.json'), 'utf8')) as { value: number }).value;
+    const present = ctx.params.extra.filter((s) => ctx.has(s));
+    await writeJsonAtomic(path.join(ctx.outDir, 'value.json'), { value: [ctx.params.need, ...present].reduce((t, s) => t + read(s), 0), missing: ctx.params.extra.filter((s) => !ctx.has(s)) });
+  },
+});
+const registry = { source, double, sum } as unknown as Record<string, StageDef<unknown>>;
 const yaml = (v: number, extra = ''): string => `name: t\nseed: 3\nbackend: cpu\nstages:\n  a: {type: source, value: ${v}}\n  b: {type: double, from: a${extra}}\n  c: {type: double, from: b}\n`;
 
 let out: string;
@@ -91,6 +106,35 @@ describe('pipeline runner', () => {
 
   it('--only on a stage whose upstream never ran is a clear error', async () => {
     await expect(run(yaml(2), { only: 'c' })).rejects.toThrow(/needs the outputs of 'b'/);
+  });
+
+  it('optional deps: --only runs without them, names them, and reruns once they have run', async () => {
+    const text = 'name: t\nseed: 3\nbackend: cpu\nstages:\n  a: {type: source, value: 2}\n  x: {type: source, value: 10}\n  y: {type: source, value: 100}\n  s: {type: sum, need: a, extra: [x, y]}\n';
+    await run(text, { only: 'a' });
+    const lines: string[] = [];
+    const log = { ...silentLogger, info: (m: string) => lines.push(m) };
+    await run(text, { only: 's', log });
+    expect(value('s')).toBe(2);
+    expect(JSON.parse(readFileSync(path.join(out, 's', 'value.json'), 'utf8')).missing).toEqual(['x', 'y']);
+    expect(lines.join('\n')).toMatch(/s: 'x', 'y' have not run in .*: left out; to add one, run it \(--only NAME\), then this stage again/);
+    const m = JSON.parse(readFileSync(path.join(out, 's', 'manifest.json'), 'utf8'));
+    expect(m.inputs).toMatchObject({ x: 'absent', y: 'absent' });
+    calls.length = 0;
+    await run(text, { only: 's' });
+    expect(calls).toEqual([]); // unchanged: still absent
+    await run(text, { only: 'y' });
+    await run(text, { only: 's' });
+    expect(calls).toEqual(['y', 's']);
+    expect(value('s')).toBe(102);
+    calls.length = 0;
+    await run(text);
+    expect(calls).toEqual(['x', 's']);
+    expect(value('s')).toBe(112);
+  });
+
+  it('an optional dep must still name a stage above', () => {
+    const text = 'name: t\nstages:\n  a: {type: source}\n  s: {type: sum, need: a, extra: [nope]}\n';
+    expect(() => parseConfig(text, 't.yaml', registry)).toThrow(/stage 's' reads stage 'nope', which is not in the config/);
   });
 
   it('a failing stage leaves no folder under its name and keeps finished stages', async () => {
