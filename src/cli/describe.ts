@@ -51,7 +51,9 @@ export async function describeStage(dir: string): Promise<string> {
   out.push(`Stage '${m.stage}' (type ${m.type}) in ${path.resolve(dir)}`);
   out.push(`  ran ${m.started_at} -> ${m.ended_at} (${m.seconds.toFixed(1)} s), peak RSS ${m.peak_rss_mb} MiB`);
   out.push(`  backend ${m.backend.name} (${m.backend.detail}); seed ${m.seed}; package ${m.package_version}; node ${m.node_version}`);
-  out.push(`  inputs: ${Object.keys(m.inputs).join(', ') || '(none)'}; code sha256 ${m.code.sha256.slice(0, 12)} over ${m.code.files} files`);
+  // An optional input that had not run is keyed 'absent' (pipeline/runner.ts).
+  const inputs = Object.entries(m.inputs).map(([k, h]) => (h === 'absent' ? `${k} (had not run)` : k));
+  out.push(`  inputs: ${inputs.join(', ') || '(none)'}; code sha256 ${m.code.sha256.slice(0, 12)} over ${m.code.files} files`);
   out.push('', 'Params:', ...JSON.stringify(m.params, null, 2).split('\n').map((l) => '  ' + l));
   const files = await listFiles(dir);
   out.push('', 'Files:');

@@ -10,6 +10,7 @@ import { writeJsonAtomic } from '../../src/artifacts/atomic.ts';
 import { ConfigError, ArtifactError, UserError } from '../../src/util/errors.ts';
 import { silentLogger } from '../../src/util/log.ts';
 import { acquireLock } from '../../src/artifacts/lock.ts';
+import { describePath } from '../../src/cli/describe.ts';
 
 const calls: string[] = [];
 const source = defineStage({
@@ -119,6 +120,7 @@ describe('pipeline runner', () => {
     expect(lines.join('\n')).toMatch(/s: 'x', 'y' have not run in .*: left out; to add one, run it \(--only NAME\), then this stage again/);
     const m = JSON.parse(readFileSync(path.join(out, 's', 'manifest.json'), 'utf8'));
     expect(m.inputs).toMatchObject({ x: 'absent', y: 'absent' });
+    expect(await describePath(path.join(out, 's'))).toMatch(/inputs: a, x \(had not run\), y \(had not run\);/);
     calls.length = 0;
     await run(text, { only: 's' });
     expect(calls).toEqual([]); // unchanged: still absent
