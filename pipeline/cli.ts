@@ -6,10 +6,11 @@ import { STAGES } from './stages/index.ts';
 import { runCli } from '../src/cli/run-cli.ts';
 import { UserError } from '../src/util/errors.ts';
 
-const USAGE = `usage: npm run pipeline -- [--config pipeline/configs/NAME.yaml] [--out DIR] [--only STAGE | --from STAGE]
+const USAGE = `usage: npm run pipeline -- [--config pipeline/configs/NAME.yaml] [--out DIR] [--only STAGE[,STAGE...] | --from STAGE]
                              [--force] [--backend auto|tensorflow|wasm-blas|wasm|cpu] [--seed N] [--workers N] [--verbose]
 
 Runs the stages of a config in order; unchanged stages are skipped. Default config: pipeline/configs/mnist.yaml.
+--only runs just the listed stages (comma-separated, in config order) on finished upstream stages.
 Stage types: ${Object.values(STAGES).map((s) => `\n  ${s.type.padEnd(12)} ${s.description}`).join('')}`;
 
 await runCli(USAGE, async (argv) => {
@@ -42,7 +43,7 @@ await runCli(USAGE, async (argv) => {
   const config = loadConfig(values.config, STAGES);
   const result = await runPipeline(config, {
     ...(values.out !== undefined ? { out: values.out } : {}),
-    ...(values.only !== undefined ? { only: values.only } : {}),
+    ...(values.only !== undefined ? { only: values.only.split(',').map((n) => n.trim()).filter((n) => n !== '') } : {}),
     ...(values.from !== undefined ? { from: values.from } : {}),
     force: values.force,
     ...(values.backend !== undefined ? { backend: values.backend } : {}),

@@ -18,8 +18,11 @@ export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url
 export interface RunOptions {
   /** Run folder; default `artifacts/<config name>/`. */
   out?: string;
-  /** Run just this stage (its upstream stages must have finished). */
-  only?: string;
+  /**
+   * Run just these stages, in config order (`--only a,b,c`); each one's upstream stages must have
+   * finished before it, in an earlier run or earlier in this list.
+   */
+  only?: string | readonly string[];
   /** Rerun this stage and every stage after it. */
   from?: string;
   /** Rerun the selected stages even when unchanged. */
@@ -104,15 +107,17 @@ async function recoverSwap(runDir: string, name: string): Promise<void> {
 /** Picks which stages must be considered, and which are forced to rerun. */
 function selectStages(config: PipelineConfig, opts: RunOptions): { run: StageConfig[]; forced: Set<string> } {
   const names = config.stages.map((s) => s.name);
-  for (const [flag, v] of [['--only', opts.only], ['--from', opts.from]] as const) {
+  const only = opts.only === undefined ? undefined : typeof opts.only === 'string' ? [opts.only] : [...opts.only];
+  if (only !== undefined && only.length === 0) throw new ConfigError('--only needs at least one stage name (comma-separated: --only a,b)');
+  for (const [flag, v] of [...(only ?? []).map((n) => ['--only', n] as const), ['--from', opts.from] as const]) {
     if (v !== undefined && !names.includes(v)) throw new ConfigError(`${flag} ${v}: no such stage in ${config.file}; stages are ${names.join(', ')}`);
   }
-  if (opts.only && opts.from) throw new ConfigError('--only and --from cannot be used together');
+  if (only && opts.from) throw new ConfigError('--only and --from cannot be used together');
   const forced = new Set<string>();
-  if (opts.only) {
-    const s = config.stages.find((x) => x.name === opts.only)!;
-    if (opts.force) forced.add(s.name);
-    return { run: [s], forced };
+  if (only) {
+    const run = config.stages.filter((x) => only.includes(x.name));
+    if (opts.force) for (const s of run) forced.add(s.name);
+    return { run, forced };
   }
   if (opts.from) {
     const i = names.indexOf(opts.from);

@@ -103,6 +103,16 @@ describe('pipeline runner', () => {
     calls.length = 0;
     await run(yaml(2), { from: 'b' });
     expect(calls).toEqual(['b', 'c']);
+    calls.length = 0;
+    // several stages, in config order whatever the list's order; a later one reads an earlier one's new outputs
+    await run(yaml(3), { only: ['c', 'a', 'b'] });
+    expect(calls).toEqual(['a', 'b', 'c']);
+    expect(value('c')).toBe(12);
+    calls.length = 0;
+    await run(yaml(3), { only: ['a', 'c'], force: true });
+    expect(calls).toEqual(['a', 'c']);
+    await expect(run(yaml(3), { only: ['a', 'nope'] })).rejects.toThrow(/--only nope: no such stage in t.yaml; stages are a, b, c/);
+    await expect(run(yaml(3), { only: [] })).rejects.toThrow(/--only needs at least one stage name/);
   });
 
   it('--only on a stage whose upstream never ran is a clear error', async () => {
