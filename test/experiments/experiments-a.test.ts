@@ -40,6 +40,8 @@ describe('experiment configs, small versions (MNIST subset: 2,000 train / 500 va
     expect(JSON.parse(r.read('distilled_60k_idrop01', 'metrics.json'))).toMatchObject({ teacher: ['teacher_60k_idrop01'], T: 4, alpha: 0.5 });
     expect(r.md).toMatch(/\| control 'teacher_60k': 2x128, dropout 0.2\/0.5, max-norm 3.5, hard labels, jitter 1, Adam, 4 epochs, trained on train \+ valid \(2,500 rows\), last epoch \| \d+ \|/);
     expect(r.md).toMatch(/\| control 'distilled_60k': 2x64, distilled \(T=4, alpha=0.5\), jitter 2, Adam, \d+ epochs \| \d+ \| \d+ \| [\d.]+% \| \d+ \(teacher trained on valid\) \| - \|/);
+    expect(r.md).toMatch(/\| control 'distilled_60k_idrop01_seed2': 2x64, distilled \(T=4, alpha=0.5\), jitter 2, Adam, \d+ epochs \| \d+ \| \d+ \| [\d.]+% \| \d+ \(teacher trained on valid\) \| - \|/);
+    expect(JSON.parse(r.read('distilled_60k_idrop01_seed2', 'metrics.json'))).toMatchObject({ teacher: ['teacher_60k_idrop01_seed2'] });
     expect(r.md).toMatch(/\| control 'teacher_60k_seed3': 2x128, .*last epoch, seed 3 \| \d+ \|/);
     expect(r.json.not_run).toEqual([]);
     // its student never saw the valid rows, but its teacher did: the valid errors are flagged
