@@ -126,35 +126,35 @@ type TrainingText = Pick<ModelMetrics, 'jitter' | 'regularisation' | 'optimizer'
  * How the model a stage trained was made, from the params in its `manifest.json` (through `import`
  * stages): hidden layers (`arch`, e.g. `2x800` or `1200-800`), input jitter, regularisation
  * (dropout, max-norm), the optimizer and epochs (e.g. `SGD momentum 0.5->0.9, 300 epochs`) and the
- * model it continued (`init_from`); fields are undefined when absent.
+ * model it continued (`init_from`); fields are undefined when absent, and all are when the stage
+ * has no manifest.
+ * @throws ArtifactError when the manifest exists but is not valid (it names the file and the fix).
  */
 export function trainingOf(stageDir: string): { arch?: string } & TrainingText {
   type Params = { hidden?: unknown; from?: unknown; jitter?: unknown; input_dropout?: unknown; dropout?: unknown; max_norm?: unknown; init_from?: unknown; epochs?: unknown; seed?: unknown; optimizer?: unknown };
-  const extras = (p: Params | undefined): TrainingText => {
+  const extras = (p: Params): TrainingText => {
     const out: TrainingText = {};
-    const opt = optimizerText(p?.optimizer, p?.epochs);
+    const opt = optimizerText(p.optimizer, p.epochs);
     if (opt !== undefined) out.optimizer = opt;
-    if (typeof p?.jitter === 'number') out.jitter = p.jitter;
-    if (typeof p?.seed === 'number') out.stage_seed = p.seed;
-    if (typeof p?.init_from === 'string') out.continued = `continued from '${p.init_from}'${opt === undefined && typeof p.epochs === 'number' ? ` for ${p.epochs} epochs` : ''}`;
+    if (typeof p.jitter === 'number') out.jitter = p.jitter;
+    if (typeof p.seed === 'number') out.stage_seed = p.seed;
+    if (typeof p.init_from === 'string') out.continued = `continued from '${p.init_from}'${opt === undefined && typeof p.epochs === 'number' ? ` for ${p.epochs} epochs` : ''}`;
     const parts: string[] = [];
-    const inDrop = typeof p?.input_dropout === 'number' ? p.input_dropout : 0;
-    const drop = typeof p?.dropout === 'number' ? p.dropout : 0;
+    const inDrop = typeof p.input_dropout === 'number' ? p.input_dropout : 0;
+    const drop = typeof p.dropout === 'number' ? p.dropout : 0;
     if (inDrop > 0 || drop > 0) parts.push(`dropout ${inDrop}/${drop}`);
-    if (typeof p?.max_norm === 'number') parts.push(`max-norm ${p.max_norm}`);
+    if (typeof p.max_norm === 'number') parts.push(`max-norm ${p.max_norm}`);
     if (parts.length > 0) out.regularisation = parts.join(', ');
     return out;
   };
-  try {
-    const m = JSON.parse(readFileSync(path.join(stageDir, MANIFEST), 'utf8')) as { type?: string; params?: Params };
-    if (m.type === 'import' && typeof m.params?.from === 'string') return trainingOf(path.resolve(m.params.from));
-    const h = m.params?.hidden;
-    if (!Array.isArray(h) || !h.every((v) => typeof v === 'number')) return extras(m.params);
-    const arch = h.length === 0 ? 'linear' : h.every((v) => v === h[0]) ? `${h.length}x${h[0]}` : h.join('-');
-    return { arch, ...extras(m.params) };
-  } catch {
-    return {};
-  }
+  const m = readManifest(stageDir);
+  if (!m) return {};
+  const params: Params = m.params;
+  if (m.type === 'import' && typeof params.from === 'string') return trainingOf(path.resolve(params.from));
+  const h = params.hidden;
+  if (!Array.isArray(h) || !h.every((v) => typeof v === 'number')) return extras(params);
+  const arch = h.length === 0 ? 'linear' : h.every((v) => v === h[0]) ? `${h.length}x${h[0]}` : h.join('-');
+  return { arch, ...extras(params) };
 }
 
 /**

@@ -17,7 +17,7 @@ import {
 import type { BiasAdjustMetrics } from '../../pipeline/stages/bias-adjust.ts';
 import type { EnsembleMetrics } from '../../pipeline/stages/train-ensemble.ts';
 import { ConfigError, DataError } from '../../src/util/errors.ts';
-import { buildResult, optimizerText } from '../../pipeline/stages/results.ts';
+import { buildResult, optimizerText, trainingOf } from '../../pipeline/stages/results.ts';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -304,5 +304,30 @@ describe('experiment result tables (hand-made metrics)', () => {
     expect(optimizerText({ name: 'sgd', lr: 0.05, momentum: 0.9, nesterov: true }, undefined)).toBe('SGD Nesterov momentum 0.9');
     expect(optimizerText(undefined, 30)).toBeUndefined();
     expect(optimizerText({ name: 'rmsprop' }, 30)).toBeUndefined();
+  });
+
+  it('trainingOf reads the stage manifest (following import stages); none gives {}, a corrupt one a clear error', () => {
+    const root = mkdtempSync(path.join(os.tmpdir(), 'training-of-'));
+    const manifest = (stage: string, type: string, params: Record<string, unknown>): string => {
+      const d = path.join(root, stage);
+      mkdirSync(d, { recursive: true });
+      const m = {
+        stage, type, params, seed: 1, key: 'k', inputs: {}, code: { sha256: 'c', files: 1 }, outputs: {},
+        backend: { name: 'wasm', tfBackend: 'wasm', detail: '' }, started_at: '', ended_at: '', seconds: 1, peak_rss_mb: 1,
+        package_version: '0', node_version: 'v20',
+      };
+      writeFileSync(path.join(d, 'manifest.json'), JSON.stringify(m));
+      return d;
+    };
+    const t = manifest('t', 'train', { hidden: [1200, 1200], jitter: 2, input_dropout: 0.1, dropout: 0.5, max_norm: 3.5, seed: 2, epochs: 300, optimizer: { name: 'adam', lr: 0.001 } });
+    const want = { arch: '2x1200', jitter: 2, regularisation: 'dropout 0.1/0.5, max-norm 3.5', stage_seed: 2, optimizer: 'Adam, 300 epochs' };
+    expect(trainingOf(t)).toEqual(want);
+    expect(trainingOf(manifest('imp', 'import', { from: t }))).toEqual(want);
+    expect(trainingOf(manifest('r', 'train', { hidden: [30, 10], init_from: 't', epochs: 150 }))).toEqual({ arch: '30-10', continued: "continued from 't' for 150 epochs" });
+    expect(trainingOf(path.join(root, 'never-ran'))).toEqual({});
+    const bad = path.join(root, 'bad');
+    mkdirSync(bad);
+    writeFileSync(path.join(bad, 'manifest.json'), '{"stage": ');
+    expect(() => trainingOf(bad)).toThrow(/bad[/\\]manifest\.json is corrupted \(not JSON\); delete the folder or rerun the stage with --force/);
   });
 });
