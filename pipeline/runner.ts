@@ -6,7 +6,7 @@ import { hashTree, sha256, sha256File, stableStringify } from '../src/artifacts/
 import { MANIFEST, readManifest, type Manifest } from '../src/artifacts/manifest.ts';
 import { hashOutputs } from '../src/artifacts/output-hash.ts';
 import { writeJsonAtomic } from '../src/artifacts/atomic.ts';
-import { acquireLock } from '../src/artifacts/lock.ts';
+import { lockStage } from '../src/artifacts/lock.ts';
 import { ArtifactError, ConfigError, UserError } from '../src/util/errors.ts';
 import { createLogger, type Logger } from '../src/util/log.ts';
 import type { PipelineConfig, StageConfig } from './config.ts';
@@ -132,7 +132,10 @@ function selectStages(config: PipelineConfig, opts: RunOptions): { run: StageCon
  * Runs a pipeline: each stage in order, skipping a stage whose params, seed, inputs and code are
  * unchanged since its last successful run (recorded in its `manifest.json`). A stage writes into
  * a temporary folder that replaces `<run>/<stage>/` only when it succeeds, so a crash never
- * leaves a half-written stage folder. The run folder is locked against concurrent runs.
+ * leaves a half-written stage folder. Stages are locked one by one (`lockStage`): a stage that runs
+ * is held for writing, the stages it reads (and itself, while it is checked) for reading, so
+ * several processes can work in one run folder on different stages, and one that would rerun a
+ * stage another is running or reading stops with an error naming that process.
  */
 export async function runPipeline(config: PipelineConfig, opts: RunOptions = {}): Promise<RunResult> {
   const log = opts.log ?? createLogger();
@@ -146,7 +149,17 @@ export async function runPipeline(config: PipelineConfig, opts: RunOptions = {})
   } catch (e) {
     throw new UserError('io', `cannot write to the output folder ${runDir}: ${(e as Error).message}; choose another with --out or fix its permissions`);
   }
-  const release = acquireLock(runDir, (m) => log.info(m));
+  const note = (m: string): void => log.info(m);
+  /** Locks this process holds now; released when each stage is done, on Ctrl-C and at the end. */
+  const held = new Set<() => void>();
+  const hold = (stage: string, mode: 'read' | 'write'): void => {
+    const r = lockStage(runDir, stage, mode, note);
+    held.add(r);
+  };
+  const release = (): void => {
+    for (const r of held) r();
+    held.clear();
+  };
   let current: { name: string; tmp: string } | undefined;
   const onSigint = (signal: NodeJS.Signals): void => {
     log.info(`\n${signal === 'SIGTERM' ? 'terminated' : 'interrupted'}${current ? ` during stage '${current.name}'` : ''}: finished stages are kept; rerun the same command to resume`);
@@ -163,162 +176,172 @@ export async function runPipeline(config: PipelineConfig, opts: RunOptions = {})
     log.info(`backend: ${backend.name} (${backend.detail})`);
     log.info(`run: ${config.name} -> ${runDir} (seed ${seed})`);
     const outcomes: StageOutcome[] = [];
-    const outputsHash = new Map<string, string>();
     const stageDir = (name: string): string => path.join(runDir, name);
+    /** The hash of a finished stage's outputs, from its manifest; undefined when it has not run. */
+    const outputsHashOf = (name: string): string | undefined => {
+      const m = readManifest(stageDir(name));
+      return m ? sha256(stableStringify(m.outputs)) : undefined;
+    };
 
-    for (const stage of config.stages) await recoverSwap(runDir, stage.name);
+    // Finish folder swaps a crash interrupted, for each stage no other live process is running.
+    for (const stage of config.stages) {
+      let r: (() => void) | undefined;
+      try {
+        r = lockStage(runDir, stage.name, 'write', note);
+      } catch (e) {
+        if (e instanceof UserError && e.kind === 'lock') continue;
+        throw e;
+      }
+      try {
+        await recoverSwap(runDir, stage.name);
+      } finally {
+        r();
+      }
+    }
     // Code hashes are taken now, when the code was loaded: a source file edited while a long run
     // is under way must not be recorded as the code that produced a later stage.
     const codeHashes = new Map<string, { sha256: string; files: number }>();
     for (const stage of run) codeHashes.set(stage.name, await codeHash(stage.def.code));
     for (const stage of config.stages) {
-      const selected = run.includes(stage);
+      if (!run.includes(stage)) continue; // not selected (--only another stage); its outputs may still be read below
       const dir = stageDir(stage.name);
-      if (!selected) {
-        // Not selected (--only another stage): its finished outputs may still feed the selected one.
-        const m = readManifest(dir);
-        if (m) outputsHash.set(stage.name, sha256(stableStringify(m.outputs)));
-        continue;
-      }
       const deps = stage.def.deps(stage.params, config.stages.slice(0, config.stages.indexOf(stage)).map((s) => s.name));
-      const inputs: Record<string, string> = {};
-      for (const d of deps) {
-        let h = outputsHash.get(d);
-        if (h === undefined) {
-          const m = readManifest(stageDir(d));
-          if (!m) throw new ArtifactError(`stage '${stage.name}' needs the outputs of '${d}', which has not run in ${runDir}; run without --only first`);
-          h = sha256(stableStringify(m.outputs));
-        }
-        inputs[d] = h;
-      }
-      // Optional inputs (e.g. a results table's extra rows): read when they have run, else keyed
-      // as absent so this stage reruns once they have.
       const optional = (stage.def.optionalDeps?.(stage.params) ?? []).filter((d) => !deps.includes(d));
-      const absent = new Set<string>();
-      for (const d of optional) {
-        let h = outputsHash.get(d);
-        if (h === undefined) {
-          const m = readManifest(stageDir(d));
-          if (m) h = sha256(stableStringify(m.outputs));
-        }
-        if (h === undefined) absent.add(d);
-        inputs[d] = h ?? 'absent';
-      }
-      if (absent.size > 0) {
-        log.info(`${stage.name}: ${[...absent].map((d) => `'${d}'`).join(', ')} ${absent.size === 1 ? 'has' : 'have'} not run in ${runDir}: left out; to add one, run it (--only NAME), then this stage again`);
-      }
-      for (const f of stage.def.externalInputs?.(stage.params) ?? []) {
-        const abs = path.resolve(f);
-        if (!existsSync(abs)) throw new UserError('data', `stage '${stage.name}': input file ${f} does not exist; check the path in ${config.file}`);
-        inputs[`file:${f}`] = await sha256File(abs);
-      }
-      const code = codeHashes.get(stage.name)!;
-      const key = sha256(stableStringify({ params: stage.params, inputs, code: code.sha256, seed }));
-
-      const prev = readManifest(dir);
-      if (prev && prev.key === key && !forced.has(stage.name)) {
-        const problem = await verifyOutputs(dir, prev, stage.def.volatile ?? []);
-        if (problem) {
-          throw new ArtifactError(`stage '${stage.name}' in ${dir}: ${problem}; rerun it with --from ${stage.name} --force (or delete the folder)`);
-        }
-        log.info(`${stage.name}: unchanged, skipped (ran ${prev.ended_at})`);
-        outputsHash.set(stage.name, sha256(stableStringify(prev.outputs)));
-        outcomes.push({ name: stage.name, status: 'skipped', seconds: 0, dir });
-        continue;
-      }
-      const why = !prev ? 'no previous run' : forced.has(stage.name) ? 'forced' : 'params, inputs or code changed';
-      const tmp = path.join(runDir, `.tmp-${stage.name}`);
-      current = { name: stage.name, tmp };
-      log.info(`${stage.name}: running (${stage.type}; ${why})`);
-      opts.onStageStart?.(stage.name);
-      const scratchDir = path.join(runDir, `.scratch-${stage.name}-${key.slice(0, 12)}`);
-      await fs.rm(tmp, { recursive: true, force: true });
-      await fs.mkdir(tmp, { recursive: true });
-      await fs.mkdir(scratchDir, { recursive: true });
-      const started = new Date();
-      const stageLog = createLogger({ prefix: stage.name, silent: false, ...(opts.log ? { write: (l: string) => opts.log!.info(l) } : {}) });
-      let summary: Record<string, unknown> | void;
-      // The process's peak RSS only grows; sample the resident size during this stage for its own peak.
-      // Sampling misses short spikes, so the process high-water mark is also read at the end: if
-      // it rose during the stage, that new maximum was reached during the stage.
-      const maxRssBefore = process.resourceUsage().maxRSS;
-      let stagePeak = process.memoryUsage.rss();
-      const sampler = setInterval(() => {
-        stagePeak = Math.max(stagePeak, process.memoryUsage.rss());
-      }, 250);
-      sampler.unref();
+      // Its inputs and itself are held for reading while it is keyed and checked, and its inputs
+      // until it has run; it is upgraded to a write lock only if it has to run.
+      for (const d of new Set([...deps, ...optional, stage.name])) hold(d, 'read');
       try {
-        summary = await stage.def.run({
-          name: stage.name,
+        const inputs: Record<string, string> = {};
+        for (const d of deps) {
+          const h = outputsHashOf(d);
+          if (h === undefined) throw new ArtifactError(`stage '${stage.name}' needs the outputs of '${d}', which has not run in ${runDir}; run without --only first`);
+          inputs[d] = h;
+        }
+        // Optional inputs (e.g. a results table's extra rows): read when they have run, else keyed
+        // as absent so this stage reruns once they have.
+        const absent = new Set<string>();
+        for (const d of optional) {
+          const h = outputsHashOf(d);
+          if (h === undefined) absent.add(d);
+          inputs[d] = h ?? 'absent';
+        }
+        if (absent.size > 0) {
+          log.info(`${stage.name}: ${[...absent].map((d) => `'${d}'`).join(', ')} ${absent.size === 1 ? 'has' : 'have'} not run in ${runDir}: left out; to add one, run it (--only NAME), then this stage again`);
+        }
+        for (const f of stage.def.externalInputs?.(stage.params) ?? []) {
+          const abs = path.resolve(f);
+          if (!existsSync(abs)) throw new UserError('data', `stage '${stage.name}': input file ${f} does not exist; check the path in ${config.file}`);
+          inputs[`file:${f}`] = await sha256File(abs);
+        }
+        const code = codeHashes.get(stage.name)!;
+        const key = sha256(stableStringify({ params: stage.params, inputs, code: code.sha256, seed }));
+
+        const prev = readManifest(dir);
+        if (prev && prev.key === key && !forced.has(stage.name)) {
+          const problem = await verifyOutputs(dir, prev, stage.def.volatile ?? []);
+          if (problem) {
+            throw new ArtifactError(`stage '${stage.name}' in ${dir}: ${problem}; rerun it with --from ${stage.name} --force (or delete the folder)`);
+          }
+          log.info(`${stage.name}: unchanged, skipped (ran ${prev.ended_at})`);
+          outcomes.push({ name: stage.name, status: 'skipped', seconds: 0, dir });
+          continue;
+        }
+        const why = !prev ? 'no previous run' : forced.has(stage.name) ? 'forced' : 'params, inputs or code changed';
+        hold(stage.name, 'write');
+        const tmp = path.join(runDir, `.tmp-${stage.name}`);
+        current = { name: stage.name, tmp };
+        log.info(`${stage.name}: running (${stage.type}; ${why})`);
+        opts.onStageStart?.(stage.name);
+        const scratchDir = path.join(runDir, `.scratch-${stage.name}-${key.slice(0, 12)}`);
+        await fs.rm(tmp, { recursive: true, force: true });
+        await fs.mkdir(tmp, { recursive: true });
+        await fs.mkdir(scratchDir, { recursive: true });
+        const started = new Date();
+        const stageLog = createLogger({ prefix: stage.name, silent: false, ...(opts.log ? { write: (l: string) => opts.log!.info(l) } : {}) });
+        let summary: Record<string, unknown> | void;
+        // The process's peak RSS only grows; sample the resident size during this stage for its own peak.
+        // Sampling misses short spikes, so the process high-water mark is also read at the end: if
+        // it rose during the stage, that new maximum was reached during the stage.
+        const maxRssBefore = process.resourceUsage().maxRSS;
+        let stagePeak = process.memoryUsage.rss();
+        const sampler = setInterval(() => {
+          stagePeak = Math.max(stagePeak, process.memoryUsage.rss());
+        }, 250);
+        sampler.unref();
+        try {
+          summary = await stage.def.run({
+            name: stage.name,
+            params: stage.params,
+            seed,
+            outDir: tmp,
+            scratchDir,
+            runDir,
+            cacheDir,
+            input: (name) => {
+              if (!deps.includes(name) && !optional.includes(name)) throw new Error(`stage '${stage.name}' read '${name}' without declaring it in deps`);
+              if (absent.has(name)) throw new Error(`stage '${stage.name}' read the optional input '${name}', which has not run; check has('${name}') first`);
+              return stageDir(name);
+            },
+            has: (name) => {
+              if (!deps.includes(name) && !optional.includes(name)) throw new Error(`stage '${stage.name}' asked for '${name}' without declaring it in deps or optionalDeps`);
+              return !absent.has(name);
+            },
+            backend,
+            workers: opts.workers ?? 1,
+            log: stageLog,
+          });
+        } catch (e) {
+          clearInterval(sampler);
+          await fs.rm(tmp, { recursive: true, force: true });
+          // Keep partial work (checkpoints, finished specialists) for the rerun; drop an empty folder.
+          if ((await fs.readdir(scratchDir).catch(() => [])).length === 0) await fs.rm(scratchDir, { recursive: true, force: true });
+          if (e instanceof UserError) {
+            e.message = `stage '${stage.name}': ${e.message}`;
+          }
+          throw e;
+        }
+        clearInterval(sampler);
+        stagePeak = Math.max(stagePeak, process.memoryUsage.rss());
+        const maxRssAfter = process.resourceUsage().maxRSS;
+        if (maxRssAfter > maxRssBefore) stagePeak = Math.max(stagePeak, maxRssAfter * 1024);
+        const ended = new Date();
+        const volatile = stage.def.volatile ?? [];
+        const outputs = await hashOutputs(tmp, (f) => f === MANIFEST || volatile.includes(f));
+        const manifest: Manifest = {
+          stage: stage.name,
+          type: stage.type,
           params: stage.params,
           seed,
-          outDir: tmp,
-          scratchDir,
-          runDir,
-          cacheDir,
-          input: (name) => {
-            if (!deps.includes(name) && !optional.includes(name)) throw new Error(`stage '${stage.name}' read '${name}' without declaring it in deps`);
-            if (absent.has(name)) throw new Error(`stage '${stage.name}' read the optional input '${name}', which has not run; check has('${name}') first`);
-            return stageDir(name);
-          },
-          has: (name) => {
-            if (!deps.includes(name) && !optional.includes(name)) throw new Error(`stage '${stage.name}' asked for '${name}' without declaring it in deps or optionalDeps`);
-            return !absent.has(name);
-          },
+          key,
+          inputs,
+          code,
+          outputs,
           backend,
-          workers: opts.workers ?? 1,
-          log: stageLog,
-        });
-      } catch (e) {
-        clearInterval(sampler);
-        await fs.rm(tmp, { recursive: true, force: true });
-        // Keep partial work (checkpoints, finished specialists) for the rerun; drop an empty folder.
-        if ((await fs.readdir(scratchDir).catch(() => [])).length === 0) await fs.rm(scratchDir, { recursive: true, force: true });
-        if (e instanceof UserError) {
-          e.message = `stage '${stage.name}': ${e.message}`;
+          started_at: started.toISOString(),
+          ended_at: ended.toISOString(),
+          seconds: (ended.getTime() - started.getTime()) / 1000,
+          peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024),
+          stage_peak_rss_mb: Math.round(stagePeak / 2 ** 20),
+          package_version: packageVersion,
+          node_version: process.version,
+          ...(summary ? { summary } : {}),
+        };
+        await writeJsonAtomic(path.join(tmp, MANIFEST), manifest);
+        const old = path.join(runDir, `.old-${stage.name}`);
+        await fs.rm(old, { recursive: true, force: true });
+        if (existsSync(dir)) await fs.rename(dir, old);
+        await fs.rename(tmp, dir);
+        await fs.rm(old, { recursive: true, force: true });
+        // This stage's partial work, and any left by earlier runs with other params or code.
+        for (const f of await fs.readdir(runDir)) {
+          if (f.startsWith(`.scratch-${stage.name}-`) && /^[0-9a-f]{12}$/.test(f.slice(`.scratch-${stage.name}-`.length))) await fs.rm(path.join(runDir, f), { recursive: true, force: true });
         }
-        throw e;
+        current = undefined;
+        log.info(`${stage.name}: done in ${manifest.seconds.toFixed(1)}s`);
+        outcomes.push({ name: stage.name, status: 'ran', seconds: manifest.seconds, dir });
+      } finally {
+        release();
       }
-      clearInterval(sampler);
-      stagePeak = Math.max(stagePeak, process.memoryUsage.rss());
-      const maxRssAfter = process.resourceUsage().maxRSS;
-      if (maxRssAfter > maxRssBefore) stagePeak = Math.max(stagePeak, maxRssAfter * 1024);
-      const ended = new Date();
-      const volatile = stage.def.volatile ?? [];
-      const outputs = await hashOutputs(tmp, (f) => f === MANIFEST || volatile.includes(f));
-      const manifest: Manifest = {
-        stage: stage.name,
-        type: stage.type,
-        params: stage.params,
-        seed,
-        key,
-        inputs,
-        code,
-        outputs,
-        backend,
-        started_at: started.toISOString(),
-        ended_at: ended.toISOString(),
-        seconds: (ended.getTime() - started.getTime()) / 1000,
-        peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024),
-        stage_peak_rss_mb: Math.round(stagePeak / 2 ** 20),
-        package_version: packageVersion,
-        node_version: process.version,
-        ...(summary ? { summary } : {}),
-      };
-      await writeJsonAtomic(path.join(tmp, MANIFEST), manifest);
-      const old = path.join(runDir, `.old-${stage.name}`);
-      await fs.rm(old, { recursive: true, force: true });
-      if (existsSync(dir)) await fs.rename(dir, old);
-      await fs.rename(tmp, dir);
-      await fs.rm(old, { recursive: true, force: true });
-      // This stage's partial work, and any left by earlier runs with other params or code.
-      for (const f of await fs.readdir(runDir)) {
-        if (f.startsWith(`.scratch-${stage.name}-`) && /^[0-9a-f]{12}$/.test(f.slice(`.scratch-${stage.name}-`.length))) await fs.rm(path.join(runDir, f), { recursive: true, force: true });
-      }
-      current = undefined;
-      outputsHash.set(stage.name, sha256(stableStringify(outputs)));
-      log.info(`${stage.name}: done in ${manifest.seconds.toFixed(1)}s`);
-      outcomes.push({ name: stage.name, status: 'ran', seconds: manifest.seconds, dir });
     }
     return { runDir, backend, stages: outcomes };
   } finally {

@@ -1,5 +1,5 @@
 import { describe, it, expect, beforeEach } from 'vitest';
-import { mkdtempSync, readFileSync, writeFileSync, existsSync, readdirSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync, existsSync, readdirSync, mkdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
@@ -9,7 +9,7 @@ import { defineStage, type StageDef } from '../../pipeline/stage.ts';
 import { writeJsonAtomic } from '../../src/artifacts/atomic.ts';
 import { ConfigError, ArtifactError, UserError } from '../../src/util/errors.ts';
 import { silentLogger } from '../../src/util/log.ts';
-import { acquireLock } from '../../src/artifacts/lock.ts';
+import { lockStage } from '../../src/artifacts/lock.ts';
 import { describePath } from '../../src/cli/describe.ts';
 
 const calls: string[] = [];
@@ -183,16 +183,60 @@ describe('pipeline runner', () => {
     expect(value('b')).toBe(4);
   });
 
-  it('refuses a second process on the same folder and clears a stale lock', async () => {
-    mkdirSync(out, { recursive: true });
-    writeFileSync(path.join(out, '.lock'), JSON.stringify({ pid: process.ppid, host: os.hostname(), started: 'x' }));
-    await expect(run(yaml(2))).rejects.toThrow(/in use by another pipeline process \(pid \d+/);
-    writeFileSync(path.join(out, '.lock'), JSON.stringify({ pid: 2 ** 22 + 12345, host: os.hostname(), started: 'x' }));
+  // Another live process is simulated with lock files naming this process's parent (alive, not us).
+  const other = (): string => JSON.stringify({ pid: process.ppid, host: os.hostname(), started: 'x' });
+  const dead = (): string => JSON.stringify({ pid: 2 ** 22 + 12345, host: os.hostname(), started: 'x' });
+
+  it('stage locks: another process running a stage blocks only the runs that run or read it', async () => {
+    await run(yaml(2));
+    writeFileSync(path.join(out, '.lock-b'), other());
+    // b is being rerun elsewhere: running it, or c (which reads it), is refused with the holder named
+    await expect(run(yaml(2), { only: 'b', force: true })).rejects.toThrow(new RegExp(`stage 'b' in .* is being run by another pipeline process \\(pid ${process.ppid}, started x\\); wait for it to finish`));
+    await expect(run(yaml(2), { only: 'c', force: true })).rejects.toThrow(/stage 'b' in .* is being run by another pipeline process/);
+    // a does not touch b: it runs side by side
+    calls.length = 0;
+    await run(yaml(5), { only: 'a' });
+    expect(calls).toEqual(['a']);
+    expect(readdirSync(out).filter((f) => f.startsWith('.'))).toEqual(['.lock-b']); // ours all released
+  });
+
+  it('stage locks: readers share a stage, a rerun waits for them; stale locks are cleared', async () => {
+    await run(yaml(2));
+    writeFileSync(path.join(out, `.read-a.${process.ppid}`), other());
+    // another process reads a (e.g. trains b from it): c can still run here, reading a's finished chain
+    calls.length = 0;
+    await run(yaml(2), { only: ['b', 'c'], force: true });
+    expect(calls).toEqual(['b', 'c']);
+    // but a cannot be rerun under it, and a run that finds a up to date does not need to
+    await expect(run(yaml(3), { only: 'a' })).rejects.toThrow(/stage 'a' in .* needs to run, but another pipeline process \(pid \d+, started x\) is reading it as an input; wait for that process to finish \(or run 'a' before starting it\)/);
+    expect(existsSync(path.join(out, `.lock-a`))).toBe(false);
+    calls.length = 0;
+    await run(yaml(2));
+    expect(calls).toEqual([]);
+    // locks of processes that no longer run are cleared with a note
+    writeFileSync(path.join(out, `.read-a.${2 ** 22 + 12345}`), dead());
+    writeFileSync(path.join(out, '.lock-b'), dead());
+    rmSync(path.join(out, `.read-a.${process.ppid}`));
     const notes: string[] = [];
-    const release = acquireLock(out, (m) => notes.push(m));
-    expect(notes[0]).toMatch(/stale lock/);
-    release();
-    expect(existsSync(path.join(out, '.lock'))).toBe(false);
+    calls.length = 0;
+    await run(yaml(3), { log: { ...silentLogger, info: (m: string) => notes.push(m) } });
+    expect(calls).toEqual(['a', 'b', 'c']);
+    expect(notes.filter((n) => /stale/.test(n)).map((n) => n.replace(out, 'OUT'))).toEqual([
+      `clearing a stale read lock OUT/.read-a.${2 ** 22 + 12345} left by pid ${2 ** 22 + 12345} (no longer running)`,
+      `clearing a stale lock OUT/.lock-b left by pid ${2 ** 22 + 12345} (no longer running)`,
+    ]);
+    expect(readdirSync(out).filter((f) => f.startsWith('.'))).toEqual([]);
+  });
+
+  it('lockStage: a write lock is exclusive, this process may upgrade its own read lock', () => {
+    mkdirSync(out, { recursive: true });
+    const r = lockStage(out, 's', 'read');
+    const w = lockStage(out, 's', 'write');
+    expect(() => lockStage(out, 's', 'write')).toThrow(/already held by this process/);
+    expect(JSON.parse(readFileSync(path.join(out, '.lock-s'), 'utf8'))).toMatchObject({ pid: process.pid, host: os.hostname() });
+    w();
+    r();
+    expect(readdirSync(out)).toEqual([]);
   });
 });
 

@@ -32,33 +32,54 @@ interface Run {
   output: string;
 }
 
+/** A pipeline CLI process under test: its child process, its output so far, and its end. */
+interface Started {
+  child: ReturnType<typeof spawn>;
+  output: () => string;
+  done: Promise<Run>;
+}
+
+/**
+ * Starts the pipeline CLI on `out` with `args` added; `onOutput` sees the output so far after
+ * every chunk. With `failpoint`, the process kills itself at that named point (src/util/failpoint.ts).
+ */
+function startCli(out: string, args: string[] = [], onOutput?: (output: string, child: ReturnType<typeof spawn>) => void, failpoint?: string): Started {
+  const env = { ...process.env };
+  delete env[FAILPOINT_ENV];
+  if (failpoint) env[FAILPOINT_ENV] = failpoint;
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'pipeline', 'cli.ts'), '--config', configFile, '--out', out, ...args], {
+    cwd: REPO_ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env,
+  });
+  let output = '';
+  const onData = (b: Buffer): void => {
+    output += b.toString();
+    onOutput?.(output, child);
+  };
+  child.stdout!.on('data', onData);
+  child.stderr!.on('data', onData);
+  const done = new Promise<Run>((resolve) => child.on('exit', (code, sig) => resolve({ code, signal: sig, output })));
+  return { child, output: () => output, done };
+}
+
 /**
  * Runs the pipeline CLI; with `killOn`, sends `signal` when a line of output matches it. With
  * `failpoint`, the process kills itself at that named point (src/util/failpoint.ts).
  */
 function runCli(out: string, killOn?: RegExp, signal: NodeJS.Signals = 'SIGKILL', failpoint?: string): Promise<Run> {
-  return new Promise((resolve) => {
-    const env = { ...process.env };
-    delete env[FAILPOINT_ENV];
-    if (failpoint) env[FAILPOINT_ENV] = failpoint;
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'pipeline', 'cli.ts'), '--config', configFile, '--out', out], {
-      cwd: REPO_ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env,
-    });
-    let output = '';
-    let killed = false;
-    const onData = (b: Buffer): void => {
-      output += b.toString();
+  let killed = false;
+  return startCli(
+    out,
+    [],
+    (output, child) => {
       if (killOn && !killed && killOn.test(output)) {
         killed = true;
         child.kill(signal);
       }
-    };
-    child.stdout.on('data', onData);
-    child.stderr.on('data', onData);
-    child.on('exit', (code, sig) => resolve({ code, signal: sig, output }));
-  });
+    },
+    failpoint,
+  ).done;
 }
 
 /** sha256 of every output of every stage, from the manifests. */
@@ -71,12 +92,12 @@ function outputs(run: string): Record<string, Record<string, string>> {
   return out;
 }
 
-/** Temp and leftover entries anywhere below a run folder: stage temp folders, scratch, swap folders, atomic-write temp files, the lock. */
+/** Temp and leftover entries anywhere below a run folder: stage temp folders, scratch, swap folders, atomic-write temp files, stage locks. */
 function leftovers(run: string, rel = ''): string[] {
   const out: string[] = [];
   for (const e of readdirSync(path.join(run, rel), { withFileTypes: true })) {
     const r = path.join(rel, e.name);
-    if (/^\.(tmp-|scratch-|old-)|\.tmp-\d+-[0-9a-f]{8}$|^\.lock$/.test(e.name)) out.push(r);
+    if (/^\.(tmp-|scratch-|old-|lock-|read-)|\.tmp-\d+-[0-9a-f]{8}$|^\.lock$/.test(e.name)) out.push(r);
     if (e.isDirectory()) out.push(...leftovers(run, r));
   }
   return out;
@@ -129,12 +150,46 @@ describe('crash safety and determinism (real processes)', () => {
     expect(outputs(out)).toEqual(reference);
   }, 300_000);
 
+  it('two processes in one run folder: the stage one runs is refused to the other, the stages it reads are shared', async () => {
+    const out = copyWithout('side-by-side', ['generalist', 'covariance', 'clusters', 'specialists', 'ensemble']);
+    let paused!: () => void;
+    const isPaused = new Promise<void>((resolve) => (paused = resolve));
+    let sent = false;
+    // The first process is paused (SIGSTOP) inside 'generalist': it holds that stage for writing
+    // and 'ingest' for reading, as a long training run would.
+    const first = startCli(out, ['--only', 'generalist'], (output, child) => {
+      if (!sent && /generalist: running/.test(output)) {
+        sent = true;
+        child.kill('SIGSTOP');
+        paused();
+      }
+    });
+    await isPaused;
+    try {
+      const same = await startCli(out, ['--only', 'generalist']).done;
+      expect(same.code, same.output).toBe(1);
+      expect(same.output).toMatch(new RegExp(`error: stage 'generalist' in .* is being run by another pipeline process \\(pid ${first.child.pid}, started [^)]+\\); wait for it to finish, then rerun`));
+      const reader = await startCli(out, ['--only', 'ingest']).done;
+      expect(reader.code, reader.output).toBe(0);
+      expect(reader.output).toMatch(/ingest: unchanged, skipped/);
+      const rerun = await startCli(out, ['--only', 'ingest', '--force']).done;
+      expect(rerun.code, rerun.output).toBe(1);
+      expect(rerun.output).toMatch(new RegExp(`error: stage 'ingest' in .* needs to run, but another pipeline process \\(pid ${first.child.pid}, started [^)]+\\) is reading it as an input`));
+    } finally {
+      first.child.kill('SIGCONT');
+    }
+    const done = await first.done;
+    expect(done.code, done.output).toBe(0);
+    expect(outputs(out).generalist).toEqual(reference.generalist);
+    expect(leftovers(out)).toEqual([]);
+  }, 240_000);
+
   it('SIGINT stops cleanly with a message and the run resumes', async () => {
     const out = path.join(dir, 'interrupted');
     const r = await runCli(out, /generalist: running/, 'SIGINT');
     expect(r.code).toBe(130);
     expect(r.output).toMatch(/interrupted during stage 'generalist': finished stages are kept; rerun the same command to resume/);
-    expect(existsSync(path.join(out, '.lock'))).toBe(false);
+    expect(readdirSync(out).filter((f) => /^\.(lock|read)-/.test(f))).toEqual([]); // no stage lock left behind
     const done = await runCli(out);
     expect(done.code, done.output).toBe(0);
     expect(outputs(out)).toEqual(reference);
