@@ -43,10 +43,18 @@ function readHolder(file: string): Holder {
   }
 }
 
-/** Whether the holder is another process that is still running (a lock from another host counts as live). */
+/**
+ * Whether the holder is another process on this machine that is still running. A lock written on
+ * another host (a run folder copied between machines) is treated as stale, as the folder lock was.
+ */
 function liveOther(h: Holder): h is Holder & { pid: number } {
   if (h.pid === undefined || h.pid === process.pid) return false;
-  return (h.host !== undefined && h.host !== os.hostname()) || alive(h.pid);
+  return (h.host === undefined || h.host === os.hostname()) && alive(h.pid);
+}
+
+/** The error for a stage that another live process is running. */
+function runningElsewhere(runDir: string, stage: string, h: Holder & { pid: number }): UserError {
+  return new UserError('lock', `stage '${stage}' in ${runDir} is being run by another pipeline process (pid ${h.pid}, started ${h.started}); wait for it to finish, then rerun`);
 }
 
 /**
@@ -123,11 +131,11 @@ export function lockStage(runDir: string, stage: string, mode: 'read' | 'write',
     const w = readHolder(writeFile);
     if (liveOther(w)) {
       rmSync(file, { force: true });
-      throw new UserError('lock', `stage '${stage}' in ${runDir} is being run by another pipeline process (pid ${w.pid}, started ${w.started}); wait for it to finish, then rerun`);
+      throw runningElsewhere(runDir, stage, w);
     }
     return () => rmSync(file, { force: true });
   }
-  const release = createExclusive(writeFile, onNote, (h) => new UserError('lock', `stage '${stage}' in ${runDir} is being run by another pipeline process (pid ${h.pid}, started ${h.started}); wait for it to finish, or stop it, then rerun`));
+  const release = createExclusive(writeFile, onNote, (h) => runningElsewhere(runDir, stage, h));
   const reader = new RegExp(`^\\.read-${escapeRe(stage)}\\.(\\d+)$`);
   for (const f of readdirSync(runDir)) {
     if (!reader.test(f)) continue;

@@ -237,6 +237,11 @@ describe('pipeline runner', () => {
     w();
     r();
     expect(readdirSync(out)).toEqual([]);
+    // a lock written on another host (a run folder copied between machines) is stale, whatever its pid
+    writeFileSync(path.join(out, '.lock-s'), JSON.stringify({ pid: process.ppid, host: 'elsewhere', started: 'x' }));
+    const notes: string[] = [];
+    lockStage(out, 's', 'write', (m) => notes.push(m))();
+    expect(notes).toEqual([`clearing a stale lock ${path.join(out, '.lock-s')} left by pid ${process.ppid} (no longer running)`]);
   });
 });
 
