@@ -9,6 +9,7 @@ import type { EpochMetrics } from '../../src/models/train.ts';
 import { writeFileAtomic, writeJsonAtomic } from '../../src/artifacts/atomic.ts';
 import { ArtifactError, ConfigError } from '../../src/util/errors.ts';
 import { UNLABELED_FILE } from '../../src/data/ingest.ts';
+import { writeTrainingCurves } from '../../src/tensorboard/training-curves.ts';
 
 /** The three splits and class table written by an `ingest` stage. */
 export interface IngestedData {
@@ -54,8 +55,9 @@ export interface SplitMetrics {
 }
 
 /**
- * Writes a trained model's artifacts: `model/`, `metrics.jsonl` (one line per epoch) and
- * `metrics.json` (`{ test: { accuracy, errors, examples }, valid: {...}, best_epoch, ...extra }`).
+ * Writes a trained model's artifacts: `model/`, `metrics.jsonl` (one line per epoch), the same
+ * epochs as a TensorBoard event file in `tb/`, and `metrics.json`
+ * (`{ test: { accuracy, errors, examples }, valid: {...}, best_epoch, ...extra }`).
  */
 export async function writeModelOutputs(
   outDir: string,
@@ -65,6 +67,7 @@ export async function writeModelOutputs(
 ): Promise<void> {
   await saveModel(model, path.join(outDir, 'model'));
   await writeFileAtomic(path.join(outDir, 'metrics.jsonl'), history.map((h) => JSON.stringify(h)).join('\n') + (history.length ? '\n' : ''));
+  await writeTrainingCurves(outDir, history);
   await writeJsonAtomic(path.join(outDir, 'metrics.json'), metrics);
 }
 

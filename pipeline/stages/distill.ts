@@ -86,6 +86,7 @@ export const DISTILL_CODE = [
   'src/distill',
   'src/data/split-file.ts',
   'src/artifacts/predictions.ts',
+  'src/tensorboard',
 ];
 
 /** The data, transfer set and teacher rows of a distillation stage. */

@@ -10,6 +10,7 @@ import { loadModel } from '../../src/models/io.ts';
 import { SPECIALIST_JOB_MODULE, type SpecialistJobParams } from '../../src/specialists/worker-specialist-job.ts';
 import type { SpecialistMetrics } from '../../src/specialists/specialist-train.ts';
 import { writeJsonAtomic } from '../../src/artifacts/atomic.ts';
+import { writeTrainingCurves } from '../../src/tensorboard/training-curves.ts';
 import { warnIfTrainedOnValid } from './common.ts';
 import { ArtifactError, UserError } from '../../src/util/errors.ts';
 import { formatTable, pct } from '../../src/cli/table.ts';
@@ -83,7 +84,7 @@ export const specialistsStage = defineStage({
   description: 'train one dustbin specialist per cluster, from the generalist (parallel with --workers)',
   schema,
   deps: (p) => [p.data, p.model, p.clusters],
-  code: ['pipeline/stages/specialists.ts', 'src/specialists', 'src/models'],
+  code: ['pipeline/stages/specialists.ts', 'src/specialists', 'src/models', 'src/tensorboard'],
   async run(ctx) {
     const p = ctx.params;
     const clustersFile = path.join(ctx.input(p.clusters), 'clusters.json');
@@ -159,6 +160,7 @@ export const specialistsStage = defineStage({
       await fs.copyFile(path.join(job.outDir, 'metrics.json'), path.join(dest, 'metrics.json'));
       const m = JSON.parse(readFileSync(path.join(job.outDir, 'metrics.json'), 'utf8')) as SpecialistMetrics & { id: string; peak_rss_mb?: number };
       workerPeak = Math.max(workerPeak, m.peak_rss_mb ?? 0);
+      await writeTrainingCurves(dest, m.history);
       summary.push({
         id: job.id,
         size: m.size,

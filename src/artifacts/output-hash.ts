@@ -1,6 +1,9 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { createHash } from 'node:crypto';
 import { listFiles, sha256, sha256File, stableStringify } from './hash.ts';
+import { readRecords } from '../tensorboard/tfrecord.ts';
+import { withoutWallTime } from '../tensorboard/event.ts';
 
 /**
  * JSON keys that hold wall-clock measurements (durations, throughput, timestamps). They change
@@ -21,13 +24,41 @@ export function stripVolatile(v: unknown): unknown {
   return v;
 }
 
+/** Whether `file` is a TensorBoard event file (TensorBoard's own test: `tfevents` in the name). */
+export function isEventFile(file: string): boolean {
+  return path.basename(file).includes('tfevents');
+}
+
+/**
+ * The hash of a TensorBoard event file without its wall times: each record's `Event` bytes minus
+ * field 1 (`wall_time`), length-prefixed. Undefined unless every record is complete, its CRCs
+ * match and it parses as a protobuf message; then the file is hashed as bytes (so a damaged or
+ * edited file still counts as modified).
+ */
+function eventFileHash(bytes: Uint8Array): string | undefined {
+  const r = readRecords(bytes);
+  if (r.truncated || r.corrupt) return undefined;
+  const h = createHash('sha256').update('tfevents-without-wall-time\n');
+  for (const rec of r.records) {
+    const kept = withoutWallTime(rec);
+    if (!kept) return undefined;
+    h.update(`${kept.length}:`).update(kept);
+  }
+  return h.digest('hex');
+}
+
 /**
  * The content hash of one output file: sha256 of the bytes, except for `.json` / `.jsonl` files,
- * which are hashed as their parsed values without wall-clock keys (see {@link VOLATILE_KEY}).
- * A JSON file that does not parse is hashed as bytes. Other files are hashed as a stream, so
- * hashing a large output does not hold it in memory.
+ * which are hashed as their parsed values without wall-clock keys (see {@link VOLATILE_KEY}), and
+ * TensorBoard event files, hashed without their events' wall times. A JSON or event file that
+ * does not parse is hashed as bytes. Other files are hashed as a stream, so hashing a large
+ * output does not hold it in memory.
  */
 export async function hashOutputFile(file: string): Promise<string> {
+  if (isEventFile(file)) {
+    const bytes = await readFile(file);
+    return eventFileHash(bytes) ?? sha256(bytes);
+  }
   // Other files (Arrow splits, weights: possibly GBs) are streamed, never held whole.
   if (!file.endsWith('.json') && !file.endsWith('.jsonl')) return sha256File(file);
   const bytes = await readFile(file);
