@@ -19,6 +19,10 @@ const USAGE = `usage: npm run dataset -- <${Object.keys(recipeSchemas).join('|')
   synthetic  options: --classes C --groups G --dim D --perClass N --seed S
                       --groupSpread F --classSpread F --noise F --testPerClass N --validPerClass N
                       --bridges.fraction F --bridges.groups K --bridges.mode between|mixture
+  glyphs     options: --classes N (<= 6763; level 1 = 3755) --offset K --per-class N
+                      --valid-per-class N --test-per-class N --size PX --split iid|font
+                      --test-font NAME --fonts A,B --seed S --scale MIN,MAX --shift F
+                      --rotation DEG --stroke PX --blur PX --noise SD
   see datasets/README.md`;
 
 /** Parsed command line of the dataset CLI. */
@@ -30,8 +34,12 @@ export interface DatasetArgs {
   help: boolean;
 }
 
-/** Converts a command-line value: numbers and true/false become JSON values, the rest strings. */
+/**
+ * Converts a command-line value: numbers and true/false become JSON values, a comma-separated
+ * list (`0.7,0.95`, `wqy-microhei,droid-fallback`) an array of such values, the rest strings.
+ */
 function convert(v: string): unknown {
+  if (v.includes(',')) return v.split(',').map((x) => convert(x.trim()));
   if (/^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/.test(v)) return Number(v);
   if (v === 'true' || v === 'false') return v === 'true';
   return v;
@@ -39,7 +47,8 @@ function convert(v: string): unknown {
 
 /** Sets `options[key] = value`; a dotted key (`bridges.fraction`) sets a nested object's field. */
 function setOption(options: Record<string, unknown>, key: string, value: unknown): void {
-  const parts = key.split('.');
+  // --per-class and --perClass are the same option.
+  const parts = key.split('.').map((p) => p.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase()));
   let o = options;
   for (const p of parts.slice(0, -1)) {
     const next = o[p];
@@ -97,7 +106,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     if (args.out) {
       const parsed = parseRecipeOptions(args.name, args.options);
       const t = Date.now();
-      await makeRecipe(args.name, parsed, args.out);
+      await makeRecipe(args.name, parsed, args.out, log);
       log.info(`made ${args.name} in ${((Date.now() - t) / 1000).toFixed(1)}s`);
       file = args.out;
     } else {

@@ -10,9 +10,11 @@ import { ConfigError } from '../src/util/errors.ts';
 import { silentLogger, type Logger } from '../src/util/log.ts';
 import { makeMnist } from './mnist.ts';
 import { makeSynthetic, SYNTHETIC_DEFAULTS, syntheticSeparation } from './synthetic.ts';
+import { findFonts, GLYPHS_DEFAULTS, KNOWN_FONTS, makeGlyphs } from './glyphs.ts';
+import { GB2312_ALL } from './gb2312.ts';
 
 /** Names of the built-in recipes. */
-export type RecipeName = 'mnist' | 'synthetic';
+export type RecipeName = 'mnist' | 'synthetic' | 'glyphs';
 
 /** Bumped when a recipe's output changes for the same options (invalidates cached files). */
 export const RECIPE_VERSION = 1;
@@ -54,8 +56,34 @@ export const syntheticOptionsSchema = z
   .refine((o) => o.groups <= o.classes, { message: 'groups must be <= classes', path: ['groups'] })
   .refine((o) => !o.bridges || o.bridges.fraction === 0 || o.groups >= 2, { message: 'bridges need at least 2 groups', path: ['bridges'] });
 
+const fraction = z.number().min(0).max(1);
+
+/** Options of the `glyphs` recipe (see datasets/glyphs.ts): printed GB2312 characters. */
+export const glyphsOptionsSchema = z
+  .strictObject({
+    /** The first N characters in GB2312 order after `offset` (level 1: 3,755; levels 1+2: 6,763). */
+    classes: z.number().int().min(2).max(GB2312_ALL).default(GLYPHS_DEFAULTS.classes),
+    offset: z.number().int().min(0).max(GB2312_ALL - 2).default(0),
+    perClass: posInt.max(100_000).default(GLYPHS_DEFAULTS.perClass),
+    validPerClass: z.number().int().nonnegative().max(100_000).default(GLYPHS_DEFAULTS.validPerClass),
+    testPerClass: z.number().int().nonnegative().max(100_000).default(GLYPHS_DEFAULTS.testPerClass),
+    size: z.number().int().min(8).max(128).default(GLYPHS_DEFAULTS.size),
+    split: z.enum(['iid', 'font']).default('iid'),
+    testFont: z.enum(KNOWN_FONTS.map((f) => f.name) as [string, ...string[]]).optional(),
+    fonts: z.array(z.enum(KNOWN_FONTS.map((f) => f.name) as [string, ...string[]])).min(1).optional(),
+    seed: z.number().int().default(1),
+    scale: z.tuple([z.number().positive().max(2), z.number().positive().max(2)]).default(GLYPHS_DEFAULTS.scale),
+    shift: fraction.default(GLYPHS_DEFAULTS.shift),
+    rotation: z.number().min(0).max(180).default(GLYPHS_DEFAULTS.rotation),
+    stroke: z.number().min(0).max(10).default(GLYPHS_DEFAULTS.stroke),
+    blur: z.number().min(0).max(10).default(GLYPHS_DEFAULTS.blur),
+    noise: z.number().min(0).max(255).default(GLYPHS_DEFAULTS.noise),
+  })
+  .refine((o) => o.offset + o.classes <= GB2312_ALL, { message: `offset + classes must be <= ${GB2312_ALL} (the GB2312 characters)`, path: ['classes'] })
+  .refine((o) => o.scale[0] <= o.scale[1], { message: 'scale is [min, max] with min <= max', path: ['scale'] });
+
 /** The zod schema of each recipe's options. */
-export const recipeSchemas = { mnist: mnistOptionsSchema, synthetic: syntheticOptionsSchema } as const;
+export const recipeSchemas = { mnist: mnistOptionsSchema, synthetic: syntheticOptionsSchema, glyphs: glyphsOptionsSchema } as const;
 
 /** Formats zod issues as `path: message` lines, with unknown keys named. */
 function formatIssues(issues: readonly z.core.$ZodIssue[], prefix: string): string {
@@ -89,10 +117,13 @@ export function recipeFileName(name: RecipeName, parsed: Record<string, unknown>
 /**
  * Makes the recipe's Arrow file at `outFile` (atomically) from already validated options.
  */
-export async function makeRecipe(name: RecipeName, parsed: Record<string, unknown>, outFile: string): Promise<void> {
+export async function makeRecipe(name: RecipeName, parsed: Record<string, unknown>, outFile: string, log: Logger = silentLogger): Promise<void> {
   if (name === 'mnist') {
     const o = parsed as z.infer<typeof mnistOptionsSchema>;
     await makeMnist(outFile, o);
+  } else if (name === 'glyphs') {
+    const o = parsed as z.infer<typeof glyphsOptionsSchema>;
+    await makeGlyphs(outFile, o, log);
   } else {
     const o = parsed as z.infer<typeof syntheticOptionsSchema>;
     await makeSynthetic(outFile, o);
@@ -106,7 +137,10 @@ export async function makeRecipe(name: RecipeName, parsed: Record<string, unknow
  * @throws ConfigError for unknown recipes, unknown option keys or bad option values.
  */
 export async function ensureRecipe(name: RecipeName, options: Record<string, unknown>, cacheDir: string, log: Logger = silentLogger): Promise<string> {
-  const parsed = parseRecipeOptions(name, options);
+  let parsed = parseRecipeOptions(name, options);
+  // The glyphs drawn depend on the fonts installed: name them in the options so the cached file
+  // is keyed by them (installing another font makes a new file instead of reusing a stale one).
+  if (name === 'glyphs' && parsed.fonts === undefined) parsed = { ...parsed, fonts: findFonts().map((f) => f.name) };
   const file = path.join(cacheDir, recipeFileName(name, parsed));
   if (existsSync(file)) {
     log.info(`dataset ${name}: using cached ${file}`);
@@ -119,7 +153,7 @@ export async function ensureRecipe(name: RecipeName, options: Record<string, unk
     const s = syntheticSeparation(o);
     log.info(`dataset synthetic: pairwise Bayes confusion within a group ${(100 * s.withinPairError).toFixed(2)}%, across groups ${(100 * s.acrossPairError).toExponential(1)}%`);
   }
-  await makeRecipe(name, parsed, file);
+  await makeRecipe(name, parsed, file, log);
   log.info(`dataset ${name}: wrote ${file} in ${((Date.now() - t) / 1000).toFixed(1)}s`);
   return file;
 }

@@ -2,12 +2,13 @@ import path from 'node:path';
 import { z } from 'zod';
 import { defineStage } from '../stage.ts';
 import { ingest } from '../../src/data/ingest.ts';
-import { ensureRecipe } from '../../datasets/recipes.ts';
+import { ensureRecipe, recipeSchemas, type RecipeName } from '../../datasets/recipes.ts';
+import { findFonts } from '../../datasets/glyphs.ts';
 
 const datasetSchema = z.union([
   z.strictObject({
-    /** A built-in recipe (`datasets/`): `mnist` or `synthetic`. */
-    recipe: z.enum(['mnist', 'synthetic']),
+    /** A built-in recipe (`datasets/`): `mnist`, `synthetic` or `glyphs`. */
+    recipe: z.enum(Object.keys(recipeSchemas) as [RecipeName, ...RecipeName[]]),
     /** The recipe's options (see datasets/README.md). */
     options: z.record(z.string(), z.unknown()).default({}),
   }),
@@ -18,7 +19,7 @@ const datasetSchema = z.union([
 ]);
 
 const schema = z.strictObject({
-  /** `{recipe: mnist | synthetic, options}` (datasets/README.md) or `{path: file.arrow}` (a user's Arrow IPC file). */
+  /** `{recipe: mnist | synthetic | glyphs, options}` (datasets/README.md) or `{path: file.arrow}` (a user's Arrow IPC file). */
   dataset: datasetSchema.default({ recipe: 'mnist', options: {} }),
   /** Fraction of the data held out for validation when the file has no `valid` split. */
   valid_fraction: z.number().min(0.001).max(0.5).default(0.1),
@@ -40,7 +41,13 @@ export const ingestStage = defineStage({
   description: 'read an Arrow dataset (or a built-in recipe), validate it, write train/valid/test splits',
   schema,
   deps: () => [],
-  externalInputs: (p) => ('path' in p.dataset ? [p.dataset.path] : []),
+  // A user's file keys the cache by its content; so do the font files a glyphs recipe renders with.
+  externalInputs: (p) => {
+    if ('path' in p.dataset) return [p.dataset.path];
+    if (p.dataset.recipe !== 'glyphs') return [];
+    const only = p.dataset.options.fonts;
+    return findFonts(Array.isArray(only) ? only.map(String) : undefined).map((f) => f.path);
+  },
   code: ['pipeline/stages/ingest.ts', 'src/data', 'datasets'],
   async run(ctx) {
     const p = ctx.params;

@@ -511,6 +511,7 @@ async function writeSplits(file: string, stamp: FileStamp | null, plan: IngestPl
       if (m === 0) continue;
       if (row + m > t.n) throw changedError(file, `more than the ${t.n} rows of the first pass`);
       scanFeatures(batch, plan, cols, file, row, dimRef, (view, rows, first) => {
+        if (plan.scale !== 1) for (let i = 0; i < rows * t.dim; i++) view[i] *= plan.scale;
         for (let r = 0; r < rows; r++) {
           const code = codes[first + r];
           if (code !== DROPPED) outs[code].add(view, r, labels[first + r]);

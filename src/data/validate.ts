@@ -18,6 +18,11 @@ export interface IngestPlan {
   split: boolean;
   /** Parsed `shape` metadata, checked against the dim when the dim is known from the schema. */
   shape: number[] | null;
+  /**
+   * Parsed `feature_scale` metadata: a positive finite factor every feature is multiplied by on its
+   * way into the split files (e.g. 1/255 for 8-bit pixels), or 1 when absent.
+   */
+  scale: number;
   /** Columns present but not used (reported as a warning). */
   ignored: string[];
 }
@@ -114,7 +119,19 @@ export function planIngest(schema: Schema, file: string): IngestPlan {
 
   const shape = parseShape(schema.metadata.get('shape'), file);
   if (shape && features.kind !== 'list') checkShape(shape, features.dim, file);
-  return { label, features, split, shape, ignored };
+  const scale = parseScale(schema.metadata.get('feature_scale'), file);
+  return { label, features, split, shape, scale, ignored };
+}
+
+/** Parses the `feature_scale` schema metadata (a positive finite number, as JSON or a fraction `1/255`). */
+function parseScale(text: string | undefined, file: string): number {
+  if (text === undefined) return 1;
+  const m = /^\s*([0-9.eE+-]+)\s*(?:\/\s*([0-9.eE+-]+)\s*)?$/.exec(text);
+  const v = m ? Number(m[1]) / (m[2] === undefined ? 1 : Number(m[2])) : NaN;
+  if (!Number.isFinite(v) || v <= 0) {
+    throw dataError(file, {}, `schema metadata 'feature_scale' must be a positive number such as '0.00392156862745098' or '1/255', found ${JSON.stringify(text)}`, 'fix the value, or remove it to keep the features as stored');
+  }
+  return v;
 }
 
 /** Parses the `shape` schema metadata (a JSON array of positive integers). */
