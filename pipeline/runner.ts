@@ -2,7 +2,8 @@ import { promises as fs, constants as fsConstants, existsSync, readFileSync } fr
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { initBackend, type BackendInfo } from '../src/backend/select.ts';
-import { hashTree, sha256, sha256File, stableStringify } from '../src/artifacts/hash.ts';
+import { sha256, sha256File, stableStringify } from '../src/artifacts/hash.ts';
+import { stageCodeHash } from './code-files.ts';
 import { MANIFEST, readManifest, type Manifest } from '../src/artifacts/manifest.ts';
 import { hashOutputs } from '../src/artifacts/output-hash.ts';
 import { writeJsonAtomic } from '../src/artifacts/atomic.ts';
@@ -58,25 +59,9 @@ export interface RunResult {
 
 const packageVersion = (JSON.parse(readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 
-/** sha256 over the source files that key a stage's cache (folders: every .ts file below them). */
+/** sha256 over the source files that key a stage's cache: its `code:` entries and all they import (see code-files.ts). */
 async function codeHash(files: string[]): Promise<{ sha256: string; files: number }> {
-  const parts: string[] = [];
-  for (const rel of [...files].sort()) {
-    const abs = path.join(REPO_ROOT, rel);
-    let stat;
-    try {
-      stat = await fs.stat(abs);
-    } catch {
-      throw new Error(`stage code path ${rel} does not exist (a bug in the stage definition)`);
-    }
-    if (stat.isDirectory()) {
-      const tree = await hashTree(abs, (f) => !f.endsWith('.ts'));
-      for (const [f, h] of Object.entries(tree)) parts.push(`${rel}/${f}:${h}`);
-    } else {
-      parts.push(`${rel}:${await sha256File(abs)}`);
-    }
-  }
-  return { sha256: sha256(parts.join('\n')), files: parts.length };
+  return stageCodeHash(files, REPO_ROOT);
 }
 
 /** Checks that a finished stage folder still holds exactly what its manifest says. */

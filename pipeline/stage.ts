@@ -62,7 +62,10 @@ export interface StageDef<P> {
    * hashed into `outputs`, so they neither break determinism nor count as tampering.
    */
   volatile?: string[];
-  /** Repo-relative files or folders whose source code keys the cache. */
+  /**
+   * Entry points of the code that keys the cache (repo-relative files or folders; usually the
+   * stage's own file): they and every file they import, transitively, are hashed (`pipeline/code-files.ts`).
+   */
   code: string[];
   /** Does the work, writing into `ctx.outDir`. May return a small summary kept in the manifest. */
   run(ctx: StageContext<P>): Promise<Record<string, unknown> | void>;

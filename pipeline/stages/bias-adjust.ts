@@ -100,7 +100,7 @@ export const biasAdjustStage = defineStage({
   description: 'add an offset (chosen on valid) to the output bias of some classes of a model; test errors before/after',
   schema,
   deps: (p) => [p.data, p.model],
-  code: ['pipeline/stages/bias-adjust.ts', 'pipeline/stages/common.ts', 'pipeline/stages/teachers.ts', 'src/distill/bias.ts', 'src/models', 'src/data/split-file.ts'],
+  code: ['pipeline/stages/bias-adjust.ts'],
   async run(ctx) {
     const p = ctx.params;
     const data = await readIngested(ctx.input(p.data));

@@ -58,7 +58,7 @@ export const clustersStage = defineStage({
   description: 'online k-means on the covariance columns: the classes of each specialist',
   schema,
   deps: (p) => [p.data, p.covariance],
-  code: ['pipeline/stages/clusters.ts', 'src/specialists/clustering.ts', 'src/specialists/cluster-kmeans.ts', 'src/specialists/cluster-assign.ts', 'src/specialists/cluster-refine.ts', 'src/specialists/cluster-columns.ts', 'src/specialists/cluster-stats.ts'],
+  code: ['pipeline/stages/clusters.ts'],
   async run(ctx) {
     const p = ctx.params;
     const covDir = ctx.input(p.covariance);

@@ -38,7 +38,7 @@ export const covarianceStage = defineStage({
   description: "covariance of the generalist's predicted probabilities (streamed) + its logits on valid/test",
   schema,
   deps: (p) => [p.data, p.model],
-  code: ['pipeline/stages/covariance.ts', 'src/specialists/covariance.ts', 'src/models/predict.ts', 'src/models/io.ts', 'src/data/split-stream.ts', 'src/data/predictions-stream.ts', 'src/data/arrow-write.ts'],
+  code: ['pipeline/stages/covariance.ts'],
   async run(ctx) {
     const p = ctx.params;
     if (p.split === 'valid') warnIfTrainedOnValid(ctx.input(p.model), p.model, 'the covariance (split: valid)', ctx.log);

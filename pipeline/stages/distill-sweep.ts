@@ -10,7 +10,7 @@ import { writeJsonAtomic } from '../../src/artifacts/atomic.ts';
 import { defineStage, type StageContext } from '../stage.ts';
 import { mlpSchema, trainingSchema } from '../schemas.ts';
 import type { SplitMetrics } from './common.ts';
-import { DISTILL_CODE, checkTeacherParams, disposePrepared, distillDeps, distillSourceSchema, prepareDistillation, teacherRowsFor, type PreparedDistillation } from './distill.ts';
+import { checkTeacherParams, disposePrepared, distillDeps, distillSourceSchema, prepareDistillation, teacherRowsFor, type PreparedDistillation } from './distill.ts';
 import { trainStudent, type LossConfig } from './student.ts';
 
 const { hidden: _hidden, ...studentShape } = mlpSchema;
@@ -69,7 +69,7 @@ export const distillSweepStage = defineStage({
   description: 'distil one teacher into students of several hidden widths at several temperatures (table of test errors)',
   schema,
   deps: distillDeps,
-  code: [...DISTILL_CODE, 'pipeline/stages/distill-sweep.ts'],
+  code: ['pipeline/stages/distill-sweep.ts'],
   async run(ctx) {
     const p = ctx.params;
     const prep = await prepareDistillation(ctx as StageContext<unknown>, p, true);

@@ -74,20 +74,6 @@ export function distillDeps(p: DistillSourceParams): string[] {
   return [p.data, ...(p.teacher ?? []), ...(p.teacher_targets ? [p.teacher_targets] : [])];
 }
 
-/** Code that keys the cache of the distillation stages. */
-export const DISTILL_CODE = [
-  'pipeline/stages/distill.ts',
-  'pipeline/stages/student.ts',
-  'pipeline/stages/teachers.ts',
-  'pipeline/stages/transfer.ts',
-  'pipeline/stages/common.ts',
-  'pipeline/schemas.ts',
-  'src/models',
-  'src/distill',
-  'src/data/split-file.ts',
-  'src/artifacts/predictions.ts',
-  'src/tensorboard',
-];
 
 /** The data, transfer set and teacher rows of a distillation stage. */
 export interface PreparedDistillation {
@@ -227,7 +213,7 @@ export const distillStage = defineStage({
   description: 'train a student MLP on a transfer set with a distillation loss (teacher: model stage(s) or soft targets)',
   schema,
   deps: distillDeps,
-  code: DISTILL_CODE,
+  code: ['pipeline/stages/distill.ts'],
   async run(ctx) {
     const p = ctx.params;
     const prep = await prepareDistillation(ctx as StageContext<unknown>, p, p.loss.type !== 'hard');

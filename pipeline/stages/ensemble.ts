@@ -87,7 +87,7 @@ export const ensembleStage = defineStage({
   description: 'combine generalist + active specialists by minimising the KL objective (EM or gradient)',
   schema,
   deps: (p) => [p.data, p.model, p.covariance, p.specialists],
-  code: ['pipeline/stages/ensemble.ts', 'src/ensemble', 'src/specialists/specialist-train.ts', 'src/artifacts/predictions.ts', 'datasets/synthetic.ts', 'datasets/recipes.ts'],
+  code: ['pipeline/stages/ensemble.ts'],
   async run(ctx) {
     const p = ctx.params;
     const specDir = ctx.input(p.specialists);

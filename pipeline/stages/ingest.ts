@@ -48,7 +48,8 @@ export const ingestStage = defineStage({
     const only = p.dataset.options.fonts;
     return findFonts(Array.isArray(only) ? only.map(String) : undefined).map((f) => f.path);
   },
-  code: ['pipeline/stages/ingest.ts', 'src/data', 'datasets'],
+  // datasets/: the recipes (some are loaded by name at run time)
+  code: ['pipeline/stages/ingest.ts', 'datasets'],
   async run(ctx) {
     const p = ctx.params;
     const input =

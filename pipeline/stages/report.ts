@@ -29,7 +29,7 @@ export const reportStage = defineStage({
   description: 'write a self-contained HTML report of the run (tables, training curves, covariance, ensemble)',
   schema,
   deps: (p, earlier) => (p.stages.length ? p.stages : earlier),
-  code: ['pipeline/stages/report.ts', 'src/report'],
+  code: ['pipeline/stages/report.ts'],
   // The page shows run times: it differs between otherwise identical runs, and `npm run report`
   // rewrites it in place.
   volatile: ['index.html'],

@@ -253,7 +253,7 @@ export const resultsStage = defineStage({
   schema,
   deps: resultsDeps,
   optionalDeps: resultsOptionalDeps,
-  code: ['pipeline/stages/results.ts', 'pipeline/stages/experiment-results.ts', 'pipeline/stages/common.ts'],
+  code: ['pipeline/stages/results.ts'],
   async run(ctx) {
     const r = buildResult(ctx.params, (s) => ctx.input(s), (s) => ctx.has(s));
     await writeJsonAtomic(path.join(ctx.outDir, 'results.json'), r.json);

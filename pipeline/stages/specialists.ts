@@ -84,7 +84,7 @@ export const specialistsStage = defineStage({
   description: 'train one dustbin specialist per cluster, from the generalist (parallel with --workers)',
   schema,
   deps: (p) => [p.data, p.model, p.clusters],
-  code: ['pipeline/stages/specialists.ts', 'src/specialists', 'src/models', 'src/tensorboard'],
+  code: ['pipeline/stages/specialists.ts'],
   async run(ctx) {
     const p = ctx.params;
     const clustersFile = path.join(ctx.input(p.clusters), 'clusters.json');

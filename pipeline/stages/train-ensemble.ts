@@ -74,7 +74,7 @@ export const trainEnsembleStage = defineStage({
   description: 'train K models of one architecture from different seeds; evaluate each and their ensemble',
   schema,
   deps: (p) => [p.data],
-  code: ['pipeline/stages/train-ensemble.ts', 'pipeline/stages/student.ts', 'pipeline/stages/teachers.ts', 'pipeline/stages/common.ts', 'pipeline/schemas.ts', 'src/models', 'src/distill/teacher.ts', 'src/data/split-file.ts', 'src/tensorboard'],
+  code: ['pipeline/stages/train-ensemble.ts'],
   async run(ctx) {
     const p = ctx.params;
     const data = await readIngested(ctx.input(p.data));

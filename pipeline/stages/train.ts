@@ -46,7 +46,7 @@ function makeTrainStage(type: string, description: string): StageDef<TrainParams
     description,
     schema,
     deps: (p) => [p.data, ...(p.init_from !== undefined ? [p.init_from] : [])],
-    code: [`pipeline/stages/train.ts`, 'pipeline/stages/common.ts', 'pipeline/schemas.ts', 'src/models', 'src/data/split-file.ts', 'src/tensorboard'],
+    code: ['pipeline/stages/train.ts'],
     async run(ctx) {
       const p = ctx.params;
       const seed = p.seed ?? ctx.seed;

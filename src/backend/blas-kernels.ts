@@ -3,9 +3,10 @@ import { installBufferPool, uninstallBufferPool } from './buffer-pool.ts';
 import { installFastMomentum, uninstallFastMomentum } from './fast-optimizer.ts';
 import { installHugePages, uninstallHugePages } from './huge-pages.ts';
 import { loadNative, NATIVE_ACTIVATION, type NativeBlas } from './native.ts';
-import { installNativeParamSteps, uninstallNativeParamSteps } from './param-step.ts';
+import { registerFusedOps, unregisterFusedOps } from './fused-ops.ts';
+import { installNativeParamSteps, nativeAdamStep, nativeMaxNormCols, nativeSgdStep, uninstallNativeParamSteps } from './param-step.ts';
 import { installReluGrad, RELU_GRAD_KERNEL, reluGradKernel, uninstallReluGrad } from './relu-grad.ts';
-import { SOFTMAX_XENT_KERNEL, softmaxXentKernel } from './softmax-xent.ts';
+import { fusedSoftmaxXent, SOFTMAX_XENT_KERNEL, softmaxXentKernel } from './softmax-xent.ts';
 import { asWasmBackend, f32Offset, heapF32, type WasmBackendInternals } from './wasm-heap.ts';
 
 /** Outcome of {@link enableBlasKernels}. */
@@ -406,6 +407,7 @@ export function enableBlasKernels(): BlasEnableResult {
   tf.registerKernel({ kernelName: SOFTMAX_XENT_KERNEL, backendName: BACKEND, kernelFunc: softmaxXentKernel(l.addon) });
   installFastMomentum(l.addon);
   installNativeParamSteps(l.addon);
+  registerFusedOps(BACKEND, { softmaxXent: fusedSoftmaxXent, adamStep: nativeAdamStep, sgdStep: nativeSgdStep, maxNormCols: nativeMaxNormCols });
   const wasmBackend = tf.findBackend(BACKEND);
   const huge = wasmBackend ? installHugePages(l.addon, asWasmBackend(wasmBackend)) : undefined;
   const pooled = wasmBackend ? installBufferPool(asWasmBackend(wasmBackend)) : false;
@@ -427,6 +429,7 @@ export function disableBlasKernels(): void {
   tf.unregisterKernel(SOFTMAX_XENT_KERNEL, BACKEND);
   uninstallFastMomentum();
   uninstallNativeParamSteps();
+  unregisterFusedOps(BACKEND);
   uninstallHugePages();
   uninstallBufferPool();
   enabledDetail = undefined;

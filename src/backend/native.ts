@@ -1,3 +1,6 @@
+// The addon's C source and build file key the cache of every stage that runs native kernels:
+// code-key: ../../native/src/addon.c
+// code-key: ../../native/binding.gyp
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';

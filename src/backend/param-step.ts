@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import type { AdamScalars } from './fused-ops.ts';
 import type { NativeBlas } from './native.ts';
 import { asWasmBackend, f32Offset, heapF32, soleOwner, type WasmBackendInternals } from './wasm-heap.ts';
 
@@ -28,10 +29,14 @@ export function uninstallNativeParamSteps(): void {
   native = undefined;
 }
 
-/** The wasm backend when the native path is on and wasm is the active backend. */
+/** The active backend's wasm internals when the native path is on and it is a wasm backend. */
 function activeWasm(): WasmBackendInternals | undefined {
-  if (!native || tf.getBackend() !== 'wasm') return undefined;
-  return asWasmBackend(tf.backend());
+  if (!native) return undefined;
+  try {
+    return asWasmBackend(tf.backend());
+  } catch {
+    return undefined; // another backend: the caller's tfjs ops run
+  }
 }
 
 /** `t` is a float32 tensor on the wasm backend with `n` values. */
@@ -44,20 +49,8 @@ function writable(be: WasmBackendInternals, t: tf.Tensor, g: tf.Tensor): boolean
   return onHeap(be, t, g.size) && soleOwner(be, t) && t.dataId !== g.dataId;
 }
 
-/** Scalars of one Adam step, computed by the caller exactly as for its tfjs ops. */
-export interface AdamScalars {
-  b1: number;
-  /** `1 - b1` */
-  omb1: number;
-  b2: number;
-  /** `1 - b2` */
-  omb2: number;
-  /** `lr / (1 - b1^t)` */
-  lrc1: number;
-  /** `1 / (1 - b2^t)` */
-  c2: number;
-  eps: number;
-}
+/** Scalars of one Adam step (defined with the dispatch in `fused-ops.ts`). */
+export type { AdamScalars };
 
 /**
  * Adam in place: `m = m*b1 + g*omb1; v = v*b2 + (g*g)*omb2; w = w - (m*lrc1) / (sqrt(v*c2) + eps)`.

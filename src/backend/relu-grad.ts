@@ -40,7 +40,7 @@ function stockFormula(dy: tf.Tensor, x: tf.Tensor): tf.Tensor {
 /** Whether the fused kernel can run for these tensors on the active backend. */
 function fusedApplies(dy: tf.Tensor, x: tf.Tensor): boolean {
   return (
-    tf.getBackend() === 'wasm' && tf.getKernel(RELU_GRAD_KERNEL, 'wasm') !== undefined &&
+    tf.getKernel(RELU_GRAD_KERNEL, tf.getBackend()) !== undefined &&
     dy.dtype === 'float32' && x.dtype === 'float32' && tf.util.arraysEqual(dy.shape, x.shape)
   );
 }

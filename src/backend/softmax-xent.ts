@@ -33,14 +33,14 @@ export function softmaxXentKernel(blas: NativeBlas): tf.KernelFunc {
   };
 }
 
-/** Whether the fused kernel is registered on the active backend. */
+/** Whether the fused kernel is registered on the active backend (tfjs's kernel registry). */
 export function fusedXentAvailable(): boolean {
-  return tf.getBackend() === 'wasm' && tf.getKernel(SOFTMAX_XENT_KERNEL, 'wasm') !== undefined;
+  return tf.getKernel(SOFTMAX_XENT_KERNEL, tf.getBackend()) !== undefined;
 }
 
 /**
  * The distillation loss of a batch through the fused native kernel, or null when it does not
- * apply (not the wasm backend with the native kernels, or inputs of another dtype/shape: the
+ * apply (the kernel is not registered on the active backend, or inputs of another dtype/shape: the
  * caller then uses the tfjs ops, which also report bad inputs). Gradient flows into `z` only (the
  * teacher rows and labels get none). Value and gradient equal the tfjs formulation (up to
  * float32 rounding; sums in double).

@@ -16,7 +16,7 @@
  *   `log(softmax(.))`.
  */
 import { hardLoss as hardCrossEntropy } from '../models/losses.ts';
-import { fusedSoftmaxXent } from '../backend/softmax-xent.ts';
+import { fusedOps } from '../backend/fused-ops.ts';
 import * as tf from '@tensorflow/tfjs';
 import { ConfigError, DataError, assertUnreachable } from '../util/errors.ts';
 import type { LossFn, TrainBatch } from './loss-types.ts';
@@ -159,8 +159,8 @@ export function distillationLoss(options: DistillationOptions): LossFn {
   assertTeacherKind(kind, 'distillationLoss');
   return (logits, batch) =>
     tf.tidy(() => {
-      // One native pass per row on wasm-blas (value and gradient); the tfjs ops below elsewhere.
-      const fused = fusedSoftmaxXent(logits, batch.targets, batch.y, T, alpha, kind);
+      // One fused pass per row where the backend has it (value and gradient); the tfjs ops below elsewhere.
+      const fused = fusedOps().softmaxXent?.(logits, batch.targets, batch.y, T, alpha, kind);
       if (fused) return fused;
       if (alpha === 0) return hardTerm(logits, batch, 'distillationLoss');
       const soft = softTerm(logits, batch, T, kind, 'distillationLoss');

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import type { LossFn } from './types.ts';
-import { fusedSoftmaxXent } from '../backend/softmax-xent.ts';
+import { fusedOps } from '../backend/fused-ops.ts';
 
 /**
  * Softmax cross-entropy on the hard labels, averaged over the batch:
@@ -8,8 +8,8 @@ import { fusedSoftmaxXent } from '../backend/softmax-xent.ts';
  */
 export const hardLoss: LossFn = (logits, batch) =>
   tf.tidy(() => {
-    // One native pass per row on wasm-blas (value and gradient); the tfjs ops below elsewhere.
-    const fused = fusedSoftmaxXent(logits, null, batch.y, 1, 0, 'logits');
+    // One fused pass per row where the backend has it (value and gradient); the tfjs ops below elsewhere.
+    const fused = fusedOps().softmaxXent?.(logits, null, batch.y, 1, 0, 'logits');
     if (fused) return fused;
     const C = logits.shape[1];
     const oneHot = tf.oneHot(tf.cast(batch.y, 'int32') as tf.Tensor1D, C);

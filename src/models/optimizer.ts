@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { nativeAdamStep, nativeSgdStep } from '../backend/param-step.ts';
+import { fusedOps } from '../backend/fused-ops.ts';
 import { ConfigError, assertUnreachable } from '../util/errors.ts';
 
 /** Learning-rate schedule over epochs (`e` is the 0-based epoch, `E` the number of epochs). */
@@ -146,6 +146,8 @@ export class ParamOptimizer {
     const n = this.vars.length;
     this.steps++;
     const spec = this.spec;
+    // In-place updates where the backend has them (one pass per weight); the tfjs ops below elsewhere.
+    const fused = fusedOps();
     if (spec.name === 'adam') {
       const b1 = spec.beta1 ?? 0.9;
       const b2 = spec.beta2 ?? 0.999;
@@ -158,7 +160,7 @@ export class ParamOptimizer {
         const v = this.slots[n + i]!;
         const g = grads[i];
         if (!g) continue;
-        if (nativeAdamStep(w, m, v, g, { b1, omb1: 1 - b1, b2, omb2: 1 - b2, lrc1: lr * c1, c2, eps })) continue;
+        if (fused.adamStep?.(w, m, v, g, { b1, omb1: 1 - b1, b2, omb2: 1 - b2, lrc1: lr * c1, c2, eps })) continue;
         tf.tidy(() => {
           const m2 = tf.add(tf.mul(m, b1), tf.mul(g, 1 - b1));
           const v2 = tf.add(tf.mul(v, b2), tf.mul(tf.square(g), 1 - b2));
@@ -175,7 +177,7 @@ export class ParamOptimizer {
       const g = grads[i];
       if (!g) continue;
       const vel = this.slots[i];
-      if (nativeSgdStep(w, vel, g, lr, momentum, spec.nesterov === true)) continue;
+      if (fused.sgdStep?.(w, vel, g, lr, momentum, spec.nesterov === true)) continue;
       tf.tidy(() => {
         if (!vel) {
           w.assign(tf.sub(w, tf.mul(g, lr)));

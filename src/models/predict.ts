@@ -1,3 +1,5 @@
+// Models run on the tensor backend's kernels (native ones on wasm-blas), which key the cache too:
+// code-key: ../backend/blas-kernels.ts
 import * as tf from '@tensorflow/tfjs';
 import { DataError } from '../util/errors.ts';
 import type { LabeledSet, LossFn, TrainBatch, TrainSet } from './types.ts';

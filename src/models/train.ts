@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { nativeMaxNormCols } from '../backend/param-step.ts';
+import { fusedOps } from '../backend/fused-ops.ts';
 import { sha256, stableStringify } from '../artifacts/hash.ts';
 import { ConfigError, DataError } from '../util/errors.ts';
 import { silentLogger, type Logger } from '../util/log.ts';
@@ -88,7 +88,7 @@ function constraintOps(model: tf.LayersModel): ConstraintOp[] {
       const maxValue = cfg.maxValue ?? 2;
       const axis = cfg.axis ?? 0;
       ops.push(() => {
-        if (axis === 0 && nativeMaxNormCols(v, maxValue)) return;
+        if (axis === 0 && fusedOps().maxNormCols?.(v, maxValue)) return;
         tf.tidy(() => {
           const norms = tf.sqrt(tf.sum(tf.square(v), axis, true));
           // maxValue / 0 = Infinity, so zero columns get scale 1 as well.

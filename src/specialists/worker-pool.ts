@@ -90,6 +90,8 @@ function tsxLoaderUrl(): string {
   return pathToFileURL(path.join(dir, 'dist', 'loader.mjs')).href;
 }
 
+// The worker processes run this entry (started by path, so not an import):
+// code-key: ./worker-entry.ts
 const ENTRY = path.join(path.dirname(fileURLToPath(import.meta.url)), 'worker-entry.ts');
 
 /** Keeps the last `max` characters written to it. */
