@@ -16,10 +16,10 @@ import { foldIntoDustbin, overlapDrops } from '../../src/ensemble/fold.ts';
 import { chooseSpecialistWeight, DEFAULT_WEIGHT_GRID } from '../../src/ensemble/weight.ts';
 import { pct } from '../../src/cli/table.ts';
 import { failpoint } from '../../src/util/failpoint.ts';
+import { ArtifactError } from '../../src/util/errors.ts';
 import { readManifest } from '../../src/artifacts/manifest.ts';
 import { parseRecipeOptions } from '../../datasets/recipes.ts';
 import { syntheticCentres, type SyntheticOptions } from '../../datasets/synthetic.ts';
-import type { SpecialistSummary } from './specialists.ts';
 import { SOFT_TARGETS_FILE, SOFT_TARGETS_UNLABELED_FILE } from './teachers.ts';
 import { unlabeledFile, warnIfTrainedOnValid } from './common.ts';
 
@@ -91,9 +91,12 @@ export const ensembleStage = defineStage({
   async run(ctx) {
     const p = ctx.params;
     const specDir = ctx.input(p.specialists);
-    const summary = JSON.parse(readFileSync(path.join(specDir, 'specialists.json'), 'utf8')) as { specialists: SpecialistSummary[] };
+    const summary = readSpecialistsSummary(specDir);
     const subsets = summary.specialists.map((s) => [...s.classes].sort((a, b) => a - b));
-    const load = (m: number) => loadModel(path.join(specDir, summary.specialists[m]!.id, 'model'));
+    const modelDir = (m: number): string => path.join(specDir, summary.specialists[m]!.id, 'model');
+    const load = (m: number) => loadModel(modelDir(m));
+    // Both heads reach the solver as |S|+1 cells per specialist (a full head's C outputs folded: src/ensemble/specialist-cells.ts).
+    const specialistInputs = { head: summary.head, specialistLabel: (m: number) => `specialist ${summary.specialists[m]!.id} (${modelDir(m)})` };
     const solve = (problem: ModelsProblem['problem'], weight: number): SolveResult =>
       p.solver === 'em'
         ? solveEm(problem, { weight, tolerance: p.tolerance, maxIterations: p.max_iterations })
@@ -103,10 +106,12 @@ export const ensembleStage = defineStage({
     const onSplit = async (split: 'valid' | 'test'): Promise<{ set: LabeledSet; built: ModelsProblem }> => {
       const set = await readSplit(path.join(dataDir, `${split}.arrow`));
       const logits = readPredictions(path.join(covDir, `predictions-${split}.arrow`));
-      const built = await buildProblemFromModels({ set, generalistLogits: logits.values, C: logits.C, subsets, loadSpecialist: load, topN: p.top_n, log: ctx.log });
+      checkPredictionsAligned(set, logits, path.join(covDir, `predictions-${split}.arrow`), path.join(dataDir, `${split}.arrow`));
+      const built = await buildProblemFromModels({ set, generalistLogits: logits.values, C: logits.C, subsets, loadSpecialist: load, ...specialistInputs, topN: p.top_n, log: ctx.log });
       return { set, built };
     };
     const C = readPredictions(path.join(covDir, 'predictions-test.arrow')).C;
+    if (summary.head === 'full') ctx.log.info(`the specialists have full heads: each one's ${C} class probabilities are folded into its special classes + one dustbin (the sum of the rest)`);
     const classKinds = syntheticClassKinds(dataDir, C);
     if (classKinds) ctx.log.info(`class kinds from the synthetic recipe: ${classKinds.filter((k) => k === 'bridge').length} bridge, ${classKinds.filter((k) => k === 'ordinary').length} ordinary (by_membership_kind)`);
     const metricsOf = (split: { set: LabeledSet; built: ModelsProblem }, q: Float32Array) =>
@@ -148,7 +153,7 @@ export const ensembleStage = defineStage({
       } finally {
         gen.dispose();
       }
-      const built = await buildProblemFromModels({ set, generalistLogits: logits, C, subsets, loadSpecialist: load, topN: p.top_n, log: ctx.log });
+      const built = await buildProblemFromModels({ set, generalistLogits: logits, C, subsets, loadSpecialist: load, ...specialistInputs, topN: p.top_n, log: ctx.log });
       const q = solve(built.problem, weight).q;
       await writePredictions(path.join(ctx.outDir, split === 'train' ? SOFT_TARGETS_FILE : SOFT_TARGETS_UNLABELED_FILE), { labels: set.y, values: q, n: set.n, C }, 'probabilities', { split, weight: String(weight) });
       ctx.log.info(`soft targets on ${split}: ${set.n} rows`);
@@ -221,6 +226,54 @@ export function syntheticClassKinds(ingestDir: string, C: number): string[] | nu
     if (bridges.has(Number(c.name))) kinds[c.index] = 'bridge';
   }
   return kinds;
+}
+
+const specialistsFileSchema = z.looseObject({
+  head: z.enum(['dustbin', 'full']).default('dustbin'),
+  specialists: z
+    .array(
+      z.looseObject({
+        id: z.string().regex(/^[A-Za-z0-9_-][A-Za-z0-9_.-]*$/, 'a folder name inside the specialists stage'),
+        classes: z.array(z.number().int().min(0)).min(1),
+      }),
+    )
+    .min(1),
+});
+
+/**
+ * The fields of the specialists stage's `specialists.json` the ensemble needs: the head (how each
+ * model's outputs map to its cells) and each specialist's folder and classes.
+ * @throws ArtifactError when the file is missing, not JSON, or not of that shape
+ */
+export function readSpecialistsSummary(specDir: string): z.output<typeof specialistsFileSchema> {
+  const file = path.join(specDir, 'specialists.json');
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new ArtifactError(`cannot read ${file}: ${(e as Error).message}; rerun the specialists stage with --force`);
+  }
+  const r = specialistsFileSchema.safeParse(raw);
+  if (!r.success) {
+    const issue = r.error.issues[0]!;
+    throw new ArtifactError(`${file}: ${issue.path.join('.') || '(top level)'}: ${issue.message}; rerun the specialists stage with --force`);
+  }
+  return r.data;
+}
+
+/**
+ * The generalist's cached predictions must be of the same rows as the split they are combined on
+ * (same count, same labels in the same order): else every case would get another row's generalist.
+ * @throws ArtifactError naming both files and the first row that differs
+ */
+export function checkPredictionsAligned(set: LabeledSet, pred: { labels: Int32Array; n: number }, predFile: string, splitFile: string): void {
+  let bad = pred.n === set.n ? -1 : Math.min(pred.n, set.n);
+  for (let r = 0; bad < 0 && r < set.n; r++) if (pred.labels[r] !== set.y[r]) bad = r;
+  if (bad >= 0) {
+    throw new ArtifactError(
+      `${predFile} (${pred.n} rows) does not hold the rows of ${splitFile} (${set.n} rows): they differ at row ${bad}; rerun the covariance stage with --force`,
+    );
+  }
 }
 
 function mean(a: Int32Array): number {

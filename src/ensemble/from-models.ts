@@ -1,6 +1,7 @@
 import type * as tf from '@tensorflow/tfjs';
 import type { LabeledSet } from '../data/split-file.ts';
-import { specialistProbabilities, softmaxRows } from '../specialists/specialist-train.ts';
+import { softmaxRows } from '../specialists/specialist-train.ts';
+import { specialistCells, type SpecialistHead } from './specialist-cells.ts';
 import { activeSpecialists, coverageCounts } from './active.ts';
 import { problemFromPredictions } from './build.ts';
 import type { EnsembleProblem } from './problem.ts';
@@ -17,6 +18,13 @@ export interface ModelsProblemInput {
   subsets: number[][];
   /** Loads specialist m (the caller's cache policy; it is disposed after use). */
   loadSpecialist: (m: number) => Promise<tf.LayersModel>;
+  /**
+   * The specialists' output layout (`head` in specialists.json): `dustbin` (|S|+1 logits, the
+   * default) or `full` (C logits, folded onto the |S|+1 cells by `foldFullHead`).
+   */
+  head?: SpecialistHead;
+  /** Names specialist m in errors (default `specialist m`), e.g. its folder. */
+  specialistLabel?: (m: number) => string;
   /** Generalist top-n classes that decide the active specialists (paper: 1). */
   topN: number;
   log?: Logger;
@@ -40,10 +48,14 @@ export interface ModelsProblem {
  * specialists of each case (those whose subset meets the generalist's top-n classes) and their
  * distributions. Each specialist is loaded once and run only on the cases where it is active, so
  * memory is proportional to the active (case, specialist) pairs, not to cases x specialists.
+ * Either head gives |S^m| + 1 cells per case (see `specialist-cells.ts`).
+ * @throws ArtifactError when a specialist's output width does not match `head` and its subset
  */
 export async function buildProblemFromModels(input: ModelsProblemInput): Promise<ModelsProblem> {
   const { set, C, subsets, topN } = input;
   const log = input.log ?? silentLogger;
+  const head = input.head ?? 'dustbin';
+  const label = input.specialistLabel ?? ((m: number) => `specialist ${m}`);
   const n = set.n;
   const pg = softmaxRows(input.generalistLogits, n, C);
   // Active specialists per case, and the cases of each specialist.
@@ -59,7 +71,7 @@ export async function buildProblemFromModels(input: ModelsProblemInput): Promise
   const bar = log.progress('specialist predictions', subsets.length);
   for (let m = 0; m < subsets.length; m++) {
     const rows = rowsOf[m]!;
-    const width = subsets[m]!.length + 1;
+    const width = subsets[m]!.length + 1; // cells: special classes, then the dustbin
     const rowPos = new Map<number, number>();
     let p: Float32Array = new Float32Array(0);
     if (rows.length > 0) {
@@ -70,7 +82,7 @@ export async function buildProblemFromModels(input: ModelsProblemInput): Promise
       });
       const model = await input.loadSpecialist(m);
       try {
-        p = specialistProbabilities(model, x, rows.length, set.dim);
+        p = specialistCells(model, x, rows.length, set.dim, subsets[m]!, C, head, label(m));
       } finally {
         model.dispose();
       }

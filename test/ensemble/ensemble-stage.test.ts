@@ -10,6 +10,7 @@ import { readSplit } from '../../src/data/split-file.ts';
 import { coverageCounts } from '../../src/ensemble/active.ts';
 import type { CoverageRow } from '../../src/ensemble/metrics.ts';
 import { silentLogger } from '../../src/util/log.ts';
+import { maxAbsDiff, recomputeTestQ } from './recompute-test-q.ts';
 
 const CONFIG = `
 name: tiny-bridges
@@ -22,7 +23,7 @@ stages:
   covariance: {}
   clusters: {k: 3, overlap: 1}
   specialists: {epochs: 2, batch_size: 16, optimizer: {name: adam, lr: 0.005}}
-  ensemble: {top_n: 1, overlap_ablation: true}
+  ensemble: {top_n: 1, overlap_ablation: true, weight: 1}
   report: {}
 `;
 
@@ -78,6 +79,17 @@ describe('ensemble stage: by_membership', () => {
     }
     // round(0.25 * 12) = 3 of the 12 classes are bridges, every class has the same number of test rows.
     expect(sum(m.by_membership_kind.bridge!, (r) => r.examples) * 4).toBe(m.examples);
+  });
+});
+
+describe('ensemble stage: cases and specialists aligned', () => {
+  it("test q is the combination of each case's own generalist row and each active specialist's output on that row", async () => {
+    const r = await recomputeTestQ(out);
+    expect(r.head).toBe('dustbin');
+    expect(r.labelsMatch).toBe(true);
+    expect(r.n).toBe(m.examples);
+    expect((m as unknown as { weight: number }).weight).toBeGreaterThan(0); // else q = p^g and the check would be empty
+    expect(maxAbsDiff(r.stored, r.recomputed)).toBeLessThan(1e-5);
   });
 });
 
