@@ -13,13 +13,13 @@ const datasetSchema = z.union([
     options: z.record(z.string(), z.unknown()).default({}),
   }),
   z.strictObject({
-    /** A user's Apache Arrow IPC file (file or stream format). */
+    /** A user's table: Apache Arrow IPC (file or stream format, e.g. a Hugging Face `datasets` cache file) or Parquet; the format is detected from the bytes. */
     path: z.string().min(1),
   }),
 ]);
 
 const schema = z.strictObject({
-  /** `{recipe: mnist | synthetic | glyphs, options}` (datasets/README.md) or `{path: file.arrow}` (a user's Arrow IPC file). */
+  /** `{recipe: mnist | synthetic | glyphs, options}` (datasets/README.md) or `{path: file.arrow | file.parquet}` (a user's Arrow IPC or Parquet file). */
   dataset: datasetSchema.default({ recipe: 'mnist', options: {} }),
   /** Fraction of the data held out for validation when the file has no `valid` split. */
   valid_fraction: z.number().min(0.001).max(0.5).default(0.1),
@@ -35,10 +35,10 @@ const schema = z.strictObject({
     .default({}),
 });
 
-/** `ingest`: reads an Arrow dataset, checks it, writes train/valid/test splits and classes.json. */
+/** `ingest`: reads an Arrow or Parquet dataset, checks it, writes train/valid/test splits and classes.json. */
 export const ingestStage = defineStage({
   type: 'ingest',
-  description: 'read an Arrow dataset (or a built-in recipe), validate it, write train/valid/test splits',
+  description: 'read an Arrow or Parquet dataset (or a built-in recipe), validate it, write train/valid/test splits',
   schema,
   deps: () => [],
   // A user's file keys the cache by its content; so do the font files a glyphs recipe renders with.

@@ -2,7 +2,7 @@ import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { readManifest } from '../artifacts/manifest.ts';
 import { listFiles } from '../artifacts/hash.ts';
-import { describeArrowFile } from '../data/arrow-read.ts';
+import { describeDataFile } from '../data/table-input.ts';
 import { formatBytes, formatTable, pct } from './table.ts';
 import { describeSections } from './sections.ts';
 
@@ -10,10 +10,10 @@ function readJson(file: string): unknown {
   return JSON.parse(readFileSync(file, 'utf8'));
 }
 
-/** A readable multi-line summary of a run folder, a stage folder or an `.arrow` file. */
+/** A readable multi-line summary of a run folder, a stage folder, or an `.arrow` / `.parquet` file. */
 export async function describePath(target: string): Promise<string> {
   if (statSync(target).isFile()) {
-    if (target.endsWith('.arrow') || target.endsWith('.arrows') || target.endsWith('.feather')) return describeArrowFile(target);
+    if (/\.(arrow|arrows|feather|parquet)$/i.test(target)) return describeDataFile(target);
     if (target.endsWith('.json')) return JSON.stringify(readJson(target), null, 2);
     return readFileSync(target, 'utf8');
   }

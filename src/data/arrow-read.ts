@@ -31,7 +31,7 @@ export function dataError(file: string, where: Where, what: string, fix: string)
   return new DataError(`${file}: ${loc ? loc + ': ' : ''}${what}. Fix: ${fix}`);
 }
 
-const PARQUET_FIX = "this is a Parquet file; convert it to Arrow IPC, e.g. in Python: pyarrow.ipc.new_file(out, table.schema) with table = pyarrow.parquet.read_table(path) (see datasets/README.md)";
+const PARQUET_FIX = "this is a Parquet file: ingest and inspect read it directly (openTable); where an Arrow IPC file is required, convert it, e.g. in Python: pyarrow.ipc.new_file(out, table.schema) with table = pyarrow.parquet.read_table(path) (see datasets/README.md)";
 const TEXT_FIX = 'convert the table to an Arrow IPC file (e.g. pandas -> pyarrow.Table.from_pandas -> pyarrow.ipc.new_file, see datasets/README.md)';
 
 /**
@@ -89,15 +89,32 @@ function looksLikeText(b: Buffer): boolean {
   return true;
 }
 
-/** An opened Arrow input: its format, schema, a streaming batch iterator, and `close`. */
-export interface ArrowInput {
-  format: ArrowFormat;
+/** The input layouts ingest reads: Arrow IPC file or stream, or Parquet. */
+export type InputFormat = ArrowFormat | 'parquet';
+
+/**
+ * An opened input table, Arrow IPC or Parquet (`openTable` in `table-input.ts`): its format, an
+ * Arrow schema, a streaming iterator over Arrow record batches (one per Arrow record batch or
+ * per Parquet row group), and `close`. Ingest and `inspect` read every format through this.
+ */
+export interface TableInput {
+  format: InputFormat;
   schema: Schema;
-  /** Number of record batches when known up front (file format), else null. */
+  /** Number of record batches (Parquet: row groups) when known up front, else null. */
   numBatches: number | null;
-  /** The record batches in order; corrupt data -> DataError naming the batch and first row. */
-  batches(): AsyncGenerator<RecordBatch>;
+  /**
+   * The record batches in order; corrupt data -> DataError naming the batch and first row.
+   * `columns`: the names the caller reads. A format that can skip columns (Parquet) decodes
+   * only those and gives the others as `Null` columns of the right length, so positions still
+   * match `schema`; Arrow IPC decodes every column regardless.
+   */
+  batches(columns?: readonly string[]): AsyncGenerator<RecordBatch>;
   close(): Promise<void>;
+}
+
+/** An opened Arrow IPC input. */
+export interface ArrowInput extends TableInput {
+  format: ArrowFormat;
 }
 
 /**
@@ -312,16 +329,19 @@ function fieldLine(f: Field): string {
  * `split` column) and a label count table (top {@link DESCRIBE_TOP_LABELS} and the number of
  * distinct labels). Streams through the file; it does not validate features.
  *
- * @throws DataError if the file is not a readable Arrow IPC input.
+ * @param open How to open the file: {@link openArrow} (default), or `openTable` for any input
+ *   format (`describeDataFile` in `table-input.ts`, which also summarises Parquet files).
+ * @throws DataError if the file is not a readable input.
  */
-export async function describeArrowFile(file: string): Promise<string> {
+export async function describeArrowFile(file: string, open: (file: string) => Promise<TableInput> = openArrow): Promise<string> {
   const { size } = await fs.stat(file).catch(() => ({ size: -1 }));
-  const input = await openArrow(file);
+  const input = await open(file);
   const lines: string[] = [];
   try {
     const { schema } = input;
     lines.push(`${file}`);
-    lines.push(`format: Arrow IPC ${input.format}${size >= 0 ? `, ${(size / 1e6).toFixed(2)} MB` : ''}`);
+    const formatName = input.format === 'parquet' ? 'Parquet' : `Arrow IPC ${input.format}`;
+    lines.push(`format: ${formatName}${size >= 0 ? `, ${(size / 1e6).toFixed(2)} MB` : ''}`);
     lines.push('schema:');
     for (const f of schema.fields) lines.push(fieldLine(f));
     if (schema.metadata.size > 0) {
@@ -344,7 +364,8 @@ export async function describeArrowFile(file: string): Promise<string> {
       names.push(s);
       return names.length - 1;
     };
-    for await (const b of input.batches()) {
+    const read = [labelOk ? 'label' : '', splitOk ? 'split' : ''].filter(Boolean);
+    for await (const b of input.batches(read)) {
       batches++;
       rows += b.numRows;
       if (labelOk) {
@@ -384,7 +405,7 @@ export async function describeArrowFile(file: string): Promise<string> {
       }
     }
     lines.push(`rows: ${rows}`);
-    lines.push(`record batches: ${batches}`);
+    lines.push(`${input.format === 'parquet' ? 'row groups' : 'record batches'}: ${batches}`);
     if (splitCounts.size > 0) {
       lines.push('split:');
       for (const [k, v] of [...splitCounts].sort((a, b) => b[1] - a[1])) lines.push(`  ${k.padEnd(8)} ${String(v).padStart(10)}`);

@@ -6,16 +6,18 @@ import { ConfigError, type DataError } from '../util/errors.ts';
 import { failpoint } from '../util/failpoint.ts';
 import { silentLogger, type Logger } from '../util/log.ts';
 import { Rng } from '../util/rng.ts';
-import { copyNumeric, dataError, firstNullRow, intValues, openArrow, stringIds, type ArrowInput } from './arrow-read.ts';
+import { copyNumeric, dataError, firstNullRow, intValues, stringIds, type TableInput } from './arrow-read.ts';
 import { ArrowFileSink, labeledBatch, labeledSchema } from './arrow-write.ts';
 import { SPLIT_BATCH_ROWS } from './split-file.ts';
+import { openTable } from './table-input.ts';
 import { SPLIT_NAMES, UNLABELED_SPLIT, checkClasses, checkShape, firstNonFinite, planIngest, type IngestPlan } from './validate.ts';
 
 export { describeArrowFile } from './arrow-read.ts';
+export { describeDataFile } from './table-input.ts';
 
 /** Options of {@link ingest}. */
 export interface IngestOptions {
-  /** The user's Arrow IPC file (file or stream format). */
+  /** The user's table: an Arrow IPC file (file or stream format) or a Parquet file. */
   input: string;
   /** Folder receiving `train.arrow`, `valid.arrow`, `test.arrow` (and `unlabeled.arrow`), `classes.json`. */
   outDir: string;
@@ -51,7 +53,7 @@ export const MAX_CLASS_INDEX = 1_000_000;
 const DROPPED = 255;
 
 /**
- * Reads a user's Arrow IPC file, validates it completely, splits it into train/valid/test and
+ * Reads a user's table (Arrow IPC file or stream, or Parquet: see `openTable`), validates it completely, splits it into train/valid/test and
  * writes `train.arrow`, `valid.arrow`, `test.arrow` (each `label: Int32`,
  * `features: FixedSizeList<Float32>[D]`, metadata `shape`) and `classes.json` to `outDir`.
  *
@@ -76,7 +78,8 @@ const DROPPED = 255;
  *   predictions. They never enter train, valid or test.
  *
  * Memory: 5 bytes per input row (label and split code), up to 4 more per row while the split is
- * drawn (a row index), one input record batch as Arrow decodes it, a conversion buffer of at
+ * drawn (a row index), one input record batch as Arrow decodes it (Parquet: one row group, only
+ * the columns used, as hyparquet decodes it plus its Arrow copy), a conversion buffer of at
  * most 4 MB and three output batches of {@link SPLIT_BATCH_ROWS} x D floats. The outputs are
  * byte-identical to what the earlier in-memory implementation wrote.
  *
@@ -88,7 +91,7 @@ export async function ingest(opts: IngestOptions): Promise<ClassesFile> {
   checkOptions(opts);
   const file = opts.input;
   const stamp = await fileStamp(file);
-  const input = await openArrow(file);
+  const input = await openTable(file);
   let table: ReadTable;
   let plan: IngestPlan;
   try {
@@ -221,11 +224,17 @@ interface Columns {
   features: number[];
 }
 
-function columnsOf(input: ArrowInput, plan: IngestPlan): Columns {
+function columnsOf(input: TableInput, plan: IngestPlan): Columns {
   const fields = input.schema.fields;
   const idx = (name: string): number => fields.findIndex((f) => f.name === name);
   const feat = plan.features;
   return { label: idx('label'), split: plan.split ? idx('split') : -1, features: feat.kind === 'columns' ? feat.columns.map(idx) : [idx(feat.column)] };
+}
+
+/** The input columns a plan reads (a Parquet input decodes only these). */
+function readColumns(plan: IngestPlan): string[] {
+  const feat = plan.features;
+  return ['label', ...(plan.split ? ['split'] : []), ...(feat.kind === 'columns' ? feat.columns : [feat.column])];
 }
 
 /** Rows converted at a time: at most 2^20 floats (4 MB) and {@link SPLIT_BATCH_ROWS} rows. */
@@ -321,7 +330,7 @@ function scanFeatures(
 /**
  * Pass 1: validates every record batch and keeps each row's label and split code only.
  */
-async function readLabels(input: ArrowInput, plan: IngestPlan, file: string, log: Logger): Promise<ReadTable> {
+async function readLabels(input: TableInput, plan: IngestPlan, file: string, log: Logger): Promise<ReadTable> {
   const cols = columnsOf(input, plan);
   const feat = plan.features;
   const dimRef = { value: feat.kind === 'list' ? 0 : feat.dim, scratch: new Float32Array(0) };
@@ -350,7 +359,7 @@ async function readLabels(input: ArrowInput, plan: IngestPlan, file: string, log
   let row = 0;
   const progress = log.progress('checking ' + path.basename(file), input.numBatches ?? 0);
 
-  for await (const batch of input.batches()) {
+  for await (const batch of input.batches(readColumns(plan))) {
     const m = batch.numRows;
     if (m === 0) continue;
     const col = (i: number): Data => batch.data.children[i];
@@ -452,7 +461,7 @@ async function fileStamp(file: string): Promise<FileStamp | null> {
     const st = await fs.stat(file);
     return { size: st.size, mtimeMs: st.mtimeMs };
   } catch {
-    return null; // openArrow reports a missing file with its own message
+    return null; // openTable reports a missing file with its own message
   }
 }
 
@@ -496,7 +505,7 @@ class SplitOut {
 async function writeSplits(file: string, stamp: FileStamp | null, plan: IngestPlan, t: ReadTable, codes: Uint8Array, outDir: string, withUnlabeled: boolean, log: Logger): Promise<void> {
   const now = await fileStamp(file);
   if (!stamp || !now || now.size !== stamp.size || now.mtimeMs !== stamp.mtimeMs) throw changedError(file, 'its size or modification time differs from the first pass');
-  const input = await openArrow(file);
+  const input = await openTable(file);
   const outs: SplitOut[] = [];
   try {
     for (const s of SPLIT_NAMES) outs.push(new SplitOut(path.join(outDir, `${s}.arrow`), t.dim, t.shape));
@@ -506,7 +515,7 @@ async function writeSplits(file: string, stamp: FileStamp | null, plan: IngestPl
     const { labels } = t;
     let row = 0;
     const progress = log.progress('writing splits', input.numBatches ?? 0);
-    for await (const batch of input.batches()) {
+    for await (const batch of input.batches(readColumns(plan))) {
       const m = batch.numRows;
       if (m === 0) continue;
       if (row + m > t.n) throw changedError(file, `more than the ${t.n} rows of the first pass`);
