@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Dictionary, Field, FixedSizeList, Float32, Float64, Int32, Int64, Int8, List, Utf8, type RecordBatch } from 'apache-arrow';
+import { Dictionary, Field, FixedSizeList, Float32, Float64, Int32, Int64, Int8, List, Uint8, Utf8, type RecordBatch } from 'apache-arrow';
 import { parquetMetadata } from 'hyparquet';
 import { ingest, type ClassesFile } from '../../src/data/ingest.ts';
 import { openParquet } from '../../src/data/parquet-read.ts';
@@ -98,6 +98,15 @@ describe('Parquet ingest gives the split files of the equivalent Arrow file', ()
         f1: col(rows.slice(k * 12, k * 12 + 12).map((r) => r[1]), f32),
       });
     await expectSameOutputs('int64', [half(0), half(1)], { rowGroupSize: 10, codec: 'UNCOMPRESSED' });
+  });
+
+  it('uint8 pixels with feature_scale metadata (8-bit images), a list without stored schema', async () => {
+    const labels = Array.from({ length: 30 }, (_, i) => i % 3);
+    const pixels = labels.map((c, i) => [c * 50, (i * 7) % 256, 255, 0]);
+    const b = batchOf({ label: col(labels, new Int32()), features: fslCol(pixels, 4, new Uint8()) }, { feature_scale: '1/255', shape: '[2,2,1]' });
+    await expectSameOutputs('uint8', [b], { rowGroupSize: 8 });
+    const lb = batchOf({ label: col(labels, new Int32()), features: col(pixels, new List(new Field('item', new Uint8(), true))) }, { feature_scale: '1/255' });
+    await expectSameOutputs('uint8-list', [lb], { rowGroupSize: 8, arrowSchema: false });
   });
 
   it("rows with split 'unlabeled' (null labels allowed) go to unlabeled.arrow as from Arrow", async () => {
