@@ -3,6 +3,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import type { StageDef } from './stage.ts';
 import { REPO_ROOT } from './runner.ts';
+import { ARCHITECTURES } from '../src/models/arch/index.ts';
 
 type JsonSchema = {
   type?: string | string[];
@@ -100,7 +101,29 @@ export function configDocs(registry: Record<string, StageDef<unknown>>): string 
       lines.push(...keyTable(schema, docs), '');
     }
   }
+  lines.push(...architectureDocs());
   return lines.join('\n');
+}
+
+/** The "Architectures" section: the keys of every registered `model:` type. */
+function architectureDocs(): string[] {
+  const lines = [
+    '## Architectures (`model:`)',
+    '',
+    'The `model:` key of `generalist`, `train`, `distill`, `distill-sweep` and `train-ensemble` selects one of these',
+    '(`src/models/arch/`; adding one is a file there plus its line in `src/models/arch/index.ts`). Without `model:`,',
+    'a stage builds an MLP from its stage-level keys `hidden`, `activation`, `dropout`, `input_dropout`, `max_norm`',
+    '(the older form; giving both is an error). A `specialists` stage copies its generalist\'s architecture.',
+    '',
+  ];
+  for (const arch of Object.values(ARCHITECTURES)) {
+    const schema = z.toJSONSchema(arch.schema, { io: 'input', unrepresentable: 'any' }) as JsonSchema;
+    const docs = docComments(`src/models/arch/${arch.type}.ts`);
+    lines.push(`### \`type: ${arch.type}\``, '', arch.description + '.', '', ...keyTable(schema, docs), '');
+    const items = schema.properties?.conv?.items;
+    if (items?.properties) lines.push('Each entry of `conv`:', '', ...keyTable(items, docs), '');
+  }
+  return lines;
 }
 
 /** The `| key | type | default | meaning |` table of an object schema's properties. */

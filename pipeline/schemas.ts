@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import { mlpConfigSchema } from '../src/models/arch/mlp.ts';
+import { modelConfigSchema, type ModelConfig } from '../src/models/arch/index.ts';
 
 /** Learning-rate schedule of a training run. */
 export const scheduleSchema = z
@@ -32,19 +34,64 @@ export const optimizerSchema = z.discriminatedUnion('name', [
 ]);
 export type OptimizerConfig = z.output<typeof optimizerSchema>;
 
-/** An MLP's architecture and regularisation. */
-export const mlpSchema = {
-  /** Hidden layer widths, e.g. [1200, 1200]. */
-  hidden: z.array(z.number().int().positive().max(100_000)).min(0).max(16).default([800, 800]),
-  /** Hidden activation. */
-  activation: z.enum(['relu', 'tanh', 'sigmoid', 'elu']).default('relu'),
-  /** Dropout rate after each hidden layer (training only). */
-  dropout: z.number().min(0).max(0.95).default(0),
-  /** Dropout rate on the inputs (training only). */
-  input_dropout: z.number().min(0).max(0.95).default(0),
-  /** Max-norm constraint on each hidden unit's incoming weight vector (null = none). */
-  max_norm: z.number().positive().nullable().default(null),
+/**
+ * The stage-level MLP keys (`hidden`, `activation`, `dropout`, `input_dropout`, `max_norm`): the form
+ * configs used before `model:` existed, still accepted as `model: {type: mlp, ...}` with the same
+ * keys (see {@link resolveModel}).
+ */
+export const LEGACY_MLP_KEYS = ['hidden', 'activation', 'dropout', 'input_dropout', 'max_norm'] as const;
+type LegacyMlpKey = (typeof LEGACY_MLP_KEYS)[number];
+const mlpShape = mlpConfigSchema.shape;
+
+/**
+ * The architecture keys of a training stage: `model:` (any registered architecture) and, for
+ * configs written before it, the MLP keys at the stage level. Pair with {@link resolveModel}.
+ */
+export const modelKeys = {
+  /**
+   * The architecture: `{type: mlp, hidden, activation, dropout, input_dropout, max_norm}` or
+   * `{type: cnn, conv, dense, activation, conv_dropout, dropout, max_norm}` (see "Architectures"
+   * below). Default: an MLP from the stage-level keys `hidden`, `activation`, ... (2x800 when none is given).
+   */
+  model: modelConfigSchema.optional(),
+  /** Stage-level MLP key (older form of `model: {type: mlp, hidden}`): hidden layer widths, e.g. [1200, 1200]. */
+  hidden: mlpShape.hidden.unwrap().optional(),
+  /** Stage-level MLP key (older form of `model: {type: mlp, activation}`): hidden activation. */
+  activation: mlpShape.activation.unwrap().optional(),
+  /** Stage-level MLP key (older form of `model: {type: mlp, dropout}`): dropout rate after each hidden layer (training only). */
+  dropout: mlpShape.dropout.unwrap().optional(),
+  /** Stage-level MLP key (older form of `model: {type: mlp, input_dropout}`): dropout rate on the inputs (training only). */
+  input_dropout: mlpShape.input_dropout.unwrap().optional(),
+  /** Stage-level MLP key (older form of `model: {type: mlp, max_norm}`): max-norm bound on each hidden unit's incoming weights (null = none). */
+  max_norm: mlpShape.max_norm.unwrap().optional(),
 };
+
+/** Params holding {@link modelKeys} (or some of them) before {@link resolveModel}. */
+type WithModelKeys = { model?: ModelConfig | undefined } & { [K in LegacyMlpKey]?: unknown };
+
+/**
+ * Resolves a stage's architecture (use as the schema's `.transform`): `model` when given, else an
+ * MLP from the stage-level keys (defaults filled); the stage-level keys are dropped from the
+ * result, so a stage reads only `params.model`.
+ * Giving both `model` and a stage-level key is an error naming the keys and how to write them.
+ */
+export function resolveModel<T extends WithModelKeys>(p: T, ctx: z.RefinementCtx): Omit<T, LegacyMlpKey | 'model'> & { model: ModelConfig } {
+  const { model, hidden, activation, dropout, input_dropout, max_norm, ...rest } = p;
+  const legacy: Record<string, unknown> = { hidden, activation, dropout, input_dropout, max_norm };
+  const given = LEGACY_MLP_KEYS.filter((k) => legacy[k] !== undefined);
+  if (model !== undefined && given.length > 0) {
+    ctx.addIssue({
+      code: 'custom',
+      path: [given[0]!],
+      message:
+        `give the architecture either as 'model:' or with the stage-level MLP keys, not both: ` +
+        (model.type === 'mlp' ? `move ${given.join(', ')} into model: {type: mlp, ...}` : `remove ${given.join(', ')} (model type '${model.type}' does not read them)`),
+    });
+    return z.NEVER;
+  }
+  for (const k of LEGACY_MLP_KEYS) if (legacy[k] === undefined) delete legacy[k];
+  return { ...rest, model: model ?? mlpConfigSchema.parse({ type: 'mlp', ...legacy }) };
+}
 
 /** How a model is trained. */
 export const trainingSchema = {

@@ -8,22 +8,26 @@ import path from 'node:path';
 import { z } from 'zod';
 import { writeJsonAtomic } from '../../src/artifacts/atomic.ts';
 import { defineStage, type StageContext } from '../stage.ts';
-import { mlpSchema, trainingSchema } from '../schemas.ts';
+import { modelKeys, resolveModel, trainingSchema } from '../schemas.ts';
+import { withWidth } from '../../src/models/arch/index.ts';
 import type { SplitMetrics } from './common.ts';
 import { checkTeacherParams, disposePrepared, distillDeps, distillSourceSchema, prepareDistillation, teacherRowsFor, type PreparedDistillation } from './distill.ts';
 import { trainStudent, type LossConfig } from './student.ts';
 
-const { hidden: _hidden, ...studentShape } = mlpSchema;
+const { hidden: _hidden, ...studentShape } = modelKeys;
 
 const schema = z
   .strictObject({
     ...distillSourceSchema,
     ...studentShape,
     ...trainingSchema,
-    /** Units per hidden layer of the students, one student per width and temperature. */
+    /**
+     * Units per hidden layer of the students, one student per width and temperature: each hidden
+     * layer of the student's architecture gets this width (an MLP's `hidden`, a CNN's `dense`).
+     */
     widths: z.array(z.number().int().positive().max(100_000)).min(1),
-    /** Number of hidden layers of every student. */
-    depth: z.number().int().min(1).max(16).default(2),
+    /** Number of hidden layers of every student, with the stage-level MLP keys (default 2); with `model:`, its own layers count. */
+    depth: z.number().int().min(1).max(16).optional(),
     /** Temperatures of the soft term. */
     temperatures: z.array(z.number().positive().max(1000)).min(1),
     /** Weight of the soft term (the hard-label term gets 1 - alpha). */
@@ -33,9 +37,28 @@ const schema = z
   })
   .superRefine((p, ctx) => {
     checkTeacherParams(p, true, ctx);
+    if (p.model !== undefined && p.depth !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['depth'], message: `depth is for the stage-level MLP keys; with 'model:' the student's own hidden layers count (e.g. model: {type: mlp, hidden: [${Array(p.depth).fill(800).join(', ')}]}: each width replaces them)` });
+    }
+    if (p.model !== undefined) {
+      for (const [i, w] of p.widths.entries()) {
+        try {
+          withWidth(p.model, w);
+        } catch (e) {
+          ctx.addIssue({ code: 'custom', path: ['model'], message: `widths[${i}]: ${(e as Error).message}` });
+          break;
+        }
+      }
+    }
     if ((p.transfer.source ?? 'train') !== 'train' && p.hard_baseline) {
       ctx.addIssue({ code: 'custom', path: ['hard_baseline'], message: "hard-label students cannot learn from unlabeled transfer rows: set hard_baseline: false, or transfer.source: train" });
     }
+  })
+  .transform((p, ctx) => {
+    const { depth, ...rest } = resolveModel(p, ctx);
+    // The stage-level form: `depth` hidden layers (their widths set per cell).
+    if (p.model === undefined && rest.model.type === 'mlp') rest.model = { ...rest.model, hidden: Array.from({ length: depth ?? 2 }, () => p.widths[0]!) };
+    return { ...rest, depth: rest.model.type === 'mlp' ? rest.model.hidden.length : (depth ?? null) };
   });
 /** Params of the `distill-sweep` stage. */
 export type DistillSweepParams = z.output<typeof schema>;
@@ -56,7 +79,8 @@ export interface SweepCell {
 export interface SweepFile {
   widths: number[];
   temperatures: number[];
-  depth: number;
+  /** Hidden layers of an MLP student; null for another architecture. */
+  depth: number | null;
   alpha: number;
   teacher: string[] | null;
   transfer_examples: number;
@@ -107,7 +131,7 @@ async function sweep(ctx: StageContext<DistillSweepParams>, p: DistillSweepParam
         valid: prep.data.valid,
         test: prep.data.test,
         classes: prep.classes,
-        model: { ...p, hidden: Array.from({ length: p.depth }, () => width) },
+        model: withWidth(p.model, width),
         training: p,
         loss,
         seed: ctx.seed,

@@ -11,7 +11,7 @@ import { concatSets, subset, type LabeledSet } from '../../src/data/split-file.t
 import { loadModel } from '../../src/models/io.ts';
 import { ArtifactError, ConfigError } from '../../src/util/errors.ts';
 import { defineStage, type StageContext } from '../stage.ts';
-import { mlpSchema, trainingSchema } from '../schemas.ts';
+import { modelKeys, resolveModel, trainingSchema } from '../schemas.ts';
 import { readIngested, writeModelOutputs, type IngestedData } from './common.ts';
 import { lossSchema, trainStudent, type LossConfig, type TeacherRows } from './student.ts';
 import { cachedTeacherLogits, logOfProbabilities, modelDirsOf, readSoftTargets, TEACHER_LOGITS_FILE } from './teachers.ts';
@@ -198,19 +198,20 @@ export function teacherRowsFor(prep: PreparedDistillation, loss: LossConfig): Te
 const schema = z
   .strictObject({
     ...distillSourceSchema,
-    ...mlpSchema,
+    ...modelKeys,
     ...trainingSchema,
     /** `{type: soft, T, alpha}`, `{type: logits, alpha}` or `{type: hard}`. */
     loss: lossSchema,
   })
-  .superRefine((p, ctx) => checkTeacherParams({ ...p, alpha: p.loss.type === 'hard' ? undefined : p.loss.alpha }, p.loss.type !== 'hard', ctx));
+  .superRefine((p, ctx) => checkTeacherParams({ ...p, alpha: p.loss.type === 'hard' ? undefined : p.loss.alpha }, p.loss.type !== 'hard', ctx))
+  .transform(resolveModel);
 /** Params of the `distill` stage. */
 export type DistillParams = z.output<typeof schema>;
 
 /** `distill`: a student trained on a transfer set against a teacher's soft targets or logits. */
 export const distillStage = defineStage({
   type: 'distill',
-  description: 'train a student MLP on a transfer set with a distillation loss (teacher: model stage(s) or soft targets)',
+  description: 'train a student (`model:`, default an MLP) on a transfer set with a distillation loss (teacher: model stage(s) or soft targets)',
   schema,
   deps: distillDeps,
   code: ['pipeline/stages/distill.ts'],
@@ -225,7 +226,7 @@ export const distillStage = defineStage({
       valid: data.valid,
       test: data.test,
       classes: prep.classes,
-      model: p,
+      model: p.model,
       training: p,
       loss: p.loss,
       seed: ctx.seed,

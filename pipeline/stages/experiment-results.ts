@@ -209,7 +209,7 @@ export function temperatureResult(sweep: SweepFile): ExperimentResult {
   };
   const header = ['hidden units per layer', ...(hasHard ? ['hard labels'] : []), ...sweep.temperatures.map((T) => `T=${T}`), 'best T'];
   const rows = sweep.widths.map((w) => [
-    `${sweep.depth} x ${w}`,
+    sweep.depth === null ? String(w) : `${sweep.depth} x ${w}`,
     ...(hasHard ? [num(errors[String(w)]!.hard)] : []),
     ...sweep.temperatures.map((T) => num(errors[String(w)]![String(T)])),
     num(bestT[String(w)]),

@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { describeModel, modelOfParams } from '../../src/models/arch/index.ts';
 import { z } from 'zod';
 import { writeFileAtomic, writeJsonAtomic } from '../../src/artifacts/atomic.ts';
 import { ArtifactError, ConfigError } from '../../src/util/errors.ts';
@@ -151,10 +152,11 @@ export function trainingOf(stageDir: string): { arch?: string } & TrainingText {
   if (!m) return {};
   const params: Params = m.params;
   if (m.type === 'import' && typeof params.from === 'string') return trainingOf(path.resolve(params.from));
-  const h = params.hidden;
-  if (!Array.isArray(h) || !h.every((v) => typeof v === 'number')) return extras(params);
-  const arch = h.length === 0 ? 'linear' : h.every((v) => v === h[0]) ? `${h.length}x${h[0]}` : h.join('-');
-  return { arch, ...extras(params) };
+  const model = modelOfParams(m.params);
+  if (!model) return extras(params);
+  // The regularisation keys as the architecture has them (an MLP's; a CNN's dropout and max-norm).
+  const reg = model as { dropout?: number; input_dropout?: number; max_norm?: number | null };
+  return { arch: describeModel(model), ...extras({ ...params, dropout: reg.dropout, input_dropout: reg.input_dropout, max_norm: reg.max_norm }) };
 }
 
 /**

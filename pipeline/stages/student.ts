@@ -1,18 +1,18 @@
 /**
- * Training one student MLP on a transfer set with a distillation loss, and measuring it on the
+ * Training one student model on a transfer set with a distillation loss, and measuring it on the
  * transfer set, valid and test. Shared by the `distill` and `distill-sweep` stages.
  */
 import type * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import { makeLoss, type DistillLossSpec, type TeacherTargetKind } from '../../src/distill/losses.ts';
 import { onlineTeacherLoss, type EnsembleMode } from '../../src/distill/teacher.ts';
-import { buildMlp } from '../../src/models/mlp.ts';
+import { buildModel, type ModelConfig } from '../../src/models/arch/index.ts';
 import { evaluate } from '../../src/models/predict.ts';
 import { trainModel, type EpochMetrics, type TrainSet } from '../../src/models/train.ts';
 import { subset, type LabeledSet } from '../../src/data/split-file.ts';
 import { silentLogger, type Logger } from '../../src/util/log.ts';
 import { ConfigError } from '../../src/util/errors.ts';
-import { mlpSchema, toOptimizerSpec, trainingSchema } from '../schemas.ts';
+import { toOptimizerSpec, trainingSchema } from '../schemas.ts';
 import type { SplitMetrics } from './common.ts';
 
 /** Config schema of a distillation loss. */
@@ -34,10 +34,7 @@ export const lossSchema = z.discriminatedUnion('type', [
 /** A parsed `loss:`. */
 export type LossConfig = z.output<typeof lossSchema>;
 
-const mlpObject = z.strictObject(mlpSchema);
 const trainingObject = z.strictObject(trainingSchema);
-/** Student architecture params (`hidden`, `activation`, `dropout`, `input_dropout`, `max_norm`). */
-export type MlpParams = z.output<typeof mlpObject>;
 /** Training params (`epochs`, `batch_size`, `optimizer`, `jitter`, `select`). */
 export type TrainingParams = z.output<typeof trainingObject>;
 
@@ -59,7 +56,8 @@ export interface StudentOptions {
   valid: LabeledSet;
   test: LabeledSet;
   classes: number;
-  model: MlpParams;
+  /** The student's architecture (`model:` of the stage, resolved). */
+  model: ModelConfig;
   training: TrainingParams;
   loss: LossConfig;
   seed: number;
@@ -101,7 +99,7 @@ export function lossSpecOf(loss: LossConfig, kind: TeacherTargetKind): DistillLo
 }
 
 /**
- * Builds a student MLP (seeded by `seed`) and trains it on the transfer set with the configured
+ * Builds a student of architecture `model` (seeded by `seed`) and trains it on the transfer set with the configured
  * loss (teacher rows as `batch.targets`), selecting the epoch on the VALID split per
  * `training.select`; then evaluates it (dropout off) on the transfer set, valid and test.
  * Logit matching needs logits: give it teacher rows of kind `logits` (convert probabilities
@@ -113,18 +111,8 @@ export async function trainStudent(o: StudentOptions): Promise<StudentResult> {
   const online = o.loss.type !== 'hard' ? (o.online ?? null) : null;
   if (o.loss.type !== 'hard' && !o.teacher && !online) throw new ConfigError(`loss '${o.loss.type}' needs a teacher: give 'teacher' or 'teacher_targets'`);
   if (o.loss.type === 'logits' && !online && o.teacher?.kind !== 'logits') throw new ConfigError(`loss 'logits' needs teacher logits, got ${o.teacher?.kind}`);
-  const m = o.model;
   const t = o.training;
-  const model = buildMlp({
-    inputDim: o.transfer.dim,
-    hidden: m.hidden,
-    outputs: o.classes,
-    activation: m.activation,
-    inputDropout: m.input_dropout,
-    dropout: m.dropout,
-    maxNorm: m.max_norm,
-    seed: o.seed,
-  });
+  const model = buildModel(o.model, { inputDim: o.transfer.dim, shape: o.transfer.shape, outputs: o.classes, seed: o.seed });
   // Unlabeled transfer rows (label -1): the hard term and the accuracy count them as nothing.
   let labelled = 0;
   for (let i = 0; i < o.transfer.n; i++) if (o.transfer.y[i]! >= 0) labelled++;

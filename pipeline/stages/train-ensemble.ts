@@ -13,7 +13,7 @@ import { predictLogits } from '../../src/models/predict.ts';
 import type { LabeledSet } from '../../src/data/split-file.ts';
 import { Rng } from '../../src/util/rng.ts';
 import { defineStage } from '../stage.ts';
-import { mlpSchema, trainingSchema } from '../schemas.ts';
+import { modelKeys, resolveModel, trainingSchema } from '../schemas.ts';
 import { readIngested, writeModelOutputs, type SplitMetrics } from './common.ts';
 import { trainStudent } from './student.ts';
 import { MEMBERS_FILE, type MembersFile } from './teachers.ts';
@@ -25,9 +25,9 @@ const schema = z.strictObject({
   members: z.number().int().min(1).max(100).default(10),
   /** How members are combined for the ensemble's prediction. */
   combine: z.enum(['arithmetic', 'geometric']).default('arithmetic'),
-  ...mlpSchema,
+  ...modelKeys,
   ...trainingSchema,
-});
+}).transform(resolveModel);
 /** Params of the `train-ensemble` stage. */
 export type TrainEnsembleParams = z.output<typeof schema>;
 
@@ -93,7 +93,7 @@ export const trainEnsembleStage = defineStage({
           valid: data.valid,
           test: data.test,
           classes: C,
-          model: p,
+          model: p.model,
           training: p,
           loss: { type: 'hard' },
           seed,

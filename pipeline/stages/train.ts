@@ -1,8 +1,8 @@
 import path from 'node:path';
 import { z } from 'zod';
 import { defineStage, type StageDef } from '../stage.ts';
-import { mlpSchema, trainingSchema, toOptimizerSpec } from '../schemas.ts';
-import { buildMlp } from '../../src/models/mlp.ts';
+import { modelKeys, resolveModel, trainingSchema, toOptimizerSpec } from '../schemas.ts';
+import { buildModel } from '../../src/models/arch/index.ts';
 import { trainModel } from '../../src/models/train.ts';
 import { existsSync } from 'node:fs';
 import { loadModel, MODEL_JSON } from '../../src/models/io.ts';
@@ -32,12 +32,12 @@ const schema = z.strictObject({
    * same recipe trained again from other seeds, e.g. to see how much a result varies by seed.
    */
   seed: z.number().int().min(0).max(2 ** 31 - 1).optional(),
-  ...mlpSchema,
+  ...modelKeys,
   ...trainingSchema,
 }).refine((p) => p.train_on === 'train' || p.select === 'last', {
   message: "train_on 'train+valid' trains on the validation rows, so they cannot choose the checkpoint: set select: last (with the epochs fixed by an earlier run selected on valid), or use train_on: train",
   path: ['select'],
-});
+}).transform(resolveModel);
 export type TrainParams = z.output<typeof schema>;
 
 function makeTrainStage(type: string, description: string): StageDef<TrainParams> {
@@ -53,16 +53,7 @@ function makeTrainStage(type: string, description: string): StageDef<TrainParams
       const data = await readIngested(ctx.input(p.data));
       const trainSet = p.train_on === 'train+valid' ? concatSets(data.train, data.valid) : data.train;
       const C = data.classes.classes.length;
-      const model = buildMlp({
-        inputDim: data.train.dim,
-        hidden: p.hidden,
-        outputs: C,
-        activation: p.activation,
-        inputDropout: p.input_dropout,
-        dropout: p.dropout,
-        maxNorm: p.max_norm,
-        seed,
-      });
+      const model = buildModel(p.model, { inputDim: data.train.dim, shape: data.train.shape, outputs: C, seed });
       try {
         if (p.init_from !== undefined) {
           const dir = path.join(ctx.input(p.init_from), 'model');
@@ -119,6 +110,6 @@ function makeTrainStage(type: string, description: string): StageDef<TrainParams
 }
 
 /** `generalist`: the model over all classes that the specialists start from. */
-export const generalistStage = makeTrainStage('generalist', 'train an MLP over all classes on hard labels (model selection on valid)');
+export const generalistStage = makeTrainStage('generalist', 'train a model (`model:`, default an MLP) over all classes on hard labels (model selection on valid)');
 /** `train`: the same as `generalist`, for teachers and baselines in experiments. */
-export const trainStage = makeTrainStage('train', 'train an MLP on hard labels (teachers, baselines); same params as generalist');
+export const trainStage = makeTrainStage('train', 'train a model (`model:`, default an MLP) on hard labels (teachers, baselines); same params as generalist');

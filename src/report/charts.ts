@@ -281,7 +281,7 @@ export function coverageSpec(e: EnsembleInfo, table: 'by_coverage' | 'by_members
 
 /** Test errors against temperature, one line per student width; dashed rules for hard labels. */
 export function sweepSpec(s: SweepInfo): VegaLiteSpec {
-  const label = (w: number): string => `${s.sweep.depth} x ${w}`;
+  const label = (w: number): string => (s.sweep.depth === null ? String(w) : `${s.sweep.depth} x ${w}`);
   const soft = s.sweep.cells.filter((c) => c.T !== null).map((c) => ({ width: label(c.width), T: c.T, errors: c.test.errors, accuracy: c.test.accuracy }));
   const hard = s.sweep.cells.filter((c) => c.T === null).map((c) => ({ width: label(c.width), errors: c.test.errors, accuracy: c.test.accuracy }));
   const examples = s.sweep.cells[0]?.test.examples ?? 0;

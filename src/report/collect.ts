@@ -7,6 +7,7 @@ import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { readManifest, type Manifest } from '../artifacts/manifest.ts';
+import { describeModel, modelOfParams } from '../models/arch/index.ts';
 import { readCovariance } from '../specialists/covariance.ts';
 import { ArtifactError } from '../util/errors.ts';
 
@@ -262,12 +263,13 @@ function readJsonl(file: string): EpochRow[] {
   );
 }
 
-/** `2x800`, `1200-800` or `linear` from a manifest's `hidden` param; undefined without one. */
+/**
+ * `2x800`, `1200-800`, `linear` or `cnn 32-64, dense 256` from a manifest's params (its `model`, or
+ * the stage-level `hidden` of older manifests); undefined without either.
+ */
 export function archOfParams(params: Record<string, unknown>): string | undefined {
-  const h = params.hidden;
-  if (!Array.isArray(h) || !h.every((v) => typeof v === 'number')) return undefined;
-  if (h.length === 0) return 'linear';
-  return h.every((v) => v === h[0]) ? `${h.length}x${h[0]}` : h.join('-');
+  const model = modelOfParams(params);
+  return model ? describeModel(model) : undefined;
 }
 
 function subdirs(dir: string): string[] {

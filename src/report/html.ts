@@ -104,7 +104,7 @@ function modelsSection(models: ModelRow[]): string {
     m.best_epoch ?? '–',
     m.type === 'distill' || m.loss !== undefined ? [m.loss ?? '', m.T != null ? `T=${num(m.T)}` : '', m.alpha != null ? `α=${num(m.alpha)}` : ''].filter(Boolean).join(', ') : m.members ? `ensemble of ${m.members}` : '',
   ]);
-  return section('models', 'Models', table(['stage', 'type', 'hidden', 'test accuracy', 'test errors', 'valid accuracy', 'best epoch', 'notes'], rows));
+  return section('models', 'Models', table(['stage', 'type', 'model', 'test accuracy', 'test errors', 'valid accuracy', 'best epoch', 'notes'], rows));
 }
 
 function clustersSection(c: ClustersInfo, charts: ChartDef[]): string {

@@ -98,7 +98,7 @@ describe('config validation of the new stage types', () => {
   it('accepts a distill with one teacher or a list; fills defaults', () => {
     const c = parse('  d: {type: distill, teacher: teacher, loss: {type: soft, T: 4}}\n');
     const d = c.stages.find((s) => s.name === 'd')!;
-    expect(d.params).toMatchObject({ data: 'ingest', teacher: ['teacher'], combine: 'arithmetic', loss: { type: 'soft', T: 4, alpha: 0.9 }, transfer: {}, hidden: [800, 800] });
+    expect(d.params).toMatchObject({ data: 'ingest', teacher: ['teacher'], combine: 'arithmetic', loss: { type: 'soft', T: 4, alpha: 0.9 }, transfer: {}, model: { type: 'mlp', hidden: [800, 800] } });
     expect(d.def.deps(d.params, [])).toEqual(['ingest', 'teacher']);
     const e = parse('  t2: {type: train, hidden: [8]}\n  d: {type: distill, teacher: [teacher, t2], combine: geometric, loss: {type: logits}}\n').stages.at(-1)!;
     expect(e.params).toMatchObject({ teacher: ['teacher', 't2'], combine: 'geometric', loss: { type: 'logits', alpha: 1 } });
