@@ -1,12 +1,14 @@
 /**
  * `distill-sweep`: the paper's temperature experiment as one stage: a student of each hidden
  * width distilled at each temperature from one teacher (teacher logits computed once), plus an
- * optional hard-label student per width. Writes `sweep.json`; finished cells survive a crash.
+ * optional hard-label student per width. Writes `sweep.json` and each student's training curves
+ * as TensorBoard events in `<cell id>/tb/` (e.g. `w800-T4/tb/`); finished cells survive a crash.
  */
 import { existsSync, readFileSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { writeJsonAtomic } from '../../src/artifacts/atomic.ts';
+import { TB_DIR, TB_FILE, writeTrainingCurves } from '../../src/tensorboard/training-curves.ts';
 import { defineStage, type StageContext } from '../stage.ts';
 import { modelKeys, resolveModel, trainingSchema } from '../schemas.ts';
 import { withWidth } from '../../src/models/arch/index.ts';
@@ -105,6 +107,11 @@ export const distillSweepStage = defineStage({
   },
 });
 
+/** The folder name of one sweep cell, e.g. `w800-T4` or `w800-hard`. */
+function cellId(width: number, T: number | null): string {
+  return `w${width}-${T === null ? 'hard' : `T${T}`}`;
+}
+
 async function sweep(ctx: StageContext<DistillSweepParams>, p: DistillSweepParams, prep: PreparedDistillation): Promise<Record<string, number>> {
     const cellsDir = path.join(ctx.scratchDir, 'cells');
     await fs.mkdir(cellsDir, { recursive: true });
@@ -115,7 +122,7 @@ async function sweep(ctx: StageContext<DistillSweepParams>, p: DistillSweepParam
     }
     const cells: SweepCell[] = [];
     for (const [i, { width, T }] of plan.entries()) {
-      const id = `w${width}-${T === null ? 'hard' : `T${T}`}`;
+      const id = cellId(width, T);
       const done = path.join(cellsDir, `${id}.json`);
       if (existsSync(done)) {
         cells.push(JSON.parse(readFileSync(done, 'utf8')) as SweepCell);
@@ -139,11 +146,18 @@ async function sweep(ctx: StageContext<DistillSweepParams>, p: DistillSweepParam
         log: ctx.log,
       });
       r.model.dispose();
+      // Curves first, then the cell's done marker: a reused cell always has its curves.
+      await writeTrainingCurves(path.join(cellsDir, id), r.history);
       const cell: SweepCell = { width, T, test: r.test, valid: r.valid, best_epoch: r.bestEpoch, transfer_accuracy: r.transfer?.accuracy ?? null };
       await writeJsonAtomic(done, cell);
       await fs.rm(path.join(ctx.scratchDir, `checkpoint-${id}`), { recursive: true, force: true });
       ctx.log.info(`[${i + 1}/${plan.length}] ${id}: ${r.test.errors} test errors of ${r.test.examples}`);
       cells.push(cell);
+    }
+    for (const { width, T } of plan) {
+      const id = cellId(width, T);
+      await fs.mkdir(path.join(ctx.outDir, id, TB_DIR), { recursive: true });
+      await fs.copyFile(path.join(cellsDir, id, TB_DIR, TB_FILE), path.join(ctx.outDir, id, TB_DIR, TB_FILE));
     }
     const out: SweepFile = {
       widths: p.widths,

@@ -10,7 +10,7 @@ import { silentLogger } from '../../src/util/log.ts';
 import { encodeEventFile } from '../../src/tensorboard/event-writer.ts';
 import { readEventFile } from './decode-events.ts';
 
-/** Every kind of training stage, tiny: train, train-ensemble, distill, specialists. */
+/** Every kind of training stage, tiny: train, train-ensemble, distill, distill-sweep, specialists. */
 const CONFIG = `
 name: tb
 seed: 11
@@ -21,6 +21,7 @@ stages:
   generalist: {hidden: [6], epochs: 3, batch_size: 16, optimizer: {name: adam, lr: 0.01}}
   members: {type: train-ensemble, members: 2, hidden: [4], epochs: 2, batch_size: 16, optimizer: {name: adam, lr: 0.01}}
   student: {type: distill, teacher: generalist, hidden: [4], epochs: 2, batch_size: 16, optimizer: {name: adam, lr: 0.01}, loss: {type: soft, T: 2, alpha: 0.5}}
+  sweep: {type: distill-sweep, teacher: generalist, widths: [3], depth: 1, temperatures: [2], hard_baseline: true, epochs: 2, batch_size: 16, optimizer: {name: adam, lr: 0.01}}
   covariance: {}
   clusters: {k: 2}
   specialists: {epochs: 2, batch_size: 16, optimizer: {name: adam, lr: 0.005}}
@@ -56,7 +57,7 @@ describe('TensorBoard curves of every training stage', () => {
     await run(a);
     expect(tf.memory().numTensors).toBe(before);
     const F = 'tb/events.out.tfevents.0.distill-kit';
-    expect(eventFiles(a)).toEqual([`generalist/${F}`, `members/member-0/${F}`, `members/member-1/${F}`, `specialists/specialist-00/${F}`, `specialists/specialist-01/${F}`, `student/${F}`]);
+    expect(eventFiles(a)).toEqual([`generalist/${F}`, `members/member-0/${F}`, `members/member-1/${F}`, `specialists/specialist-00/${F}`, `specialists/specialist-01/${F}`, `student/${F}`, `sweep/w3-T2/${F}`, `sweep/w3-hard/${F}`]);
     const gen = readEventFile(path.join(a, 'generalist', F));
     expect(gen.truncated).toBe(false);
     expect(gen.events[0]!.file_version).toBe('brain.Event:2');
@@ -78,12 +79,13 @@ describe('TensorBoard curves of every training stage', () => {
     const spec = JSON.parse(readFileSync(path.join(a, 'specialists', 'specialist-01', 'metrics.json'), 'utf8')) as { history: { epoch: number; train_loss: number }[] };
     const se = readEventFile(path.join(a, 'specialists', 'specialist-01', F)).events.slice(1);
     expect(se.map((e) => [e.step, e.values!.find((x) => x.tag === 'loss/train')!.simple_value])).toEqual(spec.history.map((h) => [h.epoch, Math.fround(h.train_loss)]));
+    expect(readEventFile(path.join(a, 'sweep', 'w3-T2', F)).events.map((e) => e.step)).toEqual([0, 1, 2]);
     expect(manifestOutputs(a, 'generalist')[F]).toMatch(/^[0-9a-f]{64}$/);
   }, 120_000);
 
   it('a second run has identical output hashes though its wall times differ', async () => {
     await run(b);
-    for (const s of ['generalist', 'members', 'student', 'specialists']) expect(manifestOutputs(b, s), s).toEqual(manifestOutputs(a, s));
+    for (const s of ['generalist', 'members', 'student', 'sweep', 'specialists']) expect(manifestOutputs(b, s), s).toEqual(manifestOutputs(a, s));
     const F = path.join('generalist', 'tb', 'events.out.tfevents.0.distill-kit');
     expect(readFileSync(path.join(b, F))).not.toEqual(readFileSync(path.join(a, F)));
   }, 120_000);
