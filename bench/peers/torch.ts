@@ -11,6 +11,7 @@ const INFER_SCRIPT = path.join(here, 'torch_infer.py');
 const TRAIN_CPU_SCRIPT = path.join(here, 'torch_train_cpu.py');
 const LOOP_SCRIPT = path.join(here, 'torch_train_loop.py');
 const DISTILL_LOOP_SCRIPT = path.join(here, 'torch_distill_loop.py');
+const CNN_SCRIPT = path.join(here, 'torch_cnn.py');
 
 let available: boolean | undefined;
 
@@ -73,6 +74,14 @@ export function torchDistillLoop(sizes: readonly number[], opts: { batch: number
     '--layers', sizes.join(','), '--batch', String(opts.batch), '--rows', String(opts.rows), '--epochs', String(opts.epochs),
     '--loss', opts.loss, '--T', String(opts.T), '--alpha', String(opts.alpha), '--lr', String(opts.lr),
   ]);
+}
+
+/**
+ * PyTorch throughput (ex/s) of the bench CNN (`bench/peers/torch_cnn.py`: conv 32 / 64 + max-pool,
+ * dense 256 on 28x28x1), training with Adam or inference without grad; undefined if unavailable.
+ */
+export function torchCnn(mode: 'train' | 'infer', batch: number, steps: number): TorchPeerResult | undefined {
+  return runPy(CNN_SCRIPT, ['--mode', mode, '--batch', String(batch), '--steps', String(steps)]);
 }
 
 /** PyTorch inference throughput (ex/s, no grad) for the same MLP; undefined if unavailable. */

@@ -726,6 +726,342 @@ static napi_value js_softmax_xent(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/* ---------------------------------------------------------------------------------------------
+ * Convolution (NHWC, filters [fH, fW, inC, outC]) by im2col + sgemm, and max-pooling.
+ * Geometry comes as an Int32Array of 15 values:
+ *   [N, inH, inW, inC, fH, fW, outC, sH, sW, dH, dW, padTop, padLeft, outH, outW]
+ * (pooling: outC = inC). Rows of the im2col matrix are the output pixels (n, oh, ow) in order;
+ * columns are (kh, kw, c), the filter's row order, so the filter is the K x outC right operand.
+ * Out-of-image taps read 0 (convolution) or are skipped (pooling).
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct {
+  int64_t N, inH, inW, inC, fH, fW, outC, sH, sW, dH, dW, padT, padL, outH, outW;
+} geom_t;
+
+/* Floats of im2col rows materialised at once (8 MiB): bounds the scratch memory for any batch. */
+#define COL_CHUNK_FLOATS ((int64_t)1 << 21)
+
+static _Thread_local float *col_buf = NULL;
+static _Thread_local size_t col_cap = 0;
+
+static float *col_scratch(size_t n) {
+  if (n > col_cap) {
+    float *p = (float *)realloc(col_buf, n * sizeof(float));
+    if (!p) return NULL;
+    col_buf = p;
+    col_cap = n;
+  }
+  return col_buf;
+}
+
+static int get_geom(napi_env env, napi_value v, geom_t *g, const char *fn) {
+  bool is_ta = false;
+  napi_is_typedarray(env, v, &is_ta);
+  napi_typedarray_type tt;
+  void *data;
+  size_t len;
+  if (!is_ta || napi_get_typedarray_info(env, v, &tt, &len, &data, NULL, NULL) != napi_ok || tt != napi_int32_array || len != 15) {
+    char msg[160];
+    snprintf(msg, sizeof msg, "distill_blas.%s: geometry must be an Int32Array of 15 values", fn);
+    napi_throw_type_error(env, NULL, msg);
+    return 0;
+  }
+  const int32_t *a = (const int32_t *)data;
+  g->N = a[0]; g->inH = a[1]; g->inW = a[2]; g->inC = a[3]; g->fH = a[4]; g->fW = a[5]; g->outC = a[6];
+  g->sH = a[7]; g->sW = a[8]; g->dH = a[9]; g->dW = a[10]; g->padT = a[11]; g->padL = a[12]; g->outH = a[13]; g->outW = a[14];
+  if (g->N < 0 || g->inH < 1 || g->inW < 1 || g->inC < 1 || g->fH < 1 || g->fW < 1 || g->outC < 1 || g->sH < 1 || g->sW < 1 ||
+      g->dH < 1 || g->dW < 1 || g->outH < 0 || g->outW < 0 || g->padT < -(1 << 20) || g->padL < -(1 << 20) || g->padT > (1 << 20) || g->padL > (1 << 20)) {
+    char msg[160];
+    snprintf(msg, sizeof msg, "distill_blas.%s: bad geometry (sizes, strides and dilations must be >= 1)", fn);
+    napi_throw_error(env, NULL, msg);
+    return 0;
+  }
+  return 1;
+}
+
+/* [a, a + na) and [b, b + nb) overlap (both non-empty). */
+static int overlaps(int64_t a, int64_t na, int64_t b, int64_t nb) {
+  return na > 0 && nb > 0 && a < b + nb && b < a + na;
+}
+
+/* Row-major sgemm; small products on one OpenBLAS thread (as js_sgemm). */
+static void gemm(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda, const float *B,
+                 int64_t ldb, float beta, float *C, int64_t ldc) {
+  const int threads = openblas_get_num_threads();
+  const int single = threads > 1 && (double)M * (double)N * (double)K < SINGLE_THREAD_MNK;
+  if (single) openblas_set_num_threads(1);
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)M, (int)N, (int)K, alpha, A, (int)lda, B,
+              (int)ldb, beta, C, (int)ldc);
+  if (single) openblas_set_num_threads(threads);
+}
+
+/* im2col rows [m0, m0 + R) of x into col (R x K). */
+static void im2col(const float *restrict x, const geom_t *g, int64_t m0, int64_t R, float *restrict col) {
+  const int64_t C = g->inC, K = g->fH * g->fW * C, span = g->fW * C;
+  for (int64_t r = 0; r < R; r++) {
+    const int64_t m = m0 + r;
+    const int64_t ow = m % g->outW, t = m / g->outW, oh = t % g->outH, n = t / g->outH;
+    float *dst = col + r * K;
+    const int64_t iw0 = ow * g->sW - g->padL;
+    const int contiguous = g->dW == 1 && iw0 >= 0 && iw0 + g->fW <= g->inW;
+    for (int64_t kh = 0; kh < g->fH; kh++, dst += span) {
+      const int64_t ih = oh * g->sH + kh * g->dH - g->padT;
+      if (ih < 0 || ih >= g->inH) {
+        memset(dst, 0, (size_t)span * sizeof(float));
+        continue;
+      }
+      const float *xrow = x + ((n * g->inH + ih) * g->inW) * C;
+      if (contiguous) {
+        memcpy(dst, xrow + iw0 * C, (size_t)span * sizeof(float));
+        continue;
+      }
+      for (int64_t kw = 0; kw < g->fW; kw++) {
+        const int64_t iw = iw0 + kw * g->dW;
+        if (iw < 0 || iw >= g->inW) memset(dst + kw * C, 0, (size_t)C * sizeof(float));
+        else memcpy(dst + kw * C, xrow + iw * C, (size_t)C * sizeof(float));
+      }
+    }
+  }
+}
+
+/* The transpose of im2col, accumulating: dx[taps of row m] += col[r] for rows [m0, m0 + R). */
+static void col2im_add(float *restrict dx, const geom_t *g, int64_t m0, int64_t R, const float *restrict col) {
+  const int64_t C = g->inC, K = g->fH * g->fW * C;
+  for (int64_t r = 0; r < R; r++) {
+    const int64_t m = m0 + r;
+    const int64_t ow = m % g->outW, t = m / g->outW, oh = t % g->outH, n = t / g->outH;
+    const float *src = col + r * K;
+    const int64_t iw0 = ow * g->sW - g->padL;
+    for (int64_t kh = 0; kh < g->fH; kh++) {
+      const int64_t ih = oh * g->sH + kh * g->dH - g->padT;
+      if (ih < 0 || ih >= g->inH) continue;
+      float *dxrow = dx + ((n * g->inH + ih) * g->inW) * C;
+      const float *s = src + kh * g->fW * C;
+      for (int64_t kw = 0; kw < g->fW; kw++) {
+        const int64_t iw = iw0 + kw * g->dW;
+        if (iw < 0 || iw >= g->inW) continue;
+        float *restrict d = dxrow + iw * C;
+        const float *restrict v = s + kw * C;
+        for (int64_t c = 0; c < C; c++) d[c] += v[c];
+      }
+    }
+  }
+}
+
+/* A 1x1, stride-1, unpadded convolution: the im2col matrix is x itself. */
+static int pointwise(const geom_t *g) {
+  return g->fH == 1 && g->fW == 1 && g->sH == 1 && g->sW == 1 && g->padT == 0 && g->padL == 0 && g->outH == g->inH && g->outW == g->inW;
+}
+
+/* Checks the element ranges of a convolution call; sets *msg on failure. */
+static int conv_ranges(const geom_t *g, int64_t len, int64_t xOff, int64_t fOff, int64_t yOff, const char **msg) {
+  const int64_t nx = g->N * g->inH * g->inW * g->inC, nf = g->fH * g->fW * g->inC * g->outC, ny = g->N * g->outH * g->outW * g->outC;
+  if (xOff < 0 || fOff < 0 || yOff < 0 || xOff + nx > len || fOff + nf > len || yOff + ny > len) {
+    *msg = "range outside the array";
+    return 0;
+  }
+  return 1;
+}
+
+#define CONV_ARGS(fn)                                                                                        \
+  size_t argc = 5;                                                                                           \
+  napi_value argv[5];                                                                                        \
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));                                          \
+  if (argc != 5) THROW(env, "distill_blas." fn ": expected 5 arguments");                                     \
+  fview H;                                                                                                   \
+  geom_t g;                                                                                                  \
+  int64_t a0, a1, a2;                                                                                        \
+  if (!get_f32(env, argv[0], &H, 0, "H") || !get_geom(env, argv[1], &g, fn) || !get_i64(env, argv[2], &a0) || \
+      !get_i64(env, argv[3], &a1) || !get_i64(env, argv[4], &a2))                                            \
+    return NULL;                                                                                             \
+  const int64_t len = (int64_t)H.length;                                                                     \
+  const int64_t M = g.N * g.outH * g.outW, K = g.fH * g.fW * g.inC;                                          \
+  const int64_t nx = g.N * g.inH * g.inW * g.inC, ny = M * g.outC;                                           \
+  (void)nx;                                                                                                  \
+  (void)K;                                                                                                   \
+  (void)ny;
+
+/*
+ * conv2d(H, geom, xOff, fOff, yOff): y[N, outH, outW, outC] = conv(x[N, inH, inW, inC],
+ * f[fH, fW, inC, outC]) with the geometry's strides, dilations and padding (zeros outside).
+ */
+static napi_value js_conv2d(napi_env env, napi_callback_info info) {
+  CONV_ARGS("conv2d")
+  const int64_t xOff = a0, fOff = a1, yOff = a2;
+  const char *msg = NULL;
+  if (!conv_ranges(&g, len, xOff, fOff, yOff, &msg)) THROW(env, "distill_blas.conv2d: range outside the array");
+  if (overlaps(yOff, ny, xOff, nx) || overlaps(yOff, ny, fOff, K * g.outC)) THROW(env, "distill_blas.conv2d: the output overlaps an input");
+  if (M == 0) return NULL;
+  const float *x = H.data + xOff, *f = H.data + fOff;
+  float *y = H.data + yOff;
+  if (pointwise(&g)) {
+    gemm(0, 0, M, g.outC, K, 1.0f, x, K, f, g.outC, 0.0f, y, g.outC);
+    return NULL;
+  }
+  int64_t R = COL_CHUNK_FLOATS / K;
+  if (R < 1) R = 1;
+  if (R > M) R = M;
+  float *col = col_scratch((size_t)(R * K));
+  if (!col) THROW(env, "distill_blas.conv2d: out of memory");
+  for (int64_t m0 = 0; m0 < M; m0 += R) {
+    const int64_t r = M - m0 < R ? M - m0 : R;
+    im2col(x, &g, m0, r, col);
+    gemm(0, 0, r, g.outC, K, 1.0f, col, K, f, g.outC, 0.0f, y + m0 * g.outC, g.outC);
+  }
+  return NULL;
+}
+
+/*
+ * conv2dBackpropInput(H, geom, dyOff, fOff, dxOff): dx[N, inH, inW, inC] = the gradient of conv2d
+ * w.r.t. its input for the output gradient dy[N, outH, outW, outC] (col2im of dy f^T).
+ */
+static napi_value js_conv2d_backprop_input(napi_env env, napi_callback_info info) {
+  CONV_ARGS("conv2dBackpropInput")
+  const int64_t dyOff = a0, fOff = a1, dxOff = a2;
+  const char *msg = NULL;
+  if (!conv_ranges(&g, len, dxOff, fOff, dyOff, &msg)) THROW(env, "distill_blas.conv2dBackpropInput: range outside the array");
+  if (overlaps(dxOff, nx, dyOff, ny) || overlaps(dxOff, nx, fOff, K * g.outC)) THROW(env, "distill_blas.conv2dBackpropInput: the output overlaps an input");
+  float *dx = H.data + dxOff;
+  const float *dy = H.data + dyOff, *f = H.data + fOff;
+  if (pointwise(&g)) {
+    if (M > 0) gemm(0, 1, M, K, g.outC, 1.0f, dy, g.outC, f, g.outC, 0.0f, dx, K);
+    return NULL;
+  }
+  memset(dx, 0, (size_t)nx * sizeof(float));
+  if (M == 0) return NULL;
+  int64_t R = COL_CHUNK_FLOATS / K;
+  if (R < 1) R = 1;
+  if (R > M) R = M;
+  float *col = col_scratch((size_t)(R * K));
+  if (!col) THROW(env, "distill_blas.conv2dBackpropInput: out of memory");
+  for (int64_t m0 = 0; m0 < M; m0 += R) {
+    const int64_t r = M - m0 < R ? M - m0 : R;
+    gemm(0, 1, r, K, g.outC, 1.0f, dy + m0 * g.outC, g.outC, f, g.outC, 0.0f, col, K);
+    col2im_add(dx, &g, m0, r, col);
+  }
+  return NULL;
+}
+
+/*
+ * conv2dBackpropFilter(H, geom, xOff, dyOff, dwOff): dw[fH, fW, inC, outC] = the gradient of
+ * conv2d w.r.t. its filter: im2col(x)^T dy, summed over the batch.
+ */
+static napi_value js_conv2d_backprop_filter(napi_env env, napi_callback_info info) {
+  CONV_ARGS("conv2dBackpropFilter")
+  const int64_t xOff = a0, dyOff = a1, dwOff = a2;
+  const char *msg = NULL;
+  if (!conv_ranges(&g, len, xOff, dwOff, dyOff, &msg)) THROW(env, "distill_blas.conv2dBackpropFilter: range outside the array");
+  const int64_t nf = K * g.outC;
+  if (overlaps(dwOff, nf, xOff, nx) || overlaps(dwOff, nf, dyOff, ny)) THROW(env, "distill_blas.conv2dBackpropFilter: the output overlaps an input");
+  float *dw = H.data + dwOff;
+  const float *x = H.data + xOff, *dy = H.data + dyOff;
+  if (M == 0) {
+    memset(dw, 0, (size_t)nf * sizeof(float));
+    return NULL;
+  }
+  if (pointwise(&g)) {
+    gemm(1, 0, K, g.outC, M, 1.0f, x, K, dy, g.outC, 0.0f, dw, g.outC);
+    return NULL;
+  }
+  int64_t R = COL_CHUNK_FLOATS / K;
+  if (R < 1) R = 1;
+  if (R > M) R = M;
+  float *col = col_scratch((size_t)(R * K));
+  if (!col) THROW(env, "distill_blas.conv2dBackpropFilter: out of memory");
+  for (int64_t m0 = 0; m0 < M; m0 += R) {
+    const int64_t r = M - m0 < R ? M - m0 : R;
+    im2col(x, &g, m0, r, col);
+    gemm(1, 0, K, g.outC, r, 1.0f, col, K, dy + m0 * g.outC, g.outC, m0 == 0 ? 0.0f : 1.0f, dw, g.outC);
+  }
+  return NULL;
+}
+
+/*
+ * maxPool(H, geom, xOff, yOff, 0): y[n, oh, ow, c] = the max of x over the window's taps inside the
+ * image (tfjs's semantics: NaN taps are skipped, an all-outside window gives -Infinity).
+ */
+static napi_value js_max_pool(napi_env env, napi_callback_info info) {
+  CONV_ARGS("maxPool")
+  const int64_t xOff = a0, yOff = a1;
+  (void)a2;
+  const int64_t C = g.inC;
+  const int64_t nyp = M * C;
+  if (g.outC != C) THROW(env, "distill_blas.maxPool: outC must equal inC");
+  if (xOff < 0 || yOff < 0 || xOff + nx > len || yOff + nyp > len) THROW(env, "distill_blas.maxPool: range outside the array");
+  if (overlaps(yOff, nyp, xOff, nx)) THROW(env, "distill_blas.maxPool: the output overlaps the input");
+  const float *x = H.data + xOff;
+  float *y = H.data + yOff;
+  for (int64_t m = 0; m < M; m++) {
+    const int64_t ow = m % g.outW, t = m / g.outW, oh = t % g.outH, n = t / g.outH;
+    float *restrict out = y + m * C;
+    for (int64_t c = 0; c < C; c++) out[c] = -INFINITY;
+    for (int64_t kh = 0; kh < g.fH; kh++) {
+      const int64_t ih = oh * g.sH + kh * g.dH - g.padT;
+      if (ih < 0 || ih >= g.inH) continue;
+      for (int64_t kw = 0; kw < g.fW; kw++) {
+        const int64_t iw = ow * g.sW + kw * g.dW - g.padL;
+        if (iw < 0 || iw >= g.inW) continue;
+        const float *restrict v = x + (((n * g.inH + ih) * g.inW) + iw) * C;
+        for (int64_t c = 0; c < C; c++) out[c] = v[c] > out[c] ? v[c] : out[c];
+      }
+    }
+  }
+  return NULL;
+}
+
+/*
+ * maxPoolGrad(H, geom, dyOff, xOff, dxOff): dx = the gradient of maxPool: each output's dy goes to
+ * the first tap (row-major in the window) holding the window's maximum, as tfjs's cpu backend does.
+ */
+static napi_value js_max_pool_grad(napi_env env, napi_callback_info info) {
+  CONV_ARGS("maxPoolGrad")
+  const int64_t dyOff = a0, xOff = a1, dxOff = a2;
+  const int64_t C = g.inC;
+  const int64_t nyp = M * C;
+  if (g.outC != C) THROW(env, "distill_blas.maxPoolGrad: outC must equal inC");
+  if (dyOff < 0 || xOff < 0 || dxOff < 0 || dyOff + nyp > len || xOff + nx > len || dxOff + nx > len) THROW(env, "distill_blas.maxPoolGrad: range outside the array");
+  if (overlaps(dxOff, nx, xOff, nx) || overlaps(dxOff, nx, dyOff, nyp)) THROW(env, "distill_blas.maxPoolGrad: the output overlaps an input");
+  const float *x = H.data + xOff, *dy = H.data + dyOff;
+  float *dx = H.data + dxOff;
+  memset(dx, 0, (size_t)nx * sizeof(float));
+  float *best = (float *)malloc((size_t)C * sizeof(float));
+  int64_t *where = (int64_t *)malloc((size_t)C * sizeof(int64_t));
+  if (!best || !where) {
+    free(best);
+    free(where);
+    THROW(env, "distill_blas.maxPoolGrad: out of memory");
+  }
+  for (int64_t m = 0; m < M; m++) {
+    const int64_t ow = m % g.outW, t = m / g.outW, oh = t % g.outH, n = t / g.outH;
+    for (int64_t c = 0; c < C; c++) {
+      best[c] = -INFINITY;
+      where[c] = -1;
+    }
+    for (int64_t kh = 0; kh < g.fH; kh++) {
+      const int64_t ih = oh * g.sH + kh * g.dH - g.padT;
+      if (ih < 0 || ih >= g.inH) continue;
+      for (int64_t kw = 0; kw < g.fW; kw++) {
+        const int64_t iw = ow * g.sW + kw * g.dW - g.padL;
+        if (iw < 0 || iw >= g.inW) continue;
+        const int64_t base = (((n * g.inH + ih) * g.inW) + iw) * C;
+        const float *v = x + base;
+        for (int64_t c = 0; c < C; c++) {
+          if (v[c] > best[c]) {
+            best[c] = v[c];
+            where[c] = base + c;
+          }
+        }
+      }
+    }
+    const float *d = dy + m * C;
+    for (int64_t c = 0; c < C; c++) if (where[c] >= 0) dx[where[c]] += d[c];
+  }
+  free(best);
+  free(where);
+  return NULL;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"sgemm", NULL, js_sgemm, NULL, NULL, NULL, napi_default, NULL},
@@ -739,6 +1075,11 @@ static napi_value init(napi_env env, napi_value exports) {
       {"relu", NULL, js_relu, NULL, NULL, NULL, napi_default, NULL},
       {"addRows", NULL, js_add_rows, NULL, NULL, NULL, napi_default, NULL},
       {"softmaxXent", NULL, js_softmax_xent, NULL, NULL, NULL, napi_default, NULL},
+      {"conv2d", NULL, js_conv2d, NULL, NULL, NULL, napi_default, NULL},
+      {"conv2dBackpropInput", NULL, js_conv2d_backprop_input, NULL, NULL, NULL, napi_default, NULL},
+      {"conv2dBackpropFilter", NULL, js_conv2d_backprop_filter, NULL, NULL, NULL, napi_default, NULL},
+      {"maxPool", NULL, js_max_pool, NULL, NULL, NULL, napi_default, NULL},
+      {"maxPoolGrad", NULL, js_max_pool_grad, NULL, NULL, NULL, napi_default, NULL},
       {"adviseHugePages", NULL, js_advise_huge_pages, NULL, NULL, NULL, napi_default, NULL},
       {"setThreads", NULL, js_set_threads, NULL, NULL, NULL, napi_default, NULL},
       {"getThreads", NULL, js_get_threads, NULL, NULL, NULL, napi_default, NULL},

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { installBufferPool, uninstallBufferPool } from './buffer-pool.ts';
+import { CONV_KERNELS, convKernelConfigs, type ConvKernelName } from './conv-kernels.ts';
 import { installFastMomentum, uninstallFastMomentum } from './fast-optimizer.ts';
 import { installHugePages, uninstallHugePages } from './huge-pages.ts';
 import { loadNative, NATIVE_ACTIVATION, type NativeBlas } from './native.ts';
@@ -18,6 +19,8 @@ type KernelName = (typeof KERNELS)[number];
 
 /** The stock wasm kernel configs we replaced, to restore them in {@link disableBlasKernels}. */
 const stock = new Map<string, tf.KernelConfig>();
+/** The stock wasm convolution / pooling kernels replaced (the wasm backend has no Conv2DBackpropFilter). */
+const stockConv = new Map<ConvKernelName, tf.KernelConfig>();
 let enabledDetail: string | undefined;
 
 /** Shapes of one (batched) matrix product `op(a) op(b)`, as tfjs defines them. */
@@ -368,7 +371,9 @@ export function blasKernelsEnabled(): string | undefined {
  * Replaces the wasm backend's `BatchMatMul` and `_FusedMatMul` kernels by OpenBLAS sgemm (native
  * addon, working directly on the wasm heap): any batch dims with broadcasting, both transposes,
  * fused bias and every fused activation. Gradients of matMul are matMuls, so training uses them
- * too. Also makes `Identity`, same-dtype `Cast` and whole-tensor `Slice` zero-copy, `Sum` over
+ * too. Convolutions (`Conv2D`, `FusedConv2D` and both gradients, which the stock wasm backend
+ * lacks in part) run as im2col + sgemm and max-pooling with its gradient natively
+ * (`conv-kernels.ts`). Also makes `Identity`, same-dtype `Cast` and whole-tensor `Slice` zero-copy, `Sum` over
  * leading axes (bias gradients), bias-broadcast `Add` and `Relu` one native pass each, number-to-bool
  * `Cast` correct (x != 0), relu's gradient one fused kernel (`relu-grad.ts`), the softmax
  * cross-entropy of the hard and distillation losses one native pass per row with its gradient
@@ -402,6 +407,19 @@ export function enableBlasKernels(): BlasEnableResult {
     tf.unregisterKernel(name, BACKEND);
     tf.registerKernel({ kernelName: name, backendName: BACKEND, kernelFunc: funcs[name] });
   }
+  const convFuncs = convKernelConfigs(l.addon, (name, args) => {
+    const k = stockConv.get(name);
+    if (!k) throw new Error(`${name}: this case (e.g. NCHW data or another dtype) has no kernel on the wasm backend; use channels-last float32 data, or --backend cpu`);
+    return k.kernelFunc(args);
+  });
+  for (const name of CONV_KERNELS) {
+    const k = tf.getKernel(name, BACKEND);
+    if (k) {
+      stockConv.set(name, k);
+      tf.unregisterKernel(name, BACKEND);
+    }
+    tf.registerKernel({ kernelName: name, backendName: BACKEND, kernelFunc: convFuncs[name] });
+  }
   tf.registerKernel({ kernelName: RELU_GRAD_KERNEL, backendName: BACKEND, kernelFunc: reluGradKernel(l.addon) });
   installReluGrad();
   tf.registerKernel({ kernelName: SOFTMAX_XENT_KERNEL, backendName: BACKEND, kernelFunc: softmaxXentKernel(l.addon) });
@@ -411,7 +429,7 @@ export function enableBlasKernels(): BlasEnableResult {
   const wasmBackend = tf.findBackend(BACKEND);
   const huge = wasmBackend ? installHugePages(l.addon, asWasmBackend(wasmBackend)) : undefined;
   const pooled = wasmBackend ? installBufferPool(asWasmBackend(wasmBackend)) : false;
-  enabledDetail = `OpenBLAS sgemm (${l.addon.config().split(' ').slice(0, 2).join(' ')}, ${l.addon.getThreads()} threads) + native momentum, Adam, max-norm, relu, relu grad, bias add, softmax cross-entropy${huge !== undefined && huge >= 0 ? ', huge pages' : ''}${pooled ? ', buffer pool' : ''}`;
+  enabledDetail = `OpenBLAS sgemm (${l.addon.config().split(' ').slice(0, 2).join(' ')}, ${l.addon.getThreads()} threads) + native conv2d (im2col), max-pool, momentum, Adam, max-norm, relu, relu grad, bias add, softmax cross-entropy${huge !== undefined && huge >= 0 ? ', huge pages' : ''}${pooled ? ', buffer pool' : ''}`;
   return { ok: true, detail: enabledDetail };
 }
 
@@ -424,6 +442,12 @@ export function disableBlasKernels(): void {
     if (k) tf.registerKernel(k);
   }
   stock.clear();
+  for (const name of CONV_KERNELS) {
+    tf.unregisterKernel(name, BACKEND);
+    const k = stockConv.get(name);
+    if (k) tf.registerKernel(k);
+  }
+  stockConv.clear();
   tf.unregisterKernel(RELU_GRAD_KERNEL, BACKEND);
   uninstallReluGrad();
   tf.unregisterKernel(SOFTMAX_XENT_KERNEL, BACKEND);

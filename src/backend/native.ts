@@ -83,6 +83,20 @@ export interface NativeBlas {
    */
   softmaxXent(H: Float32Array, zOff: number, tOff: number, yOff: number, B: number, C: number, T: number, alpha: number, kind: number, gradOff: number): number;
   /**
+   * NHWC convolution by im2col + sgemm: `y = conv(x, f)` with `geom` =
+   * `[N, inH, inW, inC, fH, fW, outC, sH, sW, dH, dW, padTop, padLeft, outH, outW]` (Int32Array),
+   * filter `[fH, fW, inC, outC]`, zeros outside the image. The output must not overlap the inputs.
+   */
+  conv2d(H: Float32Array, geom: Int32Array, xOff: number, fOff: number, yOff: number): void;
+  /** The gradient of {@link conv2d} w.r.t. its input, `dx [N, inH, inW, inC]`, from `dy [N, outH, outW, outC]`. */
+  conv2dBackpropInput(H: Float32Array, geom: Int32Array, dyOff: number, fOff: number, dxOff: number): void;
+  /** The gradient of {@link conv2d} w.r.t. its filter, `dw [fH, fW, inC, outC]`, summed over the batch. */
+  conv2dBackpropFilter(H: Float32Array, geom: Int32Array, xOff: number, dyOff: number, dwOff: number): void;
+  /** NHWC max-pooling (geometry as {@link conv2d} with `outC = inC`; taps outside the image skipped, NaN never the max). */
+  maxPool(H: Float32Array, geom: Int32Array, xOff: number, yOff: number, unused: number): void;
+  /** The gradient of {@link maxPool}: each `dy` goes to the first tap holding its window's maximum. */
+  maxPoolGrad(H: Float32Array, geom: Int32Array, dyOff: number, xOff: number, dxOff: number): void;
+  /**
    * Asks the kernel for transparent huge pages on the memory of `H` (its 2 MiB-aligned part);
    * `collapse` also converts the pages in use now (Linux 6.1+). Returns the bytes advised, or
    * `-errno` when the kernel refused. Only a hint.
@@ -112,7 +126,7 @@ export function nativeAddonPath(): string {
 function isNativeBlas(m: unknown): m is NativeBlas {
   if (m === null || typeof m !== 'object') return false;
   const r = m as Record<string, unknown>;
-  return ['sgemm', 'biasAct', 'momentum', 'adam', 'sgdStep', 'maxNormCols', 'colSum', 'reluGrad', 'relu', 'addRows', 'softmaxXent', 'adviseHugePages', 'setThreads', 'getThreads', 'config'].every((k) => typeof r[k] === 'function');
+  return ['sgemm', 'biasAct', 'momentum', 'adam', 'sgdStep', 'maxNormCols', 'colSum', 'reluGrad', 'relu', 'addRows', 'softmaxXent', 'conv2d', 'conv2dBackpropInput', 'conv2dBackpropFilter', 'maxPool', 'maxPoolGrad', 'adviseHugePages', 'setThreads', 'getThreads', 'config'].every((k) => typeof r[k] === 'function');
 }
 
 /**

@@ -1,0 +1,48 @@
+import * as tf from '@tensorflow/tfjs';
+import { Rng } from '../src/util/rng.ts';
+
+/** Input shape of the bench CNN (an MNIST-sized image). */
+export const CNN_INPUT = [28, 28, 1] as const;
+/** Classes of the bench CNN. */
+export const CNN_CLASSES = 10;
+
+/** The bench CNN and a random batch for it. */
+export interface CnnSetup {
+  model: tf.Sequential;
+  x: tf.Tensor4D;
+  yOneHot: tf.Tensor2D;
+  dispose(): void;
+}
+
+/**
+ * The CNN of the bench cases (the same as `bench/peers/torch_cnn.py`): 28x28x1 input; conv 3x3 with
+ * 32 filters ('same') + relu, max-pool 2; conv 3x3 with 64 filters ('same') + relu, max-pool 2;
+ * dense 256 + relu; dense 10 (logits). Seeded weights, and a seeded random batch of `batch` images.
+ */
+export function buildCnn(batch: number, seed = 1): CnnSetup {
+  const rng = new Rng(seed);
+  const init = (k: number) => tf.initializers.glorotUniform({ seed: seed + k });
+  const model = tf.sequential();
+  model.add(tf.layers.conv2d({ inputShape: [...CNN_INPUT], filters: 32, kernelSize: 3, padding: 'same', activation: 'relu', kernelInitializer: init(1) }));
+  model.add(tf.layers.maxPooling2d({ poolSize: 2 }));
+  model.add(tf.layers.conv2d({ filters: 64, kernelSize: 3, padding: 'same', activation: 'relu', kernelInitializer: init(2) }));
+  model.add(tf.layers.maxPooling2d({ poolSize: 2 }));
+  model.add(tf.layers.flatten());
+  model.add(tf.layers.dense({ units: 256, activation: 'relu', kernelInitializer: init(3) }));
+  model.add(tf.layers.dense({ units: CNN_CLASSES, kernelInitializer: init(4) }));
+  const d = CNN_INPUT[0] * CNN_INPUT[1] * CNN_INPUT[2];
+  const xv = new Float32Array(batch * d);
+  for (let i = 0; i < xv.length; i++) xv[i] = rng.normal();
+  const yv = new Float32Array(batch * CNN_CLASSES);
+  for (let r = 0; r < batch; r++) yv[r * CNN_CLASSES + rng.int(CNN_CLASSES)] = 1;
+  const x = tf.tensor4d(xv, [batch, ...CNN_INPUT]);
+  const yOneHot = tf.tensor2d(yv, [batch, CNN_CLASSES]);
+  return {
+    model, x, yOneHot,
+    dispose() {
+      x.dispose();
+      yOneHot.dispose();
+      model.dispose();
+    },
+  };
+}
