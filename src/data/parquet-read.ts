@@ -3,6 +3,8 @@ import {
   Binary,
   Bool,
   DataType,
+  DateDay,
+  Decimal,
   Field,
   FixedSizeList,
   Float32,
@@ -17,6 +19,12 @@ import {
   RecordBatchReader,
   Schema,
   Struct,
+  TimeMicrosecond,
+  TimeMillisecond,
+  TimeNanosecond,
+  TimestampMicrosecond,
+  TimestampMillisecond,
+  TimestampNanosecond,
   Uint16,
   Uint32,
   Uint64,
@@ -227,12 +235,14 @@ function primitiveType(el: SchemaElement): DataType {
       if (lt?.type === 'INTEGER') return intType(lt.bitWidth, lt.isSigned);
       const m = /^(U?)INT_(8|16|32|64)$/.exec(ct ?? '');
       if (m) return intType(Number(m[2]), m[1] !== 'U');
-      // DATE, TIME, TIMESTAMP, DECIMAL: kept as their integer storage type for the schema; ingest
-      // accepts no such column as a label, and reads it as a number only as a feature column.
+      // Dates, times, timestamps and decimals are not numbers to ingest (as in an Arrow file:
+      // ignored as feature columns, refused as labels).
+      const temporal = temporalType(el);
+      if (temporal) return temporal;
       return bits === 32 ? new Int32() : new Int64();
     }
     case 'INT96':
-      return new Int64();
+      return new TimestampNanosecond();
     case 'FLOAT':
       return new Float32();
     case 'DOUBLE':
@@ -240,12 +250,36 @@ function primitiveType(el: SchemaElement): DataType {
     case 'FIXED_LEN_BYTE_ARRAY':
       // Half floats are decoded to numbers by the reader; stored as float32 here.
       if (lt?.type === 'FLOAT16') return new Float32();
-      return new Binary();
+      return temporalType(el) ?? new Binary();
     case 'BYTE_ARRAY':
     default:
+      if (lt?.type === 'DECIMAL' || ct === 'DECIMAL') return temporalType(el) as DataType;
       if (ct === 'UTF8' || ct === 'ENUM' || ct === 'JSON' || lt?.type === 'STRING' || lt?.type === 'ENUM' || lt?.type === 'JSON') return new Utf8();
       return new Binary();
   }
+}
+
+/** The Arrow type of a DATE / TIME / TIMESTAMP / DECIMAL annotated column, or null. */
+function temporalType(el: SchemaElement): DataType | null {
+  const lt = el.logical_type;
+  const ct = el.converted_type;
+  if (lt?.type === 'DECIMAL' || ct === 'DECIMAL') {
+    const precision = lt?.type === 'DECIMAL' ? lt.precision : (el.precision ?? 38);
+    return new Decimal(lt?.type === 'DECIMAL' ? lt.scale : (el.scale ?? 0), precision, precision > 18 ? 128 : 64);
+  }
+  if (lt?.type === 'DATE' || ct === 'DATE') return new DateDay();
+  const unit: string = lt?.type === 'TIME' || lt?.type === 'TIMESTAMP' ? lt.unit : '';
+  if (lt?.type === 'TIMESTAMP' || ct === 'TIMESTAMP_MILLIS' || ct === 'TIMESTAMP_MICROS') {
+    if (ct === 'TIMESTAMP_MICROS' || unit === 'MICROS') return new TimestampMicrosecond();
+    if (unit === 'NANOS') return new TimestampNanosecond();
+    return new TimestampMillisecond();
+  }
+  if (lt?.type === 'TIME' || ct === 'TIME_MILLIS' || ct === 'TIME_MICROS') {
+    if (ct === 'TIME_MICROS' || unit === 'MICROS') return new TimeMicrosecond();
+    if (unit === 'NANOS') return new TimeNanosecond();
+    return new TimeMillisecond();
+  }
+  return null;
 }
 
 function intType(bits: number, signed: boolean): DataType {

@@ -2,7 +2,8 @@ import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Dictionary, Field, FixedSizeList, Float32, Float64, Int32, Int64, Int8, List, Uint8, Utf8, type RecordBatch } from 'apache-arrow';
+import { Bool, DateDay, Dictionary, Field, FixedSizeList, Float32, Float64, Int32, Int64, Int8, List, TimestampMillisecond, Uint8, Utf8, type RecordBatch } from 'apache-arrow';
+import { parquetWriteBuffer } from 'hyparquet-writer';
 import { parquetMetadata } from 'hyparquet';
 import { ingest, type ClassesFile } from '../../src/data/ingest.ts';
 import { openParquet } from '../../src/data/parquet-read.ts';
@@ -107,6 +108,44 @@ describe('Parquet ingest gives the split files of the equivalent Arrow file', ()
     await expectSameOutputs('uint8', [b], { rowGroupSize: 8 });
     const lb = batchOf({ label: col(labels, new Int32()), features: col(pixels, new List(new Field('item', new Uint8(), true))) }, { feature_scale: '1/255' });
     await expectSameOutputs('uint8-list', [lb], { rowGroupSize: 8, arrowSchema: false });
+  });
+
+  it('dates, timestamps and booleans are not feature columns (ignored, as in an Arrow file)', async () => {
+    const n = 24;
+    const label = Array.from({ length: n }, (_, i) => i % 3);
+    const f0 = label.map((c, i) => c + i / 100);
+    const when = label.map((_, i) => new Date(1e12 + i * 1000));
+    const flag = label.map((_, i) => i % 2 === 0);
+    const arrow = writeArrow(path.join(dir, 'temporal.arrow'), [
+      batchOf({ label: col(label, new Int32()), f0: col(f0, new Float64()), when: col(when, new TimestampMillisecond()), day: col(when, new DateDay()), flag: col(flag, new Bool()) }),
+    ]);
+    const buf = parquetWriteBuffer({
+      columnData: [
+        { name: 'label', data: label },
+        { name: 'f0', data: f0 },
+        { name: 'when', data: when },
+        { name: 'day', data: when },
+        { name: 'flag', data: flag },
+      ],
+      schema: [
+        { name: 'schema', num_children: 5 },
+        { name: 'label', type: 'INT32', repetition_type: 'OPTIONAL' },
+        { name: 'f0', type: 'DOUBLE', repetition_type: 'OPTIONAL' },
+        { name: 'when', type: 'INT64', converted_type: 'TIMESTAMP_MILLIS', repetition_type: 'OPTIONAL' },
+        { name: 'day', type: 'INT32', converted_type: 'DATE', repetition_type: 'OPTIONAL' },
+        { name: 'flag', type: 'BOOLEAN', repetition_type: 'OPTIONAL' },
+      ],
+      rowGroupSize: 10,
+    });
+    const parquet = path.join(dir, 'temporal.parquet');
+    writeFileSync(parquet, new Uint8Array(buf));
+    const input = await openTable(parquet);
+    expect(input.schema.fields.map((f) => String(f.type))).toEqual(['Int32', 'Float64', 'Timestamp<MILLISECOND>', 'Date32<DAY>', 'Bool']);
+    await input.close();
+    const a = await run(arrow);
+    const p = await run(parquet);
+    expect(p.cls.dim).toBe(1);
+    for (const f of ['train.arrow', 'valid.arrow', 'test.arrow']) expect(sha(path.join(p.out, f)), f).toBe(sha(path.join(a.out, f)));
   });
 
   it("rows with split 'unlabeled' (null labels allowed) go to unlabeled.arrow as from Arrow", async () => {
