@@ -15,6 +15,7 @@ import { loadModel, saveModel } from '../../src/models/io.ts';
 import { predictLogits } from '../../src/models/predict.ts';
 import { Rng } from '../../src/util/rng.ts';
 import { exportOnnx, modelToOnnx } from '../../src/export/export-model.ts';
+import { buildModel, modelConfigSchema } from '../../src/models/arch/index.ts';
 
 const H = 10;
 const W = 12;
@@ -130,6 +131,31 @@ describe('ONNX export', () => {
     if (process.env.ONNX_DIFF) console.log(`cnn max |onnx - tfjs| = ${diff}`);
     expect(diff).toBeLessThanOrEqual(1e-5);
     expect(Math.max(...ours.map(Math.abs))).toBeGreaterThan(0.1); // not a degenerate all-zero model
+    m.dispose();
+  });
+
+  it("the project's CNN architecture (model: {type: cnn}: batch norm, activation layers, pooling, dropout): logits within 1e-5", async () => {
+    const config = modelConfigSchema.parse({
+      type: 'cnn',
+      conv: [
+        { filters: 4, kernel: 3, batch_norm: true, pool: 2 },
+        { filters: 6, kernel: [3, 2], stride: 2, padding: 'valid' },
+      ],
+      dense: [8],
+      activation: 'elu',
+      conv_dropout: 0.1,
+      dropout: 0.2,
+    });
+    const m = buildModel(config, { inputDim: H * W, shape: [H, W, 1], outputs: C, seed: 4 });
+    randomizeWeights(m, 3);
+    const dir = path.join(root, 'arch-cnn');
+    await saveModel(m, path.join(dir, 'model'));
+    const r = await exportOnnx(dir, path.join(root, 'arch-cnn.onnx'));
+    const ours = tf.tidy(() => (m.predict(tf.tensor2d(firstRows(), [ROWS, H * W])) as tf.Tensor).dataSync() as Float32Array);
+    const theirs = await runOnnx(r.file, firstRows(), [ROWS, H * W]);
+    const diff = maxAbsDiff(theirs.out, ours);
+    if (process.env.ONNX_DIFF) console.log(`arch cnn max |onnx - tfjs| = ${diff}`);
+    expect(diff).toBeLessThanOrEqual(1e-5);
     m.dispose();
   });
 
