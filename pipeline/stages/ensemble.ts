@@ -12,6 +12,7 @@ import { solveEm, type SolveResult } from '../../src/ensemble/solve-em.ts';
 import { solveGradient } from '../../src/ensemble/solve-gradient.ts';
 import { ensembleMetrics } from '../../src/ensemble/metrics.ts';
 import { describeEnsemble, describeOverlapAblation } from '../../src/ensemble/describe.ts';
+import { readSpecialistsSummary } from '../../src/ensemble/specialists-file.ts';
 import { foldIntoDustbin, overlapDrops } from '../../src/ensemble/fold.ts';
 import { chooseSpecialistWeight, DEFAULT_WEIGHT_GRID } from '../../src/ensemble/weight.ts';
 import { pct } from '../../src/cli/table.ts';
@@ -228,38 +229,8 @@ export function syntheticClassKinds(ingestDir: string, C: number): string[] | nu
   return kinds;
 }
 
-const specialistsFileSchema = z.looseObject({
-  head: z.enum(['dustbin', 'full']).default('dustbin'),
-  specialists: z
-    .array(
-      z.looseObject({
-        id: z.string().regex(/^[A-Za-z0-9_-][A-Za-z0-9_.-]*$/, 'a folder name inside the specialists stage'),
-        classes: z.array(z.number().int().min(0)).min(1),
-      }),
-    )
-    .min(1),
-});
-
-/**
- * The fields of the specialists stage's `specialists.json` the ensemble needs: the head (how each
- * model's outputs map to its cells) and each specialist's folder and classes.
- * @throws ArtifactError when the file is missing, not JSON, or not of that shape
- */
-export function readSpecialistsSummary(specDir: string): z.output<typeof specialistsFileSchema> {
-  const file = path.join(specDir, 'specialists.json');
-  let raw: unknown;
-  try {
-    raw = JSON.parse(readFileSync(file, 'utf8'));
-  } catch (e) {
-    throw new ArtifactError(`cannot read ${file}: ${(e as Error).message}; rerun the specialists stage with --force`);
-  }
-  const r = specialistsFileSchema.safeParse(raw);
-  if (!r.success) {
-    const issue = r.error.issues[0]!;
-    throw new ArtifactError(`${file}: ${issue.path.join('.') || '(top level)'}: ${issue.message}; rerun the specialists stage with --force`);
-  }
-  return r.data;
-}
+/** Moved to `src/ensemble/specialists-file.ts`; re-exported for existing importers. */
+export { readSpecialistsSummary } from '../../src/ensemble/specialists-file.ts';
 
 /**
  * The generalist's cached predictions must be of the same rows as the split they are combined on

@@ -217,14 +217,15 @@ interface ReadTable {
   split: Uint8Array | null;
 }
 
-/** Column positions of a plan in the input schema. */
-interface Columns {
+/** Column positions of a plan in the input schema (-1: absent). */
+export interface Columns {
   label: number;
   split: number;
   features: number[];
 }
 
-function columnsOf(input: TableInput, plan: IngestPlan): Columns {
+/** Where the plan's columns are in the input's schema. */
+export function columnsOf(input: TableInput, plan: IngestPlan): Columns {
   const fields = input.schema.fields;
   const idx = (name: string): number => fields.findIndex((f) => f.name === name);
   const feat = plan.features;
@@ -232,9 +233,9 @@ function columnsOf(input: TableInput, plan: IngestPlan): Columns {
 }
 
 /** The input columns a plan reads (a Parquet input decodes only these). */
-function readColumns(plan: IngestPlan): string[] {
+export function readColumns(plan: IngestPlan): string[] {
   const feat = plan.features;
-  return ['label', ...(plan.split ? ['split'] : []), ...(feat.kind === 'columns' ? feat.columns : [feat.column])];
+  return [...(plan.label === null ? [] : ['label']), ...(plan.split ? ['split'] : []), ...(feat.kind === 'columns' ? feat.columns : [feat.column])];
 }
 
 /** Rows converted at a time: at most 2^20 floats (4 MB) and {@link SPLIT_BATCH_ROWS} rows. */
@@ -248,7 +249,7 @@ function chunkRows(dim: number): number {
  * rows: `onChunk(view, rows, firstRow)` with `view` row-major `rows x dim` (reused between
  * calls). For a List column, `dim.value === 0` on the first batch is set from its first row.
  */
-function scanFeatures(
+export function scanFeatures(
   batch: RecordBatch,
   plan: IngestPlan,
   cols: Columns,
@@ -443,7 +444,7 @@ async function readLabels(input: TableInput, plan: IngestPlan, file: string, log
     n,
     dim: dimRef.value,
     shape: plan.shape,
-    labelKind: plan.label,
+    labelKind: plan.label === 'int' ? 'int' : 'string',
     labels: finalLabels,
     names,
     split: plan.split ? splits.values() : null,

@@ -12,7 +12,8 @@ export type FeatureSource =
 
 /** What ingest will read, decided from the schema alone (before any row is read). */
 export interface IngestPlan {
-  label: LabelKind;
+  /** How labels are stored; null when the table has no `label` column (allowed only with `labelOptional`). */
+  label: LabelKind | null;
   features: FeatureSource;
   /** Whether there is a `split` column. */
   split: boolean;
@@ -47,19 +48,21 @@ function fieldsText(schema: Schema): string {
 /**
  * Checks the schema of an input table and decides how to read it.
  *
- * @throws DataError (naming file and column) when `label` or features are missing or of the
+ * @param opts.labelOptional accept a table without a `label` column (prediction on new data)
+ * @throws DataError (naming file and column) when `label` (unless optional) or features are missing or of the
  *   wrong type, `split` is not a string column, or the `shape` metadata is malformed or does not
  *   multiply to the feature dimension.
  */
-export function planIngest(schema: Schema, file: string): IngestPlan {
+export function planIngest(schema: Schema, file: string, opts: { labelOptional?: boolean } = {}): IngestPlan {
   const byName = new Map<string, Field>(schema.fields.map((f) => [f.name, f]));
   const labelField = byName.get('label');
-  if (!labelField) {
+  if (!labelField && !opts.labelOptional) {
     throw dataError(file, { column: 'label' }, `missing the label column (columns are: ${fieldsText(schema)})`, `add an integer or string column named 'label'; ${SCHEMA_HINT}`);
   }
-  let label: LabelKind;
-  const lt = labelField.type;
-  if (DataType.isInt(lt)) label = 'int';
+  let label: LabelKind | null;
+  const lt = labelField?.type;
+  if (lt === undefined) label = null;
+  else if (DataType.isInt(lt)) label = 'int';
   else if (isStringType(lt)) label = 'string';
   else if (DataType.isFloat(lt)) {
     throw dataError(file, { column: 'label' }, `expected an integer or string class label, found ${typeName(lt)}`, "cast the labels to integers (e.g. df['label'].astype('int32')) or to class-name strings");
