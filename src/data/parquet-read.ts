@@ -345,6 +345,17 @@ function joinChunks(parts: { rowStart: number; data: DecodedArray }[], start: nu
   }
   if (n !== rows) throw new Error(`the column chunk has ${n} values for the row group's ${rows} rows`);
   if (parts.length === 1) return parts[0].data;
+  const first = parts[0].data;
+  if (ArrayBuffer.isView(first) && parts.every((p) => p.data.constructor === first.constructor)) {
+    const Ctor = first.constructor as TypedCtor;
+    const out = new Ctor(n);
+    let k = 0;
+    for (const p of parts) {
+      (out as Float64Array).set(p.data as Float64Array, k);
+      k += p.data.length;
+    }
+    return out as DecodedArray;
+  }
   const out: unknown[] = [];
   for (const p of parts) for (let i = 0; i < p.data.length; i++) out.push(p.data[i]);
   return out as DecodedArray;
