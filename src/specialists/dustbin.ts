@@ -26,7 +26,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { ConfigError, DataError, assertUnreachable } from '../util/errors.ts';
 import type { LabeledSet } from '../models/types.ts';
-import { LOGITS_LAYER, modelLogits, normaliseClasses, outsideClasses } from './specialist-model.ts';
+import { modelLogits, normaliseClasses, outsideClasses, specialistHead } from './specialist-model.ts';
 
 /** How a specialist's dustbin is corrected after training. */
 export type DustbinCorrection = 'log-oversampling' | 'fitted' | 'none';
@@ -110,16 +110,13 @@ export function fitDustbinOffset(logOdds: Float64Array, targetRate: number, tol 
   return 0.5 * (lo + hi);
 }
 
-/** Adds `offset` to the bias of each of the given columns of the model's `logits` layer (in place). */
+/** Adds `offset` to the bias of each of the given columns of the model's head (its logits layer; in place, the kernel untouched). */
 export function shiftDustbinBias(model: tf.LayersModel, columns: readonly number[], offset: number): void {
   if (offset === 0) return;
-  const layer = model.getLayer(LOGITS_LAYER);
-  const [kernel, bias] = layer.getWeights();
+  const bias = specialistHead(model).weights[1]!.read() as tf.Variable;
   const b = Float32Array.from(bias.dataSync());
   for (const j of columns) b[j] += offset;
-  const bt = tf.tensor1d(b);
-  layer.setWeights([kernel, bt]);
-  bt.dispose();
+  tf.tidy(() => bias.assign(tf.tensor1d(b)));
 }
 
 /** Options of {@link correctDustbin}. */

@@ -1,7 +1,10 @@
 /**
- * A specialist initialised from the generalist (paper section 5): the same architecture, the
- * hidden layers' weights copied, and an output layer over the special classes plus one dustbin
- * (or, for the section 6.1 variant, a full softmax over all classes).
+ * A specialist initialised from the generalist (paper section 5): the same architecture, the whole
+ * body's weights copied (every layer but the head: dense, convolution, batch-norm statistics...),
+ * and a head over the special classes plus one dustbin (or, for the section 6.1 variant, a full
+ * softmax over all classes). Any generalist whose head (`findHead`: the Dense layer producing
+ * the logits) is its output layer works: a model of any registered architecture, Sequential or
+ * functional. The dustbin is fitted on the head's input, the penultimate features.
  *
  * ## Dustbin initialisation
  *
@@ -30,7 +33,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { ConfigError, DataError } from '../util/errors.ts';
-import { LOGITS_LAYER } from '../models/mlp.ts';
+import { findHead, LOGITS_LAYER } from '../models/arch/head.ts';
 import { predictLogits } from '../models/predict.ts';
 
 export { LOGITS_LAYER };
@@ -103,31 +106,37 @@ export function outsideClasses(classes: readonly number[], C: number): number[] 
   return out;
 }
 
-/** Creates a fresh, unconnected copy of `layer` from its config (same class, same settings), with `overrides` applied. */
-function cloneLayer(layer: tf.layers.Layer, overrides: Record<string, unknown> = {}): tf.layers.Layer {
-  const map = tf.serialization.SerializationMap.getMap().classNameMap;
-  const entry = map[layer.getClassName()];
-  if (!entry) throw new ConfigError(`specialist: cannot clone layer '${layer.name}' of unregistered class ${layer.getClassName()}`);
-  const [cls, fromConfig] = entry;
-  const config = { ...layer.getConfig(), ...overrides } as tf.serialization.ConfigDict;
-  return fromConfig(cls, config) as tf.layers.Layer;
+/**
+ * The generalist's head (see `findHead`), checked to compute logits: a Dense layer with a linear
+ * activation, so that its rows can be copied into a specialist's head.
+ * @throws ConfigError naming the layer otherwise.
+ */
+export function specialistHead(model: tf.LayersModel): tf.layers.Layer {
+  const head = findHead(model, 'specialist: the generalist');
+  const activation = (head.getConfig() as { activation?: unknown }).activation;
+  if (activation !== undefined && activation !== 'linear') {
+    throw new ConfigError(
+      `specialist: the generalist's head '${head.name}' has activation '${String(activation)}'; the specialists copy logits, so the head must be linear (a model ending in softmax: rebuild its last Dense layer with activation 'linear')`,
+    );
+  }
+  return head;
 }
 
-/** The generalist's output layer and its kernel (h x C) and bias (C), copied to JS arrays. */
+/** The generalist's head kernel (h x C) and bias (C), copied to JS arrays. */
 export function readHead(model: tf.LayersModel): { kernel: Float32Array; bias: Float32Array; hidden: number; C: number } {
-  const layer = model.getLayer(LOGITS_LAYER);
-  const w = layer.getWeights();
-  if (w.length !== 2) throw new ConfigError(`specialist: layer '${LOGITS_LAYER}' must have a kernel and a bias (found ${w.length} weights)`);
-  const [hidden, C] = w[0].shape as [number, number];
-  return { kernel: w[0].dataSync() as Float32Array, bias: w[1].dataSync() as Float32Array, hidden, C };
+  const w = specialistHead(model).getWeights();
+  const [hidden, C] = w[0]!.shape as [number, number];
+  return { kernel: w[0]!.dataSync() as Float32Array, bias: w[1]!.dataSync() as Float32Array, hidden, C };
 }
 
 /**
- * The generalist's last hidden activations (the input of its `logits` layer) for `x`, inference
- * mode (dropout off), as float64 row-major n x h.
+ * The generalist's penultimate features (the input of its head: the last hidden layer of an MLP,
+ * the flattened or dense features of a CNN) for `x` (flat rows, row-major n x inputDim), inference
+ * mode (dropout off, batch norm on its moving statistics), as float64 row-major n x h.
  */
 export function hiddenActivations(model: tf.LayersModel, x: Float32Array, n: number, batchSize = 512): { h: Float64Array; dim: number } {
-  const head = model.getLayer(LOGITS_LAYER);
+  const head = specialistHead(model);
+  // A model over the same layers (shares their weights: not disposed) ending at the head's input.
   const feat = tf.model({ inputs: model.inputs, outputs: head.input as tf.SymbolicTensor });
   const inDim = x.length / n;
   if (!Number.isInteger(inDim)) throw new DataError(`specialist: sample length ${x.length} is not a multiple of n = ${n}`);
@@ -358,46 +367,72 @@ function softplus(u: number): number {
 }
 
 /**
- * Builds a specialist from the generalist: the same layers (cloned from their configs), hidden
- * weights copied, and an output layer `logits` with, for `head: 'dustbin'`, |S| + 1 units
- * (the special classes in ascending order, then the dustbin) whose special rows are copied from
- * the generalist's head and whose dustbin unit is initialised by `dustbinInit`; for
- * `head: 'full'`, a copy of the generalist's head over all C classes.
- * The generalist is not modified and shares no variables with the result.
- * @throws ConfigError for an invalid subset or a generalist without a `logits` dense layer.
+ * A fresh model with the generalist's topology (every layer rebuilt from its config: Sequential or
+ * functional alike) but `units` outputs in the head, named `name`; weights freshly initialised.
+ */
+function rebuildWithHead(generalist: tf.LayersModel, headName: string, units: number, name: string): tf.LayersModel {
+  const className = generalist.getClassName();
+  const entry = tf.serialization.SerializationMap.getMap().classNameMap[className];
+  if (!entry) throw new ConfigError(`specialist: cannot rebuild a generalist of unregistered model class ${className}`);
+  type LayerEntry = { className: string; config: Record<string, unknown> };
+  const config = generalist.getConfig() as unknown as { name?: string; layers: LayerEntry[] } & Record<string, unknown>;
+  let found = 0;
+  const layers = config.layers.map((l) => {
+    if (l.config.name !== headName) return l;
+    found++;
+    return { ...l, config: { ...l.config, units } };
+  });
+  if (found !== 1) throw new ConfigError(`specialist: the generalist's configuration holds ${found} layers named '${headName}', expected one`);
+  const [cls, fromConfig] = entry;
+  return fromConfig(cls, { ...config, name, layers } as unknown as tf.serialization.ConfigDict) as tf.LayersModel;
+}
+
+/**
+ * Builds a specialist from the generalist: the same topology, the weights of every layer but the
+ * head copied exactly (no constraint re-applied, so the body computes bit for bit what the
+ * generalist's does; batch-norm moving statistics included), and a head with, for
+ * `head: 'dustbin'`, |S| + 1 units (the special classes in ascending order, then the dustbin) whose
+ * special rows are copied from the generalist's head and whose dustbin unit is initialised by
+ * `dustbinInit` on the penultimate features; for `head: 'full'`, a copy of the generalist's head
+ * over all C classes. The generalist is not modified and shares no variables with the result.
+ * @throws ConfigError for an invalid subset or a generalist without a linear Dense head as its output layer.
  */
 export function buildSpecialist(generalist: tf.LayersModel, classes: readonly number[], opts: SpecialistModelOptions): tf.LayersModel {
+  const headLayer = specialistHead(generalist);
   const { kernel, bias, hidden, C } = readHead(generalist);
   const sorted = normaliseClasses(classes, C, opts.head);
-  const layers = generalist.layers;
-  const headIdx = layers.findIndex((l) => l.name === LOGITS_LAYER);
-  if (headIdx !== layers.length - 1) throw new ConfigError(`specialist: the generalist's last layer must be '${LOGITS_LAYER}'`);
   const units = opts.head === 'full' ? C : sorted.length + 1;
   const unit = opts.head === 'dustbin' ? dustbinUnit(generalist, sorted, opts.dustbinInit ?? { method: 'mean' }) : undefined;
-  const model = tf.sequential({ name: `specialist_${sorted.length}` });
-  for (let l = 0; l < layers.length - 1; l++) model.add(cloneLayer(layers[l]));
-  model.add(cloneLayer(layers[headIdx], { units, name: LOGITS_LAYER }));
-  for (let l = 0; l < layers.length - 1; l++) {
-    const w = layers[l].getWeights();
-    if (w.length) model.layers[l].setWeights(w);
-  }
-  const k = new Float32Array(hidden * units);
-  const bOut = new Float32Array(units);
-  if (opts.head === 'full') {
-    k.set(kernel);
-    bOut.set(bias);
-  } else {
-    for (let i = 0; i < hidden; i++) {
-      sorted.forEach((c, j) => (k[i * units + j] = kernel[i * C + c]));
-      k[i * units + units - 1] = unit!.w[i];
+  const model = rebuildWithHead(generalist, headLayer.name, units, `specialist_${sorted.length}`);
+  try {
+    for (const layer of model.layers) {
+      if (layer.name === headLayer.name) continue;
+      const source = generalist.getLayer(layer.name).weights;
+      const target = layer.weights;
+      if (source.length !== target.length) throw new ConfigError(`specialist: layer '${layer.name}' rebuilt with ${target.length} weights, the generalist's has ${source.length}`);
+      target.forEach((w, i) => (w.read() as tf.Variable).assign(source[i]!.read()));
     }
-    sorted.forEach((c, j) => (bOut[j] = bias[c]));
-    bOut[units - 1] = unit!.b;
+    const k = new Float32Array(hidden * units);
+    const bOut = new Float32Array(units);
+    if (opts.head === 'full') {
+      k.set(kernel);
+      bOut.set(bias);
+    } else {
+      for (let i = 0; i < hidden; i++) {
+        sorted.forEach((c, j) => (k[i * units + j] = kernel[i * C + c]));
+        k[i * units + units - 1] = unit!.w[i];
+      }
+      sorted.forEach((c, j) => (bOut[j] = bias[c]));
+      bOut[units - 1] = unit!.b;
+    }
+    const [kw, bw] = model.getLayer(headLayer.name).weights as [tf.LayerVariable, tf.LayerVariable];
+    tf.tidy(() => {
+      (kw.read() as tf.Variable).assign(tf.tensor2d(k, [hidden, units]));
+      (bw.read() as tf.Variable).assign(tf.tensor1d(bOut));
+    });
+  } catch (e) {
+    model.dispose();
+    throw e;
   }
-  const kt = tf.tensor2d(k, [hidden, units]);
-  const bt = tf.tensor1d(bOut);
-  model.getLayer(LOGITS_LAYER).setWeights([kt, bt]);
-  kt.dispose();
-  bt.dispose();
   return model;
 }

@@ -8,34 +8,15 @@ import { makeLoss } from '../../src/distill/losses.ts';
 import { buildModel, findHead, modelConfigSchema, type CnnConfig } from '../../src/models/arch/index.ts';
 import { loadModel, saveModel } from '../../src/models/io.ts';
 import { evaluate, predictLogits } from '../../src/models/predict.ts';
-import { trainModel, type TrainOptions, type TrainSet } from '../../src/models/train.ts';
+import { trainModel, type TrainOptions } from '../../src/models/train.ts';
 import { ConfigError } from '../../src/util/errors.ts';
-import { Rng } from '../../src/util/rng.ts';
-
-/** 8x8x1 images of three classes: a horizontal bar, a vertical bar, a diagonal (random position), plus noise. */
-export function bars(n: number, seed: number): TrainSet {
-  const r = new Rng(seed);
-  const dim = 64;
-  const x = new Float32Array(n * dim);
-  const y = new Int32Array(n);
-  for (let i = 0; i < n; i++) {
-    const c = i % 3;
-    y[i] = c;
-    const o = 2 + r.int(4);
-    for (let k = 1; k < 7; k++) {
-      const [row, col] = c === 0 ? [o, k] : c === 1 ? [k, o] : [k, k];
-      x[i * dim + row * 8 + col] = 1;
-    }
-    for (let d = 0; d < dim; d++) x[i * dim + d] += 0.2 * r.normal();
-  }
-  return { x, y, n, dim, shape: [8, 8, 1] };
-}
+import { images } from './image-fixture.ts';
 
 const config = (over: Partial<CnnConfig> = {}): CnnConfig =>
   ({ ...modelConfigSchema.parse({ type: 'cnn', conv: [{ filters: 4, kernel: 3, pool: 2, batch_norm: true }], dense: [8], dropout: 0.2, conv_dropout: 0.1 }), ...over }) as CnnConfig;
 const input = { inputDim: 64, shape: [8, 8, 1], outputs: 3, seed: 3 };
-const train = bars(96, 1);
-const valid = bars(48, 2);
+const train = images(96, 1);
+const valid = images(48, 2);
 const weightsOf = (m: tf.LayersModel): number[][] => m.getWeights().map((t) => Array.from(t.dataSync()));
 const base = (model: tf.LayersModel, over: Partial<TrainOptions> = {}): TrainOptions => ({
   model,
