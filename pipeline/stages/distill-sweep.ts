@@ -14,6 +14,7 @@ import { modelKeys, resolveModel, trainingSchema } from '../schemas.ts';
 import { withWidth } from '../../src/models/arch/index.ts';
 import type { SplitMetrics } from './common.ts';
 import { checkTeacherParams, disposePrepared, distillDeps, distillSourceSchema, prepareDistillation, teacherRowsFor, type PreparedDistillation } from './distill.ts';
+import { SOFT_LOSS_KEYS } from '../../src/distill/loss-registry.ts';
 import { trainStudent, type LossConfig } from './student.ts';
 
 const { hidden: _hidden, ...studentShape } = modelKeys;
@@ -31,9 +32,9 @@ const schema = z
     /** Number of hidden layers of every student, with the stage-level MLP keys (default 2); with `model:`, its own layers count. */
     depth: z.number().int().min(1).max(16).optional(),
     /** Temperatures of the soft term. */
-    temperatures: z.array(z.number().positive().max(1000)).min(1),
+    temperatures: z.array(SOFT_LOSS_KEYS.T).min(1),
     /** Weight of the soft term (the hard-label term gets 1 - alpha). */
-    alpha: z.number().min(0).max(1).default(0.9),
+    alpha: SOFT_LOSS_KEYS.alpha,
     /** Also train each width on hard labels only (the row "hard" of the table). */
     hard_baseline: z.boolean().default(true),
   })

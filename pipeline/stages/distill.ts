@@ -13,6 +13,7 @@ import { ArtifactError, ConfigError } from '../../src/util/errors.ts';
 import { defineStage, type StageContext } from '../stage.ts';
 import { modelKeys, resolveModel, trainingSchema } from '../schemas.ts';
 import { readIngested, writeModelOutputs, type IngestedData } from './common.ts';
+import { lossType } from '../../src/distill/loss-registry.ts';
 import { lossSchema, trainStudent, type LossConfig, type TeacherRows } from './student.ts';
 import { cachedTeacherLogits, logOfProbabilities, modelDirsOf, readSoftTargets, TEACHER_LOGITS_FILE } from './teachers.ts';
 import { describeTransfer, readUnlabeled, selectTransfer, transferSchema, type TransferSpec } from './transfer.ts';
@@ -188,10 +189,11 @@ export async function prepareDistillation(ctx: StageContext<unknown>, p: Distill
   return { data, classes: C, rows, unlabeled, transfer, teacher: { logits: { targets: logits, kind: 'logits' }, probabilities: null }, teacherLabel: names, teacherModels: modelDirs.length, online: null };
 }
 
-/** The teacher rows a loss should get: probabilities for the soft loss when that is what we have. */
+/** The teacher rows a loss should get: probabilities when the loss takes them and that is what we have. */
 export function teacherRowsFor(prep: PreparedDistillation, loss: LossConfig): TeacherRows | null {
-  if (!prep.teacher || loss.type === 'hard') return null;
-  if (loss.type === 'soft' && prep.teacher.probabilities) return prep.teacher.probabilities;
+  const t = lossType(loss.type);
+  if (!prep.teacher || !t.needsTeacher(loss)) return null;
+  if (t.teacherKinds.includes('probabilities') && prep.teacher.probabilities) return prep.teacher.probabilities;
   return prep.teacher.logits;
 }
 
@@ -203,7 +205,7 @@ const schema = z
     /** `{type: soft, T, alpha}`, `{type: logits, alpha}` or `{type: hard}`. */
     loss: lossSchema,
   })
-  .superRefine((p, ctx) => checkTeacherParams({ ...p, alpha: p.loss.type === 'hard' ? undefined : p.loss.alpha }, p.loss.type !== 'hard', ctx))
+  .superRefine((p, ctx) => checkTeacherParams({ ...p, alpha: lossType(p.loss.type).teacherWeight(p.loss) }, lossType(p.loss.type).needsTeacher(p.loss), ctx))
   .transform(resolveModel);
 /** Params of the `distill` stage. */
 export type DistillParams = z.output<typeof schema>;
@@ -217,7 +219,7 @@ export const distillStage = defineStage({
   code: ['pipeline/stages/distill.ts'],
   async run(ctx) {
     const p = ctx.params;
-    const prep = await prepareDistillation(ctx as StageContext<unknown>, p, p.loss.type !== 'hard');
+    const prep = await prepareDistillation(ctx as StageContext<unknown>, p, lossType(p.loss.type).needsTeacher(p.loss));
     const { data } = prep;
     const r = await trainStudent({
       transfer: prep.transfer,

@@ -5,6 +5,7 @@ import { defineStage } from '../stage.ts';
 import { optimizerSchema, toOptimizerSpec } from '../schemas.ts';
 import { isJobDone, runJobPool, type Job } from '../../src/specialists/worker-pool.ts';
 import { writeTeacherLogitsFile } from '../../src/specialists/teacher-logits-file.ts';
+import { SPECIALIST_LOSS_KEYS } from '../../src/specialists/specialist-loss.ts';
 import { readSplit } from '../../src/data/split-file.ts';
 import { loadModel } from '../../src/models/io.ts';
 import { SPECIALIST_JOB_MODULE, type SpecialistJobParams } from '../../src/specialists/worker-specialist-job.ts';
@@ -25,9 +26,9 @@ const schema = z.strictObject({
   /** `dustbin`: softmax over the special classes + one dustbin; `full`: a full softmax over all classes. */
   head: z.enum(['dustbin', 'full']).default('dustbin'),
   /** Weight of the soft targets from the generalist (0 = hard targets only; the paper's section 6.1 regulariser). */
-  soft_weight: z.number().min(0).default(1),
+  soft_weight: SPECIALIST_LOSS_KEYS.soft_weight,
   /** Temperature of the soft targets (the dustbin's teacher logit is aggregated before tempering). */
-  temperature: z.number().positive().default(2),
+  temperature: SPECIALIST_LOSS_KEYS.temperature,
   /**
    * Dustbin correction after training: `fitted` (offset that makes the mean dustbin probability on
    * valid equal the natural rate: right when soft targets are mixed in), `log-oversampling` (the

@@ -4,7 +4,8 @@
  */
 import type * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
-import { makeLoss, type DistillLossSpec, type TeacherTargetKind } from '../../src/distill/losses.ts';
+import { buildLoss, distillLossSchema, lossType, type DistillLossConfig } from '../../src/distill/loss-registry.ts';
+import type { TeacherTargetKind } from '../../src/distill/losses.ts';
 import { onlineTeacherLoss, type EnsembleMode } from '../../src/distill/teacher.ts';
 import { buildModel, type ModelConfig } from '../../src/models/arch/index.ts';
 import { evaluate } from '../../src/models/predict.ts';
@@ -15,24 +16,10 @@ import { ConfigError } from '../../src/util/errors.ts';
 import { toOptimizerSpec, trainingSchema } from '../schemas.ts';
 import type { SplitMetrics } from './common.ts';
 
-/** Config schema of a distillation loss. */
-export const lossSchema = z.discriminatedUnion('type', [
-  z.strictObject({
-    type: z.literal('soft'),
-    /** Temperature of teacher and student in the soft term. */
-    T: z.number().positive().max(1000),
-    /** Weight of the soft term (times T^2); the hard-label term gets 1 - alpha. Default 0.9. */
-    alpha: z.number().min(0).max(1).default(0.9),
-  }),
-  z.strictObject({
-    type: z.literal('logits'),
-    /** Weight of the logit-matching term; the hard-label term gets 1 - alpha. Default 1. */
-    alpha: z.number().min(0).max(1).default(1),
-  }),
-  z.strictObject({ type: z.literal('hard') }),
-]);
+/** Config schema of a distillation loss (the loss registry's `soft`, `logits` and `hard` types). */
+export const lossSchema = distillLossSchema;
 /** A parsed `loss:`. */
-export type LossConfig = z.output<typeof lossSchema>;
+export type LossConfig = DistillLossConfig;
 
 const trainingObject = z.strictObject(trainingSchema);
 /** Training params (`epochs`, `batch_size`, `optimizer`, `jitter`, `select`). */
@@ -86,18 +73,6 @@ function labelledSubset(set: LabeledSet, count: number): LabeledSet {
   return subset(set, idx);
 }
 
-/** The {@link DistillLossSpec} for a config loss and the kind of teacher rows available. */
-export function lossSpecOf(loss: LossConfig, kind: TeacherTargetKind): DistillLossSpec {
-  switch (loss.type) {
-    case 'hard':
-      return { type: 'hard' };
-    case 'soft':
-      return { type: 'soft', T: loss.T, alpha: loss.alpha, teacher: kind };
-    case 'logits':
-      return { type: 'logits', alpha: loss.alpha };
-  }
-}
-
 /**
  * Builds a student of architecture `model` (seeded by `seed`) and trains it on the transfer set with the configured
  * loss (teacher rows as `batch.targets`), selecting the epoch on the VALID split per
@@ -108,9 +83,10 @@ export function lossSpecOf(loss: LossConfig, kind: TeacherTargetKind): DistillLo
  */
 export async function trainStudent(o: StudentOptions): Promise<StudentResult> {
   const log = o.log ?? silentLogger;
-  const online = o.loss.type !== 'hard' ? (o.online ?? null) : null;
-  if (o.loss.type !== 'hard' && !o.teacher && !online) throw new ConfigError(`loss '${o.loss.type}' needs a teacher: give 'teacher' or 'teacher_targets'`);
-  if (o.loss.type === 'logits' && !online && o.teacher?.kind !== 'logits') throw new ConfigError(`loss 'logits' needs teacher logits, got ${o.teacher?.kind}`);
+  const kind = lossType(o.loss.type);
+  const needsTeacher = kind.needsTeacher(o.loss);
+  const online = needsTeacher ? (o.online ?? null) : null;
+  if (needsTeacher && !o.teacher && !online) throw new ConfigError(`loss '${o.loss.type}' needs a teacher: give 'teacher' or 'teacher_targets'`);
   const t = o.training;
   const model = buildModel(o.model, { inputDim: o.transfer.dim, shape: o.transfer.shape, outputs: o.classes, seed: o.seed });
   // Unlabeled transfer rows (label -1): the hard term and the accuracy count them as nothing.
@@ -120,11 +96,12 @@ export async function trainStudent(o: StudentOptions): Promise<StudentResult> {
   if (unlabeled > 0) log.info(`transfer set: ${unlabeled} of ${o.transfer.n} rows unlabeled (teacher targets only; training accuracy is over the ${labelled} labelled rows)`);
   try {
     const train: TrainSet = { ...o.transfer };
-    if (o.loss.type !== 'hard' && o.teacher && !online) {
+    if (needsTeacher && o.teacher && !online) {
       train.targets = o.teacher.targets;
       train.targetDim = o.classes;
     }
-    const inner = makeLoss(lossSpecOf(o.loss, online ? 'logits' : (o.teacher?.kind ?? 'logits')));
+    // The online teacher hands the loss logits; stored rows are what they are (checked against the loss).
+    const inner = buildLoss(o.loss, { teacher: needsTeacher ? (online ? 'logits' : (o.teacher?.kind ?? 'logits')) : null });
     const loss = online ? onlineTeacherLoss(inner, online.models, online.combine) : inner;
     const result = await trainModel({
       model,

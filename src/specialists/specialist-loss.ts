@@ -19,7 +19,9 @@
  *   head the cells are the logits themselves, so both forms are the same n x C array.
  */
 import * as tf from '@tensorflow/tfjs';
+import { z } from 'zod';
 import { ConfigError, DataError } from '../util/errors.ts';
+import type { LossType } from '../distill/loss-types.ts';
 import type { LossFn } from '../models/types.ts';
 import { normaliseClasses } from './specialist-model.ts';
 
@@ -203,3 +205,35 @@ export function specialistLoss(opts: SpecialistLossOptions): SpecialistLossFn {
       return total;
     });
 }
+
+/**
+ * The specialists' loss keys (the `specialists` stage's `soft_weight` and `temperature`), as the
+ * `specialist` entry of the loss registry (`src/distill/loss-registry.ts`) defines them.
+ */
+export const SPECIALIST_LOSS_KEYS = {
+  /** Weight of the soft targets from the generalist (0 = hard targets only; the paper's section 6.1 regulariser). */
+  soft_weight: z.number().min(0).default(1),
+  /** Temperature of the soft targets (the dustbin's teacher logit is aggregated before tempering). */
+  temperature: z.number().positive().default(2),
+};
+
+const specialistLossSchema = z.strictObject({ type: z.literal('specialist'), ...SPECIALIST_LOSS_KEYS });
+
+/**
+ * The `specialist` loss type of the loss registry: {@link specialistLoss} with `softWeight =
+ * soft_weight`, `T = temperature`, hard weight 1; the context gives the specialist's classes, the
+ * generalist's C, the head and the form of the teacher targets.
+ */
+export const SPECIALIST_LOSS: LossType<z.output<typeof specialistLossSchema>> = {
+  type: 'specialist',
+  description: "a specialist's hard targets over its cells plus soft_weight x T^2 x the soft targets of the generalist's cell logits",
+  schema: specialistLossSchema,
+  needsTeacher: (p) => p.soft_weight > 0,
+  teacherKinds: ['logits'],
+  teacherWeight: (p) => p.soft_weight,
+  build: (p, ctx) => {
+    const sp = ctx.specialist;
+    if (!sp) throw new ConfigError("loss 'specialist' is built for one specialist: give its classes, C, head and targets form");
+    return specialistLoss({ classes: sp.classes, C: sp.C, head: sp.head, softWeight: p.soft_weight, T: p.temperature, targets: sp.targets });
+  },
+};

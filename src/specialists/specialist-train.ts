@@ -27,7 +27,8 @@ import { silentLogger, type Logger } from '../util/log.ts';
 import { Rng } from '../util/rng.ts';
 import { correctDustbin, dustbinColumns, type DustbinCorrection } from './dustbin.ts';
 import { halfHalfSampler, naturalSpecialFraction, oversamplingFactor, splitBySpecial } from './sampling.ts';
-import { specialistLoss, teacherCellCount, type TeacherCells } from './specialist-loss.ts';
+import { buildLoss } from '../distill/loss-registry.ts';
+import { teacherCellCount, type TeacherCells } from './specialist-loss.ts';
 import { buildSpecialist, modelLogits, normaliseClasses, specialistCells, type DustbinInit } from './specialist-model.ts';
 
 /** Options of {@link trainSpecialist}. */
@@ -436,7 +437,8 @@ export async function trainSpecialist(opts: TrainSpecialistOptions): Promise<{ m
   }
   const model = buildSpecialist(opts.generalist, classes, { head, dustbinInit: init });
 
-  const loss = specialistLoss({ classes, C, head, softWeight: opts.softWeight, T: opts.T, targets: targetForm });
+  // The registry's `specialist` loss (src/distill/loss-registry.ts), as every stage builds its loss.
+  const loss = buildLoss({ type: 'specialist', soft_weight: opts.softWeight, temperature: opts.T }, { teacher: 'logits', specialist: { classes, C, head, targets: targetForm } });
   const trainSet: TrainSet = { x: used.x, y: mapLabels(used.y, cells), n: used.n, dim: used.dim, targets: trainTargets, targetDim };
   if (used.shape) trainSet.shape = used.shape;
   const sampler = halfHalfSampler(used.y, special, { specialFraction, epochSize: opts.epochSize });
