@@ -87,6 +87,9 @@ export async function openParquet(file: string, opts: ParquetOpenOptions = {}): 
     }
     const tail = Buffer.alloc(8);
     if (size >= 12) await fh.read(tail, 0, 8, size - 8);
+    if (size >= 12 && tail.subarray(4).toString('latin1') === 'PARE') {
+      throw dataError(file, {}, 'the Parquet file is encrypted (PARE footer), which is not supported', 'write an unencrypted copy (pyarrow.parquet.write_table without encryption_properties)');
+    }
     if (size < 12 || tail.subarray(4).toString('latin1') !== 'PAR1') {
       throw dataError(file, {}, `the Parquet file is truncated or incomplete (no closing PAR1 magic at the end of its ${size} bytes)`, WRITE_FIX);
     }
@@ -102,7 +105,12 @@ export async function openParquet(file: string, opts: ParquetOpenOptions = {}): 
     } catch (e) {
       throw dataError(file, {}, `cannot read the Parquet footer (${(e as Error).message}); the file is truncated or corrupt`, WRITE_FIX);
     }
-    const schema = arrowSchemaOf(metadata);
+    let schema: Schema;
+    try {
+      schema = arrowSchemaOf(metadata);
+    } catch (e) {
+      throw dataError(file, {}, `cannot map the Parquet schema to Arrow types (${(e as Error).message}); the footer is corrupt or uses an unsupported layout`, WRITE_FIX);
+    }
     const h = fh;
     let closed = false;
     return {
@@ -443,13 +451,25 @@ function toArrowData(type: DataType, values: DecodedArray, file: string, column:
       offsets[i + 1] = total;
     }
     const child = numericValues(elem, [], total);
+    const big = child instanceof BigInt64Array || child instanceof BigUint64Array;
     let childNulls: number[] | null = null;
     for (let i = 0; i < n; i++) {
       const r = rows[i];
       if (isNullish(r)) continue;
       const row = r as ArrayLike<unknown>;
-      numericValues(elem, row, row.length, child, offsets[i]);
-      for (let j = 0; j < row.length; j++) if (isNullish(row[j])) (childNulls ??= []).push(offsets[i] + j);
+      const o = offsets[i];
+      if (big || !Array.isArray(row)) {
+        numericValues(elem, row, row.length, child, o);
+        if (Array.isArray(row)) for (let j = 0; j < row.length; j++) if (isNullish(row[j])) (childNulls ??= []).push(o + j);
+        continue;
+      }
+      // The common case (a JS array of numbers): copy and look for nulls in one loop.
+      const out = child as Float64Array;
+      for (let j = 0; j < row.length; j++) {
+        const v = row[j] as number | null | undefined;
+        if (v === null || v === undefined) (childNulls ??= []).push(o + j);
+        else out[o + j] = v;
+      }
     }
     let cv: { nullBitmap?: Uint8Array; nullCount: number } = { nullCount: 0 };
     if (childNulls) {

@@ -293,7 +293,7 @@ describe('Parquet file problems', () => {
     return writeParquet(path.join(dir, `good-${counter++}.parquet`), [batchOf({ label: col(labels, new Int32()), features: col(rows, listF32) })], { rowGroupSize: 20, codec: 'UNCOMPRESSED' });
   };
 
-  it('missing, empty, truncated, and not Parquet despite the name', async () => {
+  it('missing, empty, truncated, encrypted, and not Parquet despite the name', async () => {
     expect(await dataErrorOf(path.join(dir, 'nope.parquet'))).toContain('cannot open the file (ENOENT)');
     const empty = path.join(dir, 'empty.parquet');
     writeFileSync(empty, '');
@@ -302,6 +302,9 @@ describe('Parquet file problems', () => {
     const cut = path.join(dir, 'cut.parquet');
     writeFileSync(cut, full.subarray(0, Math.floor(full.length * 0.7)));
     expect(await dataErrorOf(cut)).toContain('the Parquet file is truncated or incomplete (no closing PAR1 magic');
+    const enc = path.join(dir, 'encrypted.parquet');
+    writeFileSync(enc, Buffer.concat([full.subarray(0, full.length - 4), Buffer.from('PARE')]));
+    expect(await dataErrorOf(enc)).toContain('the Parquet file is encrypted (PARE footer)');
     const csv = path.join(dir, 'text.parquet');
     writeFileSync(csv, 'label,f0\n0,1.5\n');
     expect(await dataErrorOf(csv)).toContain('not a Parquet file (it does not start with the PAR1 magic');
