@@ -16,6 +16,7 @@ import { disableBlasKernels } from '../src/backend/blas-kernels.ts';
 import { setBlasThreads } from '../src/backend/native.ts';
 import { BACKEND_NAMES, initBackend, type BackendName } from '../src/backend/select.ts';
 import { createLogger } from '../src/util/log.ts';
+import { torchAvailable, torchMissingMessage } from './peers/torch.ts';
 import type { BenchCase, BenchMeasurement, BenchRow, PeerMeasurement } from './types.ts';
 
 interface Options {
@@ -105,6 +106,7 @@ function printTable(rows: BenchRow[]): void {
 async function main(): Promise<void> {
   const opts = parseArgs(process.argv.slice(2));
   const log = createLogger({ prefix: 'bench' });
+  if (opts.peer && !torchAvailable()) log.warn(torchMissingMessage());
   let cases = await loadCases();
   if (opts.filter) {
     const f = opts.filter;

@@ -1,10 +1,12 @@
 import { parseArgs } from 'node:util';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { loadConfig } from './config.ts';
 import { runPipeline } from './runner.ts';
 import { STAGES } from './stages/index.ts';
 import { runCli } from '../src/cli/run-cli.ts';
 import { UserError } from '../src/util/errors.ts';
+import { PACKAGE_ROOT } from '../src/util/package-root.ts';
 
 const USAGE = `usage: npm run pipeline -- [--config pipeline/configs/NAME.yaml] [--out DIR] [--only STAGE[,STAGE...] | --from STAGE]
                              [--force] [--backend auto|tensorflow|wasm-blas|wasm|cpu] [--seed N] [--workers N] [--verbose]
@@ -13,11 +15,20 @@ Runs the stages of a config in order; unchanged stages are skipped. Default conf
 --only runs just the listed stages (comma-separated, in config order) on finished upstream stages.
 Stage types: ${Object.values(STAGES).map((s) => `\n  ${s.type.padEnd(12)} ${s.description}`).join('')}`;
 
+/**
+ * `pipeline/configs/mnist.yaml` in the working directory (a clone of the repository), else the copy
+ * in the installed package.
+ */
+function defaultConfig(): string {
+  const rel = path.join('pipeline', 'configs', 'mnist.yaml');
+  return existsSync(rel) ? rel : path.join(PACKAGE_ROOT, rel);
+}
+
 await runCli(USAGE, async (argv) => {
   const { values } = parseArgs({
     args: argv,
     options: {
-      config: { type: 'string', default: 'pipeline/configs/mnist.yaml' },
+      config: { type: 'string' },
       out: { type: 'string' },
       only: { type: 'string' },
       from: { type: 'string' },
@@ -40,7 +51,7 @@ await runCli(USAGE, async (argv) => {
     if (!Number.isInteger(n) || n < min) throw new UserError('usage', `--${flag} expects an integer >= ${min}, got '${v}'`);
     return n;
   };
-  const config = loadConfig(values.config, STAGES);
+  const config = loadConfig(values.config ?? defaultConfig(), STAGES);
   const result = await runPipeline(config, {
     ...(values.out !== undefined ? { out: values.out } : {}),
     ...(values.only !== undefined ? { only: values.only.split(',').map((n) => n.trim()).filter((n) => n !== '') } : {}),

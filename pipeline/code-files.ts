@@ -13,10 +13,15 @@
  *   entry started by path, the native addon's C source): `// code-key: ./worker-entry.ts`.
  * Package imports (`@tensorflow/tfjs`, `node:fs`) are not followed: their versions are pinned by
  * package-lock.json. Folder entries stand for every `.ts` file below them (each followed too).
+ *
+ * The same works on the compiled package (`dist/**\/*.js`, see src/util/package-root.ts): its
+ * files are parsed alike, a `.ts` specifier also finds the compiled `.js`, and a `code-key:` that
+ * points outside `dist/` (the native addon's sources) is resolved from the file's source location.
  */
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { sha256 } from '../src/artifacts/hash.ts';
+import { PACKAGE_ROOT, sourcePathOf } from '../src/util/package-root.ts';
 
 const STATIC_IMPORT = /^[ \t]*(?:import|export)\s+(type\s+)?(?:[^'";]*?\sfrom\s*)?['"]([^'"\n]+)['"]/gm;
 const DYNAMIC_IMPORT = /\bimport\(\s*['"]([^'"\n]+)['"]\s*\)/g;
@@ -26,13 +31,24 @@ function isRelative(spec: string): boolean {
   return spec.startsWith('./') || spec.startsWith('../');
 }
 
-/** The file a relative specifier names (as written, or with `.ts` / `/index.ts`), or undefined. */
+/**
+ * The file a relative specifier names (as written, or with `.ts` / `/index.ts`; in compiled code
+ * also `.ts` read as `.js`, and from the source location of a file below `dist/`), or undefined.
+ */
 function resolveSpecifier(fromAbs: string, spec: string): string | undefined {
   const base = path.resolve(path.dirname(fromAbs), spec);
-  for (const c of [base, `${base}.ts`, path.join(base, 'index.ts')]) {
+  const candidates = [base, `${base}.ts`, path.join(base, 'index.ts'), base.replace(/\.ts$/, '.js')];
+  const src = sourcePathOf(path.relative(PACKAGE_ROOT, fromAbs));
+  if (src !== undefined) candidates.push(path.resolve(path.dirname(path.join(PACKAGE_ROOT, src)), spec));
+  for (const c of candidates) {
     if (existsSync(c) && statSync(c).isFile()) return c;
   }
   return undefined;
+}
+
+/** A module file the walk parses: TypeScript source, or compiled JavaScript (not a declaration file). */
+function isModuleFile(name: string): boolean {
+  return (name.endsWith('.ts') && !name.endsWith('.d.ts')) || name.endsWith('.js');
 }
 
 /** Every `.ts` file below `dir` (absolute paths), skipping dot-folders and node_modules. */
@@ -42,7 +58,7 @@ function tsFilesBelow(dir: string): string[] {
     if (e.name.startsWith('.') || e.name === 'node_modules') continue;
     const abs = path.join(dir, e.name);
     if (e.isDirectory()) out.push(...tsFilesBelow(abs));
-    else if (e.isFile() && e.name.endsWith('.ts')) out.push(abs);
+    else if (e.isFile() && isModuleFile(e.name)) out.push(abs);
   }
   return out;
 }
@@ -93,7 +109,7 @@ export function stageCodeFiles(entries: readonly string[], root: string): string
     const rel = path.relative(rootAbs, abs);
     if (rel.startsWith('..') || path.isAbsolute(rel) || rel.split(path.sep).includes('node_modules')) continue; // outside the repository
     seen.add(abs);
-    if (!abs.endsWith('.ts')) continue;
+    if (!isModuleFile(abs)) continue;
     for (const d of directDependencies(abs, readFileSync(abs, 'utf8'))) if (!seen.has(d)) queue.push(d);
   }
   return [...seen].map((a) => path.relative(rootAbs, a).split(path.sep).join('/')).sort();

@@ -1,6 +1,5 @@
-import { promises as fs, constants as fsConstants, existsSync, readFileSync } from 'node:fs';
+import { promises as fs, constants as fsConstants, existsSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { initBackend, type BackendInfo } from '../src/backend/select.ts';
 import { sha256, sha256File, stableStringify } from '../src/artifacts/hash.ts';
 import { stageCodeHash } from './code-files.ts';
@@ -10,10 +9,11 @@ import { writeJsonAtomic } from '../src/artifacts/atomic.ts';
 import { lockStage } from '../src/artifacts/lock.ts';
 import { ArtifactError, ConfigError, UserError } from '../src/util/errors.ts';
 import { createLogger, type Logger } from '../src/util/log.ts';
+import { COMPILED, PACKAGE_ROOT, PACKAGE_VERSION, compiledPath } from '../src/util/package-root.ts';
 import type { PipelineConfig, StageConfig } from './config.ts';
 
-/** The repository root (where package.json is). */
-export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+/** The package root (where package.json is): the repository root, or the installed package's folder. */
+export const REPO_ROOT = PACKAGE_ROOT;
 
 /** Options of {@link runPipeline}. */
 export interface RunOptions {
@@ -57,11 +57,14 @@ export interface RunResult {
   stages: StageOutcome[];
 }
 
-const packageVersion = (JSON.parse(readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+const packageVersion = PACKAGE_VERSION;
 
-/** sha256 over the source files that key a stage's cache: its `code:` entries and all they import (see code-files.ts). */
+/**
+ * sha256 over the source files that key a stage's cache: its `code:` entries and all they import
+ * (see code-files.ts); when running compiled, over their compiled counterparts in dist/.
+ */
 async function codeHash(files: string[]): Promise<{ sha256: string; files: number }> {
-  return stageCodeHash(files, REPO_ROOT);
+  return stageCodeHash(COMPILED ? files.map(compiledPath) : files, REPO_ROOT);
 }
 
 /** Checks that a finished stage folder still holds exactly what its manifest says. */

@@ -3,10 +3,11 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const PYTHON = '/usr/bin/python3';
+/** The Python that runs the peers: Debian's (where `apt-get install python3-torch` puts torch), or `$BENCH_PYTHON`. */
+export const PYTHON = process.env.BENCH_PYTHON ?? '/usr/bin/python3';
 const here = path.dirname(fileURLToPath(import.meta.url));
-/** The shared PyTorch training peer, if present; a copy's location can be forced with TORCH_PEER. */
-const TRAIN_SCRIPT = process.env.TORCH_PEER ?? path.resolve(here, '..', '..', '..', 'shared', 'bench', 'torch_peer.py');
+/** The PyTorch training peer (`bench/peers/torch_train.py`); another script can be given in `$TORCH_PEER`. */
+const TRAIN_SCRIPT = process.env.TORCH_PEER ?? path.join(here, 'torch_train.py');
 const INFER_SCRIPT = path.join(here, 'torch_infer.py');
 const TRAIN_CPU_SCRIPT = path.join(here, 'torch_train_cpu.py');
 const LOOP_SCRIPT = path.join(here, 'torch_train_loop.py');
@@ -24,6 +25,13 @@ export function torchAvailable(): boolean {
   return available;
 }
 
+/** The one line `npm run bench` prints when the PyTorch peers cannot run. */
+export function torchMissingMessage(): string {
+  return `PyTorch peers skipped: ${PYTHON} cannot import torch; install it with apt-get install python3-torch (Debian/Ubuntu) or pip install torch (another Python: set BENCH_PYTHON), or pass --no-peer`;
+}
+
+const failed = new Set<string>();
+
 /** Result line of a peer script. */
 export interface TorchPeerResult {
   version: string;
@@ -31,10 +39,23 @@ export interface TorchPeerResult {
   examples_per_s: number;
 }
 
+/**
+ * Runs a peer script and reads its last JSON line. Undefined when torch is missing (the runner
+ * says so once); a missing script is a broken checkout (thrown); a failing run is reported on
+ * stderr once per script, so a peer never disappears from the table without a word.
+ */
 function runPy(script: string, args: string[], key: 'examples_per_s' | 'examples_per_cpu_s' = 'examples_per_s', env?: NodeJS.ProcessEnv): TorchPeerResult | undefined {
-  if (!existsSync(script) || !torchAvailable()) return undefined;
+  if (!existsSync(script)) throw new Error(`PyTorch peer script ${script} is missing${script === process.env.TORCH_PEER ? ' (from $TORCH_PEER)' : ': the checkout is incomplete (bench/peers/)'}`);
+  if (!torchAvailable()) return undefined;
   const r = spawnSync(PYTHON, [script, ...args], { encoding: 'utf8', timeout: 300_000, ...(env ? { env: { ...process.env, ...env } } : {}) });
-  if (r.status !== 0) return undefined;
+  if (r.status !== 0) {
+    if (!failed.has(script)) {
+      failed.add(script);
+      const why = (r.stderr ?? '').trim().split('\n').pop() || r.error?.message || `exit ${r.status}`;
+      process.stderr.write(`bench: PyTorch peer ${path.basename(script)} failed, its column stays empty: ${why}\n`);
+    }
+    return undefined;
+  }
   const line = r.stdout.trim().split('\n').pop() ?? '';
   try {
     const j = JSON.parse(line) as Partial<Record<'examples_per_s' | 'examples_per_cpu_s', number>> & { version?: unknown; threads?: unknown };

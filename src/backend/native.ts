@@ -4,7 +4,7 @@
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { PACKAGE_ROOT } from '../util/package-root.ts';
 
 /** Activation codes understood by {@link NativeBlas.biasAct}. */
 export const NATIVE_ACTIVATION = {
@@ -119,8 +119,7 @@ let cached: NativeLoad | undefined;
 
 /** Where the addon is built: `native/build/Release/distill_blas.node` at the package root. */
 export function nativeAddonPath(): string {
-  const here = path.dirname(fileURLToPath(import.meta.url));
-  return path.resolve(here, '..', '..', 'native', 'build', 'Release', ADDON_NAME);
+  return path.join(PACKAGE_ROOT, 'native', 'build', 'Release', ADDON_NAME);
 }
 
 function isNativeBlas(m: unknown): m is NativeBlas {

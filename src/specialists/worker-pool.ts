@@ -21,6 +21,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { writeJsonAtomic } from '../artifacts/atomic.ts';
 import { ConfigError } from '../util/errors.ts';
 import { silentLogger, type Logger } from '../util/log.ts';
+import { CODE_EXT, COMPILED } from '../util/package-root.ts';
 
 /** One unit of work. `params` must be JSON-serialisable (it crosses a process boundary). */
 export interface Job {
@@ -90,9 +91,14 @@ function tsxLoaderUrl(): string {
   return pathToFileURL(path.join(dir, 'dist', 'loader.mjs')).href;
 }
 
-// The worker processes run this entry (started by path, so not an import):
+/**
+ * The child's entry file and node flags: from the TypeScript sources `worker-entry.ts` under tsx's
+ * loader; compiled (an installed package, no tsx) plain `node worker-entry.js`. Started by path,
+ * so not an import:
+ */
 // code-key: ./worker-entry.ts
-const ENTRY = path.join(path.dirname(fileURLToPath(import.meta.url)), 'worker-entry.ts');
+const ENTRY = path.join(path.dirname(fileURLToPath(import.meta.url)), `worker-entry${CODE_EXT}`);
+const entryExecArgv = (): string[] => (COMPILED ? [] : ['--import', tsxLoaderUrl()]);
 
 /** Keeps the last `max` characters written to it. */
 class Tail {
@@ -123,7 +129,7 @@ class WorkerChild {
   ) {}
 
   private start(): ChildProcess {
-    const child = fork(ENTRY, [], { execArgv: ['--import', tsxLoaderUrl()], env: this.env, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
+    const child = fork(ENTRY, [], { execArgv: entryExecArgv(), env: this.env, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
     const forward = (chunk: Buffer): void => {
       const s = chunk.toString('utf8');
       this.tail.push(s);
