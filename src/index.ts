@@ -1,7 +1,8 @@
 /**
  * distill-kit: knowledge distillation and specialist ensembles (Hinton, Vinyals & Dean 2015) on
  * TensorFlow.js. Every public export of the package, by name; the subpaths `distill-kit/distill`,
- * `/models`, `/specialists`, `/ensemble`, `/data` and `/pipeline` export the same names by area.
+ * `/models`, `/specialists`, `/ensemble`, `/data` and `/pipeline` export the same names by area
+ * (a name added to a subpath's index.ts is added here too: test/package/pack.test.ts checks).
  */
 
 // Distillation (distill-kit/distill)
@@ -36,23 +37,32 @@ export type {
   TeacherTargetKind,
 } from './distill/index.ts';
 
-// Models and training (distill-kit/models)
+// Models: architectures, training, prediction, export (distill-kit/models)
 export {
+  architectureOf,
+  ARCHITECTURES,
   buildMlp,
+  buildModel,
   checkOptimizerSpec,
   copyWeightsFrom,
   DEFAULT_PREDICT_BATCH,
+  describeModel,
   evaluate,
   evaluateWithLoss,
+  exportOnnx,
   hiddenLayerName,
   imageShape,
   jitterBatch,
   learningRateAt,
   loadModel,
+  loadPredictor,
   LOGITS_LAYER,
   MODEL_JSON,
+  modelConfigSchema,
+  modelToOnnx,
   momentumAt,
   outputDim,
+  predictFile,
   predictLogits,
   restoreWeights,
   saveModel,
@@ -63,15 +73,25 @@ export {
   WEIGHTS_BIN,
 } from './models/index.ts';
 export type {
+  ArchInput,
+  Architecture,
+  CnnConfig,
+  ConvBlock,
   EpochMetrics,
   EvalResult,
   ImageShape,
   LossFn,
   LrSchedule,
   MlpActivation,
+  MlpConfig,
   MlpSpec,
+  ModelConfig,
+  OnnxExportResult,
   OptimizerSpec,
+  PredictFileOptions,
+  PredictFileResult,
   PredictOptions,
+  Predictor,
   SelectRule,
   ShiftedAccuracy,
   ShiftedAccuracyResult,
@@ -184,8 +204,10 @@ export type {
 export {
   concatSets,
   describeArrowFile,
+  describeDataFile,
   ensureRecipe,
   ingest,
+  isParquetInput,
   makeMnist,
   makeRecipe,
   makeSynthetic,
@@ -216,7 +238,7 @@ export type {
   SyntheticOptions,
 } from './data/index.ts';
 
-// Pipeline (.distill-kit/pipeline)
+// Pipeline (distill-kit/pipeline)
 export {
   defineStage,
   loadConfig,

@@ -21,6 +21,7 @@ const COMMANDS: Record<string, Command> = {
   pipeline: { summary: 'run the stages of a config (unchanged stages are skipped)', run: () => import('../../pipeline/cli.ts') },
   inspect: { summary: 'describe a run folder, a stage folder or an .arrow file', run: () => import('./inspect.ts') },
   dataset: { summary: 'make a built-in dataset recipe as an .arrow file', run: async () => (process.exitCode = await (await import('../../datasets/cli.ts')).main(process.argv.slice(2))) },
+  predict: { summary: 'predict new rows (.arrow or .parquet) with a finished stage', run: () => import('./predict.ts') },
   report: { summary: "(re)write a run's self-contained HTML report", run: () => import('./report.ts') },
   export: { summary: 'export a trained model of a stage folder (--onnx FILE)', run: () => import('./export.ts') },
   bench: { summary: 'throughput benchmarks, beside PyTorch when installed (in a clone of the repository)', run: runBench },

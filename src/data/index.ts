@@ -5,6 +5,7 @@
 export { ingest, MAX_CLASS_INDEX, UNLABELED_FILE } from './ingest.ts';
 export type { ClassesFile, IngestOptions } from './ingest.ts';
 export { describeArrowFile, sniffArrowFormat } from './arrow-read.ts';
+export { describeDataFile, isParquetInput } from './table-input.ts';
 export type { ArrowFormat } from './arrow-read.ts';
 export { concatSets, readSplit, subset, writeSplit } from './split-file.ts';
 export type { LabeledSet } from './split-file.ts';
