@@ -12,7 +12,7 @@ function readJson<T>(file: string): T {
 
 interface LayerJson {
   class_name: string;
-  config: { name: string; units?: number; activation?: string; rate?: number; batch_input_shape?: (number | null)[] };
+  config: { name: string; units?: number; filters?: number; activation?: string; rate?: number; batch_input_shape?: (number | null)[] };
 }
 
 /** Text sections for the known artifact files in a stage folder (metrics, model, classes, ...). */
@@ -111,22 +111,28 @@ export function markdownAsText(md: string): string {
   return out.join('\n');
 }
 
-/** A one-line-per-layer summary of a tfjs layers `model.json`. */
+/**
+ * A one-line-per-layer summary of a tfjs layers `model.json`: each layer's width (a Dense layer's
+ * units, a convolution's filters), activation or dropout rate, and parameter count, the counts read
+ * from the weights manifest (so any architecture is counted right, batch-norm statistics included).
+ */
 export function describeModel(file: string): string {
-  const j = readJson<{ modelTopology: { model_config?: { config: { layers: LayerJson[] } }; config?: { layers: LayerJson[] } } }>(file);
+  type Manifest = { weights: { name: string; shape: number[] }[] }[];
+  const j = readJson<{ modelTopology: { model_config?: { config: { layers: LayerJson[] } }; config?: { layers: LayerJson[] } }; weightsManifest?: Manifest }>(file);
   const layers = j.modelTopology.model_config?.config.layers ?? j.modelTopology.config?.layers ?? [];
-  let inputs = layers[0]?.config.batch_input_shape?.[1] ?? 0;
+  const perLayer = new Map<string, number>();
+  for (const group of j.weightsManifest ?? []) {
+    for (const w of group.weights ?? []) {
+      const layer = w.name.split('/')[0]!;
+      perLayer.set(layer, (perLayer.get(layer) ?? 0) + w.shape.reduce((a, b) => a * b, 1));
+    }
+  }
   let total = 0;
   const rows = layers.map((l) => {
-    let params = 0;
-    let units: number | string = '';
-    if (l.class_name === 'Dense' && l.config.units !== undefined) {
-      params = (inputs + 1) * l.config.units;
-      inputs = l.config.units;
-      units = l.config.units;
-    }
+    const params = perLayer.get(l.config.name) ?? 0;
     total += params;
-    return [l.config.name, l.class_name, units, l.config.activation ?? (l.config.rate !== undefined ? `rate ${l.config.rate}` : ''), params];
+    const width = l.config.units ?? l.config.filters ?? '';
+    return [l.config.name, l.class_name, width, l.config.activation ?? (l.config.rate !== undefined ? `rate ${l.config.rate}` : ''), params];
   });
   return formatTable(['layer', 'kind', 'units', 'activation', 'params'], rows) + `\ntotal parameters: ${total}`;
 }

@@ -18,7 +18,7 @@ export function copyWeightsFrom(target: tf.LayersModel, source: tf.LayersModel, 
   if (!same) {
     throw new ConfigError(
       `${where}: its model's weights ${shapes(from)} do not match the model this stage builds ${shapes(to)}; ` +
-        `give this stage the same hidden widths as that stage (and the same data), or remove init_from`,
+        `give this stage the same model: (architecture and widths) as that stage, and the same data, or remove init_from`,
     );
   }
   // assign the variables directly: `setWeights` would re-apply the max-norm constraint, whose

@@ -5,6 +5,7 @@ import { ConfigError, DataError } from '../util/errors.ts';
 import { silentLogger, type Logger } from '../util/log.ts';
 import { Rng } from '../util/rng.ts';
 import { readCheckpoint, writeCheckpoint } from './checkpoint.ts';
+import { checkTrainingKernels } from './kernel-check.ts';
 import { imageShape, jitterBatch, type ImageShape } from './jitter.ts';
 import { hardLoss } from './losses.ts';
 import { ParamOptimizer, checkOptimizerSpec, learningRateAt, momentumAt, type OptimizerSpec } from './optimizer.ts';
@@ -193,6 +194,7 @@ export async function trainModel(opts: TrainOptions): Promise<TrainResult> {
   };
   const scoreOf = (m: EpochMetrics): number => (select === 'valid_accuracy' ? m.valid_accuracy! : select === 'valid_loss' ? -m.valid_loss! : m.epoch);
 
+  checkTrainingKernels(model);
   const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
   if (vars.length === 0) throw new ConfigError('the model has no trainable weights');
   const constraints = constraintOps(model);

@@ -52,6 +52,15 @@ export function shrunkConfig(name: string, o: ShrinkOptions = {}): PipelineConfi
     if (o.width) {
       const w = o.width;
       if (Array.isArray(params.hidden)) params.hidden = (params.hidden as number[]).map((h) => Math.min(h, w));
+      // model: {type: mlp, hidden} / {type: cnn, conv: [{filters}], dense}
+      const model = params.model as { hidden?: number[]; dense?: number[]; conv?: { filters: number }[] } | undefined;
+      if (model && typeof model === 'object') {
+        const m = { ...model };
+        if (Array.isArray(m.hidden)) m.hidden = m.hidden.map((h) => Math.min(h, w));
+        if (Array.isArray(m.dense)) m.dense = m.dense.map((h) => Math.min(h, w));
+        if (Array.isArray(m.conv)) m.conv = m.conv.map((b) => ({ ...b, filters: Math.min(b.filters, Math.max(4, Math.floor(w / 4))) }));
+        params.model = m;
+      }
       if (Array.isArray(params.widths)) params.widths = [...new Set((params.widths as number[]).map((h) => Math.min(h, w)))];
     }
     if (typeof params.members === 'number' && o.members) params.members = Math.min(params.members, o.members);

@@ -38,7 +38,7 @@ describe('copyWeightsFrom', () => {
     const target = buildMlp(spec(1, [6, 4]));
     expect(() => copyWeightsFrom(target, source, "cont.init_from 'teacher'")).toThrow(ConfigError);
     expect(() => copyWeightsFrom(target, source, "cont.init_from 'teacher'")).toThrow(
-      /cont\.init_from 'teacher': its model's weights \[3, 5\] \[5\] \[5, 4\] .* do not match the model this stage builds \[3, 6\] \[6\] \[6, 4\].*same hidden widths/,
+      /cont\.init_from 'teacher': its model's weights \[3, 5\] \[5\] \[5, 4\] .* do not match the model this stage builds \[3, 6\] \[6\] \[6, 4\].*same model: \(architecture and widths\)/,
     );
     source.dispose();
     target.dispose();

@@ -15,6 +15,7 @@ import { loadModel } from '../../src/models/io.ts';
 import { readSplit } from '../../src/data/split-file.ts';
 import { predictLogits } from '../../src/models/predict.ts';
 import { silentLogger } from '../../src/util/log.ts';
+import { describePath } from '../../src/cli/describe.ts';
 import { writeImagesArrow } from '../models/image-fixture.ts';
 
 const dirs: string[] = [];
@@ -78,6 +79,10 @@ describe('pipeline with a CNN generalist', () => {
   it('trains the CNN generalist on the image shape and records its architecture', async () => {
     const m = await loadModel(path.join(out, 'generalist', 'model'));
     expect(m.layers.map((l) => l.getClassName())).toEqual(['Reshape', 'Conv2D', 'BatchNormalization', 'Activation', 'MaxPooling2D', 'Flatten', 'Dense', 'Dropout', 'Dense']);
+    // inspect counts every weight: 3*3*4 conv + 4*4 batch norm + 64*16+16 dense + 16*6+6 logits
+    const total = m.weights.reduce((s, w) => s + w.shape.reduce((a: number, b) => a * (b ?? 1), 1), 0);
+    expect(total).toBe(36 + 16 + 1040 + 102);
+    expect(await describePath(path.join(out, 'generalist'))).toContain(`total parameters: ${total}`);
     m.dispose();
     expect(json('generalist', 'manifest.json')).toMatchObject({ params: { model: { type: 'cnn', dense: [16] } } });
     const test = (json('generalist', 'metrics.json') as { test: { accuracy: number } }).test;

@@ -47,7 +47,7 @@ describe('train stage init_from', () => {
 
   it('rejects another architecture and a stage without a model, saying how to fix it', async () => {
     await expect(run(`  cont: {type: train, init_from: teacher, hidden: [17], ${STILL}}\n`)).rejects.toThrow(
-      /cont\.init_from 'teacher': its model's weights \[5, 16\].* do not match the model this stage builds \[5, 17\].*same hidden widths/,
+      /cont\.init_from 'teacher': its model's weights \[5, 16\].* do not match the model this stage builds \[5, 17\].*same model: \(architecture and widths\)/,
     );
     await expect(run(`  cont: {type: train, init_from: ingest, hidden: [16], ${STILL}}\n`)).rejects.toThrow(
       /cont\.init_from 'ingest': that stage wrote no model .*name a train or generalist stage/,
