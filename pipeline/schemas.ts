@@ -51,7 +51,8 @@ export const modelKeys = {
   /**
    * The architecture: `{type: mlp, hidden, activation, dropout, input_dropout, max_norm}` or
    * `{type: cnn, conv, dense, activation, conv_dropout, dropout, max_norm}` (see "Architectures"
-   * below). Default: an MLP from the stage-level keys `hidden`, `activation`, ... (2x800 when none is given).
+   * below). Default: an MLP from the stage-level keys `hidden`, `activation`, ... (2x800 when none is given);
+   * with `init_from` (train, generalist, distill) and none of these keys, the `init_from` stage's own architecture.
    */
   model: modelConfigSchema.optional(),
   /** Stage-level MLP key (older form of `model: {type: mlp, hidden}`): hidden layer widths, e.g. [1200, 1200]. */
@@ -91,6 +92,21 @@ export function resolveModel<T extends WithModelKeys>(p: T, ctx: z.RefinementCtx
   }
   for (const k of LEGACY_MLP_KEYS) if (legacy[k] === undefined) delete legacy[k];
   return { ...rest, model: model ?? mlpConfigSchema.parse({ type: 'mlp', ...legacy }) };
+}
+
+/**
+ * {@link resolveModel} for a stage with `init_from`: when the stage gives neither `model:` nor a
+ * stage-level MLP key, `model` is null, meaning "the architecture of the `init_from` stage's
+ * model" (e.g. a user's own model from a `model` stage, which no `model:` config describes);
+ * otherwise as {@link resolveModel} (the stage builds `model` and copies the weights into it).
+ */
+export function resolveModelOrInit<T extends WithModelKeys & { init_from?: string | undefined }>(
+  p: T,
+  ctx: z.RefinementCtx,
+): Omit<T, LegacyMlpKey | 'model'> & { model: ModelConfig | null } {
+  const given = p.model !== undefined || LEGACY_MLP_KEYS.some((k) => p[k] !== undefined);
+  const r = resolveModel(p, ctx);
+  return p.init_from !== undefined && !given ? { ...r, model: null } : r;
 }
 
 /** How a model is trained. */

@@ -11,7 +11,7 @@ import { concatSets, subset, type LabeledSet } from '../../src/data/split-file.t
 import { loadModel } from '../../src/models/io.ts';
 import { ArtifactError, ConfigError } from '../../src/util/errors.ts';
 import { defineStage, type StageContext } from '../stage.ts';
-import { modelKeys, resolveModel, trainingSchema } from '../schemas.ts';
+import { modelKeys, resolveModelOrInit, trainingSchema } from '../schemas.ts';
 import { readIngested, writeModelOutputs, type IngestedData } from './common.ts';
 import { lossType } from '../../src/distill/loss-registry.ts';
 import { lossSchema, trainStudent, type LossConfig, type TeacherRows } from './student.ts';
@@ -202,11 +202,17 @@ const schema = z
     ...distillSourceSchema,
     ...modelKeys,
     ...trainingSchema,
+    /**
+     * An earlier model stage (`train`, `distill`, `model`: e.g. your own student architecture with
+     * its starting weights) whose model the student starts from. Without `model:` (or the MLP
+     * keys) the student is that model's own architecture; with it, the architecture must match.
+     */
+    init_from: stageName.optional(),
     /** `{type: soft, T, alpha}`, `{type: logits, alpha}` or `{type: hard}`. */
     loss: lossSchema,
   })
   .superRefine((p, ctx) => checkTeacherParams({ ...p, alpha: lossType(p.loss.type).teacherWeight(p.loss) }, lossType(p.loss.type).needsTeacher(p.loss), ctx))
-  .transform(resolveModel);
+  .transform(resolveModelOrInit);
 /** Params of the `distill` stage. */
 export type DistillParams = z.output<typeof schema>;
 
@@ -215,7 +221,7 @@ export const distillStage = defineStage({
   type: 'distill',
   description: 'train a student (`model:`, default an MLP) on a transfer set with a distillation loss (teacher: model stage(s) or soft targets)',
   schema,
-  deps: distillDeps,
+  deps: (p) => [...distillDeps(p), ...(p.init_from !== undefined && !distillDeps(p).includes(p.init_from) ? [p.init_from] : [])],
   code: ['pipeline/stages/distill.ts'],
   async run(ctx) {
     const p = ctx.params;
@@ -229,6 +235,7 @@ export const distillStage = defineStage({
       test: data.test,
       classes: prep.classes,
       model: p.model,
+      initFrom: p.init_from !== undefined ? { dir: path.join(ctx.input(p.init_from), 'model'), where: `${ctx.name}.init_from '${p.init_from}'` } : undefined,
       training: p,
       loss: p.loss,
       seed: ctx.seed,
@@ -252,6 +259,7 @@ export const distillStage = defineStage({
         ...(prep.unlabeled > 0 ? { transfer_unlabeled: prep.unlabeled } : {}),
         transfer_spec: p.transfer,
         transfer: r.transfer,
+        ...(p.init_from !== undefined ? { init_from: p.init_from } : {}),
       });
     } finally {
       r.model.dispose();

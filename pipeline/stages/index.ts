@@ -6,6 +6,7 @@ import { clustersStage } from './clusters.ts';
 import { specialistsStage } from './specialists.ts';
 import { ensembleStage } from './ensemble.ts';
 import { importStage } from './import.ts';
+import { modelStage } from './model.ts';
 import { distillStage } from './distill.ts';
 import { distillSweepStage } from './distill-sweep.ts';
 import { trainEnsembleStage } from './train-ensemble.ts';
@@ -15,5 +16,5 @@ import { reportStage } from './report.ts';
 
 /** Every stage type a config can use, by type name. */
 export const STAGES: Record<string, StageDef<unknown>> = Object.fromEntries(
-  ([ingestStage, importStage, generalistStage, trainStage, covarianceStage, clustersStage, specialistsStage, ensembleStage, distillStage, distillSweepStage, trainEnsembleStage, biasAdjustStage, resultsStage, reportStage] as StageDef<never>[]).map((s) => [s.type, s as unknown as StageDef<unknown>]),
+  ([ingestStage, importStage, modelStage, generalistStage, trainStage, covarianceStage, clustersStage, specialistsStage, ensembleStage, distillStage, distillSweepStage, trainEnsembleStage, biasAdjustStage, resultsStage, reportStage] as StageDef<never>[]).map((s) => [s.type, s as unknown as StageDef<unknown>]),
 );

@@ -7,7 +7,8 @@ import { z } from 'zod';
 import { buildLoss, distillLossSchema, lossType, type DistillLossConfig } from '../../src/distill/loss-registry.ts';
 import type { TeacherTargetKind } from '../../src/distill/losses.ts';
 import { onlineTeacherLoss, type EnsembleMode } from '../../src/distill/teacher.ts';
-import { buildModel, type ModelConfig } from '../../src/models/arch/index.ts';
+import type { ModelConfig } from '../../src/models/arch/index.ts';
+import { initialModel, type InitFrom } from '../../src/models/init-from.ts';
 import { evaluate } from '../../src/models/predict.ts';
 import { trainModel, type EpochMetrics, type TrainSet } from '../../src/models/train.ts';
 import { subset, type LabeledSet } from '../../src/data/split-file.ts';
@@ -43,8 +44,10 @@ export interface StudentOptions {
   valid: LabeledSet;
   test: LabeledSet;
   classes: number;
-  /** The student's architecture (`model:` of the stage, resolved). */
-  model: ModelConfig;
+  /** The student's architecture (`model:` of the stage, resolved); null: `initFrom`'s own architecture. */
+  model: ModelConfig | null;
+  /** A model stage whose weights the student starts from (`init_from`). */
+  initFrom?: InitFrom | undefined;
   training: TrainingParams;
   loss: LossConfig;
   seed: number;
@@ -74,7 +77,7 @@ function labelledSubset(set: LabeledSet, count: number): LabeledSet {
 }
 
 /**
- * Builds a student of architecture `model` (seeded by `seed`) and trains it on the transfer set with the configured
+ * Builds a student of architecture `model` (seeded by `seed`; starting from `initFrom`'s weights when given) and trains it on the transfer set with the configured
  * loss (teacher rows as `batch.targets`), selecting the epoch on the VALID split per
  * `training.select`; then evaluates it (dropout off) on the transfer set, valid and test.
  * Logit matching needs logits: give it teacher rows of kind `logits` (convert probabilities
@@ -88,7 +91,7 @@ export async function trainStudent(o: StudentOptions): Promise<StudentResult> {
   const online = needsTeacher ? (o.online ?? null) : null;
   if (needsTeacher && !o.teacher && !online) throw new ConfigError(`loss '${o.loss.type}' needs a teacher: give 'teacher' or 'teacher_targets'`);
   const t = o.training;
-  const model = buildModel(o.model, { inputDim: o.transfer.dim, shape: o.transfer.shape, outputs: o.classes, seed: o.seed });
+  const model = await initialModel(o.model, { inputDim: o.transfer.dim, shape: o.transfer.shape, outputs: o.classes, seed: o.seed }, o.initFrom);
   // Unlabeled transfer rows (label -1): the hard term and the accuracy count them as nothing.
   let labelled = 0;
   for (let i = 0; i < o.transfer.n; i++) if (o.transfer.y[i]! >= 0) labelled++;

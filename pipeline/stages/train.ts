@@ -1,13 +1,9 @@
 import path from 'node:path';
 import { z } from 'zod';
 import { defineStage, type StageDef } from '../stage.ts';
-import { modelKeys, resolveModel, trainingSchema, toOptimizerSpec } from '../schemas.ts';
-import { buildModel } from '../../src/models/arch/index.ts';
+import { modelKeys, resolveModelOrInit, trainingSchema, toOptimizerSpec } from '../schemas.ts';
 import { trainModel } from '../../src/models/train.ts';
-import { existsSync } from 'node:fs';
-import { loadModel, MODEL_JSON } from '../../src/models/io.ts';
-import { ConfigError } from '../../src/util/errors.ts';
-import { copyWeightsFrom } from '../../src/models/init-from.ts';
+import { initialModel } from '../../src/models/init-from.ts';
 import { concatSets } from '../../src/data/split-file.ts';
 import { evaluateSplits, readIngested, writeModelOutputs } from './common.ts';
 
@@ -22,9 +18,11 @@ const schema = z.strictObject({
    */
   train_on: z.enum(['train', 'train+valid']).default('train'),
   /**
-   * An earlier `train`/`generalist` stage of the same architecture whose model this one starts
-   * from instead of a fresh initialisation (a continued run, e.g. a second cosine cycle on a
-   * converged teacher). The optimizer's state starts afresh.
+   * An earlier model stage (`train`, `generalist`, `distill`, `model`) whose model this one
+   * starts from instead of a fresh initialisation (a continued run, e.g. a second cosine cycle on
+   * a converged teacher, or fine-tuning your own model). With `model:` (or the MLP keys) given,
+   * that architecture is built and must match the source's weights; without, the source's own
+   * architecture is trained. The optimizer's state starts afresh.
    */
   init_from: z.string().optional(),
   /**
@@ -37,7 +35,7 @@ const schema = z.strictObject({
 }).refine((p) => p.train_on === 'train' || p.select === 'last', {
   message: "train_on 'train+valid' trains on the validation rows, so they cannot choose the checkpoint: set select: last (with the epochs fixed by an earlier run selected on valid), or use train_on: train",
   path: ['select'],
-}).transform(resolveModel);
+}).transform(resolveModelOrInit);
 export type TrainParams = z.output<typeof schema>;
 
 function makeTrainStage(type: string, description: string): StageDef<TrainParams> {
@@ -53,21 +51,13 @@ function makeTrainStage(type: string, description: string): StageDef<TrainParams
       const data = await readIngested(ctx.input(p.data));
       const trainSet = p.train_on === 'train+valid' ? concatSets(data.train, data.valid) : data.train;
       const C = data.classes.classes.length;
-      const model = buildModel(p.model, { inputDim: data.train.dim, shape: data.train.shape, outputs: C, seed });
+      const model = await initialModel(
+        p.model,
+        { inputDim: data.train.dim, shape: data.train.shape, outputs: C, seed },
+        p.init_from !== undefined ? { dir: path.join(ctx.input(p.init_from), 'model'), where: `${ctx.name}.init_from '${p.init_from}'` } : undefined,
+      );
+      if (p.init_from !== undefined) ctx.log.info(`initialised from ${p.init_from}'s model${p.model ? '' : ' (its architecture and weights)'}`);
       try {
-        if (p.init_from !== undefined) {
-          const dir = path.join(ctx.input(p.init_from), 'model');
-          if (!existsSync(path.join(dir, MODEL_JSON))) {
-            throw new ConfigError(`${ctx.name}.init_from '${p.init_from}': that stage wrote no model (${dir} has no ${MODEL_JSON}); name a train or generalist stage`);
-          }
-          const source = await loadModel(dir);
-          try {
-            copyWeightsFrom(model, source, `${ctx.name}.init_from '${p.init_from}'`);
-          } finally {
-            source.dispose();
-          }
-          ctx.log.info(`initialised from ${p.init_from}'s model`);
-        }
         const result = await trainModel({
           model,
           train: trainSet,

@@ -50,7 +50,7 @@ describe('train stage init_from', () => {
       /cont\.init_from 'teacher': its model's weights \[5, 16\].* do not match the model this stage builds \[5, 17\].*same model: \(architecture and widths\)/,
     );
     await expect(run(`  cont: {type: train, init_from: ingest, hidden: [16], ${STILL}}\n`)).rejects.toThrow(
-      /cont\.init_from 'ingest': that stage wrote no model .*name a train or generalist stage/,
+      /cont\.init_from 'ingest': that stage wrote no model .*name a train, generalist, distill or model stage/,
     );
   }, 60_000);
 });
