@@ -1,4 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
+import { hardLoss } from '../src/models/losses.ts';
+import { ParamOptimizer } from '../src/models/optimizer.ts';
 import { Rng } from '../src/util/rng.ts';
 
 /** Input shape of the bench CNN (an MNIST-sized image). */
@@ -43,6 +45,29 @@ export function buildCnn(batch: number, seed = 1): CnnSetup {
       x.dispose();
       yOneHot.dispose();
       model.dispose();
+    },
+  };
+}
+
+/**
+ * One training step of the bench CNN as the pipeline's loop takes it (src/models/train.ts):
+ * gradients of the hard-label loss by `tf.variableGrads`, then the loop's `ParamOptimizer` (Adam,
+ * lr 1e-3; native in-place on wasm-blas). `dispose` frees the optimizer and the labels.
+ */
+export function cnnTrainer(s: CnnSetup): { step(): void; dispose(): void } {
+  const vars = s.model.trainableWeights.map((w) => w.read() as tf.Variable);
+  const opt = new ParamOptimizer({ name: 'adam', lr: 1e-3 }, vars);
+  const y = tf.tidy(() => tf.argMax(s.yOneHot, 1).toInt() as tf.Tensor1D);
+  const batch = { x: s.x as unknown as tf.Tensor2D, y };
+  return {
+    step() {
+      const { value, grads } = tf.variableGrads(() => hardLoss(s.model.apply(s.x, { training: true }) as tf.Tensor2D, batch), vars);
+      opt.step(vars.map((v) => grads[v.name]), 1e-3, 0);
+      tf.dispose([value, ...Object.values(grads)]);
+    },
+    dispose() {
+      opt.dispose();
+      y.dispose();
     },
   };
 }

@@ -1,7 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { hardLoss } from '../../src/models/losses.ts';
-import { ParamOptimizer } from '../../src/models/optimizer.ts';
-import { buildCnn } from '../cnn.ts';
+import { buildCnn, cnnTrainer } from '../cnn.ts';
 import { timeWindow, warmUp } from '../mlp.ts';
 import { interleaveWithPeer, torchCnn, torchLabel } from '../peers/torch.ts';
 import type { BenchCase, BenchContext, BenchMeasurement } from '../types.ts';
@@ -24,18 +22,9 @@ export const benchCase: BenchCase = {
     const before = tf.memory().numTensors;
     const slow = ctx.backend.tfBackend === 'cpu';
     const s = buildCnn(BATCH);
-    const vars = s.model.trainableWeights.map((w) => w.read() as tf.Variable);
-    const opt = new ParamOptimizer({ name: 'adam', lr: 1e-3 }, vars);
-    const y = tf.tidy(() => tf.argMax(s.yOneHot, 1).toInt() as tf.Tensor1D);
-    const batch = { x: s.x as unknown as tf.Tensor2D, y };
+    const trainer = cnnTrainer(s);
     try {
-      // One step of the pipeline's training loop (src/models/train.ts): gradients of the hard-label
-      // loss by tf.variableGrads, then the loop's optimizer (native in-place Adam on wasm-blas).
-      const step = () => {
-        const { value, grads } = tf.variableGrads(() => hardLoss(s.model.apply(s.x, { training: true }) as tf.Tensor2D, batch), vars);
-        opt.step(vars.map((v) => grads[v.name]), 1e-3, 0);
-        tf.dispose([value, ...Object.values(grads)]);
-      };
+      const step = () => trainer.step();
       warmUp(step, slow || ctx.quick ? 1 : 3, 1.5);
       const rounds = slow ? 1 : ctx.quick ? 2 : 3;
       const r = await interleaveWithPeer(
@@ -50,8 +39,7 @@ export const benchCase: BenchCase = {
         ...(r.peer ? { peer: { name: torchLabel(r.peer), value: r.peer.examples_per_s } } : {}),
       }];
     } finally {
-      opt.dispose();
-      y.dispose();
+      trainer.dispose();
       s.dispose();
       const leaked = tf.memory().numTensors - before;
       if (leaked > 0) ctx.log.warn(`${NAME}: ${leaked} tensors left over`);

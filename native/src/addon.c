@@ -1010,6 +1010,18 @@ static napi_value js_max_pool(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+__attribute__((noinline)) static void pool_argmax_tap(float *restrict best, int32_t *restrict tap, const float *restrict v, int32_t t, int64_t C) {
+  for (int64_t c = 0; c < C; c++) {
+    const int gt = v[c] > best[c];
+    best[c] = gt ? v[c] : best[c];
+    tap[c] = gt ? t : tap[c];
+  }
+}
+
+__attribute__((noinline)) static void pool_scatter_tap(float *restrict dx, const int32_t *restrict tap, const float *restrict d, int32_t t, int64_t C) {
+  for (int64_t c = 0; c < C; c++) dx[c] += tap[c] == t ? d[c] : 0.0f;
+}
+
 /*
  * maxPoolGrad(H, geom, dyOff, xOff, dxOff): dx = the gradient of maxPool: each output's dy goes to
  * the first tap (row-major in the window) holding the window's maximum, as tfjs's cpu backend does.
@@ -1026,39 +1038,42 @@ static napi_value js_max_pool_grad(napi_env env, napi_callback_info info) {
   float *dx = H.data + dxOff;
   memset(dx, 0, (size_t)nx * sizeof(float));
   float *best = (float *)malloc((size_t)C * sizeof(float));
-  int64_t *where = (int64_t *)malloc((size_t)C * sizeof(int64_t));
-  if (!best || !where) {
+  int32_t *tap = (int32_t *)malloc((size_t)C * sizeof(int32_t));
+  if (!best || !tap) {
     free(best);
-    free(where);
+    free(tap);
     THROW(env, "distill_blas.maxPoolGrad: out of memory");
   }
   for (int64_t m = 0; m < M; m++) {
     const int64_t ow = m % g.outW, t = m / g.outW, oh = t % g.outH, n = t / g.outH;
     for (int64_t c = 0; c < C; c++) {
       best[c] = -INFINITY;
-      where[c] = -1;
+      tap[c] = -1;
     }
+    /* Pass 1: per channel, the first tap (row-major) holding the maximum; branch-free so it vectorizes. */
     for (int64_t kh = 0; kh < g.fH; kh++) {
       const int64_t ih = oh * g.sH + kh * g.dH - g.padT;
       if (ih < 0 || ih >= g.inH) continue;
       for (int64_t kw = 0; kw < g.fW; kw++) {
         const int64_t iw = ow * g.sW + kw * g.dW - g.padL;
         if (iw < 0 || iw >= g.inW) continue;
-        const int64_t base = (((n * g.inH + ih) * g.inW) + iw) * C;
-        const float *v = x + base;
-        for (int64_t c = 0; c < C; c++) {
-          if (v[c] > best[c]) {
-            best[c] = v[c];
-            where[c] = base + c;
-          }
-        }
+        pool_argmax_tap(best, tap, x + (((n * g.inH + ih) * g.inW) + iw) * C, (int32_t)(kh * g.fW + kw), C);
       }
     }
+    /* Pass 2: each channel's dy to its tap. */
     const float *d = dy + m * C;
-    for (int64_t c = 0; c < C; c++) if (where[c] >= 0) dx[where[c]] += d[c];
+    for (int64_t kh = 0; kh < g.fH; kh++) {
+      const int64_t ih = oh * g.sH + kh * g.dH - g.padT;
+      if (ih < 0 || ih >= g.inH) continue;
+      for (int64_t kw = 0; kw < g.fW; kw++) {
+        const int64_t iw = ow * g.sW + kw * g.dW - g.padL;
+        if (iw < 0 || iw >= g.inW) continue;
+        pool_scatter_tap(dx + (((n * g.inH + ih) * g.inW) + iw) * C, tap, d, (int32_t)(kh * g.fW + kw), C);
+      }
+    }
   }
   free(best);
-  free(where);
+  free(tap);
   return NULL;
 }
 
