@@ -19,7 +19,11 @@ import { formatTable, pct } from '../../src/cli/table.ts';
 const schema = z.strictObject({
   /** The `ingest` stage. */
   data: z.string().default('ingest'),
-  /** The generalist model stage the specialists are initialised from. */
+  /**
+   * The generalist model stage the specialists are initialised from: a model of any architecture
+   * (each specialist copies its whole body and rebuilds its head; the dustbin is fitted on the
+   * head's input features).
+   */
   model: z.string().default('generalist'),
   /** The `clusters` stage: one specialist per cluster. */
   clusters: z.string().default('clusters'),

@@ -77,3 +77,25 @@ describe('stage model keys', () => {
     expect(c.error!.issues[0]!.message).toMatch(/remove dropout \(model type 'cnn' does not read them\)/);
   });
 });
+
+describe('distill-sweep students', () => {
+  const base = { teacher: 'teacher', widths: [30, 64], temperatures: [2] };
+  it('keep the stage-level form: depth hidden layers, the MLP keys', async () => {
+    const { distillSweepStage } = await import('../../pipeline/stages/distill-sweep.ts');
+    const p = distillSweepStage.schema.parse({ ...base, depth: 3, activation: 'tanh' });
+    expect(p.model).toMatchObject({ type: 'mlp', hidden: [30, 30, 30], activation: 'tanh' });
+    expect(p.depth).toBe(3);
+    expect(distillSweepStage.schema.parse(base).depth).toBe(2);
+  });
+
+  it('take model: (any architecture with widths), refusing depth beside it', async () => {
+    const { distillSweepStage } = await import('../../pipeline/stages/distill-sweep.ts');
+    const cnn = distillSweepStage.schema.parse({ ...base, model: { type: 'cnn', conv: [{ filters: 4 }], dense: [10] } });
+    expect(cnn.model).toMatchObject({ type: 'cnn', dense: [10] });
+    expect(cnn.depth).toBeNull();
+    const both = distillSweepStage.schema.safeParse({ ...base, depth: 2, model: { type: 'mlp', hidden: [8, 8] } });
+    expect(both.error!.issues[0]).toMatchObject({ path: ['depth'] });
+    const noDense = distillSweepStage.schema.safeParse({ ...base, model: { type: 'cnn', conv: [{ filters: 4 }] } });
+    expect(noDense.error!.issues[0]!.message).toMatch(/widths\[0\]: a cnn has no dense layers .*dense: \[30\]/);
+  });
+});

@@ -4,13 +4,15 @@
  * Adding an architecture is one file plus its registration: write `src/models/arch/<name>.ts`
  * exporting an {@link Architecture} (its zod config schema with `type: z.literal('<name>')`, a
  * builder, and the name of its head), then add it to {@link ARCHITECTURES} and its schema to
- * {@link modelConfigSchema} below.
+ * {@link modelConfigSchema} below (two lines). Every training stage then accepts
+ * `model: {type: <name>, ...}`, the specialists copy its body, and `docs/CONFIG.md` lists its keys
+ * (`npm run config-docs`).
  */
 import type * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import { ConfigError } from '../../util/errors.ts';
-import { cnnArchitecture, cnnConfigSchema, type CnnConfig } from './cnn.ts';
-import { mlpArchitecture, mlpConfigSchema, type MlpConfig } from './mlp.ts';
+import { cnnArchitecture, cnnConfigSchema } from './cnn.ts';
+import { mlpArchitecture, mlpConfigSchema } from './mlp.ts';
 import type { ArchInput, Architecture } from './types.ts';
 
 export type { ArchInput, Architecture } from './types.ts';
@@ -27,8 +29,8 @@ export const ARCHITECTURES = {
 /** Config schema of `model:`: one of the registered architectures, chosen by `type`. */
 export const modelConfigSchema = z.discriminatedUnion('type', [mlpConfigSchema, cnnConfigSchema]);
 
-/** A parsed `model:` config. */
-export type ModelConfig = MlpConfig | CnnConfig;
+/** A parsed `model:` config (one of the registered architectures' configs). */
+export type ModelConfig = z.output<typeof modelConfigSchema>;
 
 /** The registered architecture of `type`. @throws ConfigError for an unknown type, listing the known ones. */
 export function architectureOf(type: string): Architecture<ModelConfig> {
