@@ -1,7 +1,7 @@
 /** A user's own tfjs Layers model: read, checked against the data, rewritten into the toolkit's form. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { initBackend } from '../../src/backend/select.ts';
@@ -205,4 +205,51 @@ describe('importLayersModel', () => {
     c.dispose();
     await expect(importLayersModel(conv, image)).rejects.toThrow(/scores come from layer 'flat' \(Flatten\), not from a Dense layer.*end the model with a Dense layer of 4 units/);
   });
+});
+
+/**
+ * A model.json as tensorflowjs_converter writes it from a Keras 2 `.h5` (snake_case configs under
+ * modelTopology.model_config, an InputLayer entry, `dense/kernel` weight names), or from Keras 3
+ * (`batch_shape`, dtype policies as objects, module/registered_name keys).
+ */
+function kerasConverted(dir: string, keras3: boolean): { file: string; weights: Float32Array[] } {
+  mkdirSync(dir, { recursive: true });
+  const dt = keras3 ? { module: 'keras', class_name: 'DTypePolicy', config: { name: 'float32' }, registered_name: null } : 'float32';
+  const dense = (name: string, units: number, activation: string) => ({
+    ...(keras3 ? { module: 'keras.layers', registered_name: null } : {}),
+    class_name: 'Dense',
+    config: { name, trainable: true, dtype: dt, units, activation, use_bias: true, kernel_initializer: { class_name: 'GlorotUniform', config: { seed: null } }, bias_initializer: { class_name: 'Zeros', config: {} }, kernel_regularizer: null, bias_regularizer: null, activity_regularizer: null, kernel_constraint: null, bias_constraint: null },
+  });
+  const input = { class_name: 'InputLayer', config: { [keras3 ? 'batch_shape' : 'batch_input_shape']: [null, 6], dtype: 'float32', sparse: false, ragged: false, name: 'input_1' } };
+  const model_config = { class_name: 'Sequential', config: { name: 'sequential', layers: [input, dense('dense', 5, 'relu'), dense('dense_1', 4, 'softmax')] } };
+  const specs: [string, number[]][] = [['dense/kernel', [6, 5]], ['dense/bias', [5]], ['dense_1/kernel', [5, 4]], ['dense_1/bias', [4]]];
+  const weights = specs.map(([, sh], k) => Float32Array.from({ length: sh.reduce((a, b) => a * b, 1) }, (_, i) => Math.sin(3 * i + k)));
+  const bytes = new Uint8Array(weights.reduce((a, v) => a + v.byteLength, 0));
+  let o = 0;
+  for (const v of weights) (bytes.set(new Uint8Array(v.buffer), o), (o += v.byteLength));
+  writeFileSync(path.join(dir, 'group1-shard1of1.bin'), bytes);
+  const topology = { keras_version: keras3 ? '3.3.3' : '2.15.0', backend: 'tensorflow', model_config, training_config: { loss: 'categorical_crossentropy', metrics: ['accuracy'] } };
+  const json = { format: 'layers-model', generatedBy: 'keras', convertedBy: 'TensorFlow.js Converter v4.17.0', modelTopology: topology, weightsManifest: [{ paths: ['group1-shard1of1.bin'], weights: specs.map(([name, shape]) => ({ name, shape, dtype: 'float32' })) }] };
+  writeFileSync(path.join(dir, 'model.json'), JSON.stringify(json));
+  return { file: path.join(dir, 'model.json'), weights };
+}
+
+describe('importLayersModel on models converted from Keras', () => {
+  for (const keras3 of [false, true]) {
+    it(`reads a tensorflowjs_converter model.json of Keras ${keras3 ? 3 : 2} and computes its function`, async () => {
+      const { file, weights } = kerasConverted(path.join(tmp, `keras${keras3 ? 3 : 2}`), keras3);
+      const x = rows(5, 6, 9);
+      const { model, report } = await importLayersModel(file, flat, { sample: { x, n: 5 } });
+      expect(report.outputs).toBe('probabilities');
+      expect(report.head_from).toBe('dense_1');
+      // by hand: softmax(relu(x W1 + b1) W2 + b2)
+      const [w1, b1, w2, b2] = weights as [Float32Array, Float32Array, Float32Array, Float32Array];
+      const expected = Array.from({ length: 5 }, (_, r) => {
+        const h = Array.from({ length: 5 }, (_, j) => Math.max(0, b1[j]! + Array.from({ length: 6 }, (_, i) => x[r * 6 + i]! * w1[i * 5 + j]!).reduce((a, b) => a + b, 0)));
+        return Array.from({ length: 4 }, (_, c) => b2[c]! + h.reduce((a, v, j) => a + v * w2[j * 4 + c]!, 0));
+      });
+      expectClose(softmaxRows(outputsOf(model, x, 5)), softmaxRows(expected), 1e-5);
+      model.dispose();
+    });
+  }
 });
