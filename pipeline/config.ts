@@ -29,7 +29,8 @@ export interface PipelineConfig {
 }
 
 const topSchema = z.strictObject({
-  name: z.string().regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, dot, dash or underscore only').optional(),
+  // The run folder's name: no '.', '..', path separators or leading dot.
+  name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, "a folder name: a letter or digit first, then letters, digits, '.', '-' or '_' (not '.', '..' or a path)").optional(),
   seed: z.number().int().min(0).max(2 ** 31 - 1).default(1),
   backend: z.enum(['auto', ...BACKEND_NAMES]).default('auto'),
   description: z.string().optional(),
@@ -99,6 +100,9 @@ export function parseConfig(text: string, file: string, registry: Record<string,
     for (const d of [...s.def.deps(s.params, [...seen]), ...(s.def.optionalDeps?.(s.params) ?? [])]) {
       if (!seen.has(d)) {
         const exists = stages.some((o) => o.name === d);
+        if (d === s.name) {
+          throw new ConfigError(`${file}: stage '${s.name}' reads its own outputs ('${d}'); a stage can only read stages above it: point it at an earlier stage`);
+        }
         throw new ConfigError(
           exists
             ? `${file}: stage '${s.name}' reads '${d}', which comes after it; move '${d}' above '${s.name}'`
@@ -108,8 +112,12 @@ export function parseConfig(text: string, file: string, registry: Record<string,
     }
     seen.add(s.name);
   }
+  const name = top.data.name ?? path.basename(file).replace(/\.ya?ml$/, '');
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name)) {
+    throw new ConfigError(`${file}: the run name '${name}' (taken from the file name) is not a plain folder name; set 'name:' in the config (a letter or digit first, then letters, digits, '.', '-' or '_')`);
+  }
   return {
-    name: top.data.name ?? path.basename(file).replace(/\.ya?ml$/, ''),
+    name,
     seed: top.data.seed,
     backend: top.data.backend,
     stages,

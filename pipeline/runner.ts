@@ -1,4 +1,4 @@
-import { promises as fs, constants as fsConstants, existsSync } from 'node:fs';
+import { promises as fs, constants as fsConstants, existsSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { initBackend, type BackendInfo } from '../src/backend/select.ts';
 import { sha256, sha256File, stableStringify } from '../src/artifacts/hash.ts';
@@ -6,6 +6,7 @@ import { stageCodeHash } from './code-files.ts';
 import { MANIFEST, readManifest, type Manifest } from '../src/artifacts/manifest.ts';
 import { hashOutputs } from '../src/artifacts/output-hash.ts';
 import { writeJsonAtomic } from '../src/artifacts/atomic.ts';
+import { checkOutFolderPlace, isRunnerTempFolder, prepareRunFolder, RUN_NAME_RE, STAGE_TMP_MARKER, stageFolderState } from '../src/artifacts/run-folder.ts';
 import { lockStage } from '../src/artifacts/lock.ts';
 import { ArtifactError, ConfigError, UserError } from '../src/util/errors.ts';
 import { createLogger, type Logger } from '../src/util/log.ts';
@@ -67,29 +68,49 @@ async function codeHash(files: string[]): Promise<{ sha256: string; files: numbe
   return stageCodeHash(COMPILED ? files.map(compiledPath) : files, REPO_ROOT);
 }
 
-/** Checks that a finished stage folder still holds exactly what its manifest says. */
+/**
+ * Checks that a finished stage folder still holds exactly what its manifest says.
+ * @returns what is wrong, naming the file as `<stage>/<file>`; undefined when all is in place.
+ */
 async function verifyOutputs(dir: string, m: Manifest, volatile: string[]): Promise<string | undefined> {
   const actual = await hashOutputs(dir, (f) => f === MANIFEST || volatile.includes(f));
+  const at = (f: string): string => `${path.basename(dir)}/${f}`;
   for (const [f, h] of Object.entries(m.outputs)) {
-    if (actual[f] === undefined) return `${f} is missing`;
-    if (actual[f] !== h) return `${f} was modified after the stage wrote it`;
+    if (actual[f] === undefined) return `${at(f)} is missing`;
+    if (actual[f] !== h) return `${at(f)} was modified after the stage wrote it`;
   }
-  for (const f of Object.keys(actual)) if (m.outputs[f] === undefined) return `${f} was added after the stage ran`;
+  for (const f of Object.keys(actual)) if (m.outputs[f] === undefined) return `${at(f)} was added after the stage ran`;
   return undefined;
+}
+
+/** The error for a folder under a stage's name (or a swap folder) that the runner did not write. */
+function foreignFolder(dir: string, stage: string, what: string): UserError {
+  return new UserError(
+    'usage',
+    `${dir} ${what}, so the pipeline did not write it and will not replace it; move it out of the run folder (or give stage '${stage}' another name in the config), then rerun`,
+  );
 }
 
 /**
  * Finishes or undoes a folder swap that a crash interrupted: a complete `.tmp-<stage>` (it has
- * its manifest) replaces the stage folder; otherwise a left-over `.old-<stage>` is restored.
+ * its manifest) replaces a missing stage folder; otherwise a left-over `.old-<stage>` (a stage
+ * folder the runner had moved aside) is restored. Leftovers the runner recognises as its own are
+ * then removed; a `.tmp-`/`.old-` folder it cannot recognise is left alone and refused when the
+ * stage would need that name.
  */
 async function recoverSwap(runDir: string, name: string): Promise<void> {
   const dir = path.join(runDir, name);
   const tmp = path.join(runDir, `.tmp-${name}`);
   const old = path.join(runDir, `.old-${name}`);
-  if (existsSync(path.join(tmp, MANIFEST)) && !existsSync(dir)) await fs.rename(tmp, dir);
-  else if (existsSync(old) && !existsSync(dir)) await fs.rename(old, dir);
-  await fs.rm(old, { recursive: true, force: true });
-  await fs.rm(tmp, { recursive: true, force: true });
+  const tmpOurs = isRunnerTempFolder(tmp, name);
+  const oldState = stageFolderState(old, name);
+  const oldOurs = oldState === 'owned' || oldState === 'damaged';
+  if (tmpOurs && !existsSync(dir) && stageFolderState(tmp, name) === 'owned') {
+    await fs.rm(path.join(tmp, STAGE_TMP_MARKER), { force: true });
+    await fs.rename(tmp, dir);
+  } else if (oldOurs && oldState === 'owned' && !existsSync(dir)) await fs.rename(old, dir);
+  if (oldOurs && existsSync(old)) await fs.rm(old, { recursive: true, force: true });
+  if (tmpOurs && existsSync(tmp)) await fs.rm(tmp, { recursive: true, force: true });
 }
 
 /** Picks which stages must be considered, and which are forced to rerun. */
@@ -127,14 +148,22 @@ function selectStages(config: PipelineConfig, opts: RunOptions): { run: StageCon
  */
 export async function runPipeline(config: PipelineConfig, opts: RunOptions = {}): Promise<RunResult> {
   const log = opts.log ?? createLogger();
+  if (!RUN_NAME_RE.test(config.name)) {
+    throw new ConfigError(`${config.file}: the run name '${config.name}' is not a plain folder name (a letter or digit first, then letters, digits, '.', '-' or '_'); set 'name:' in the config`);
+  }
+  for (const s of config.stages) {
+    if (!/^[a-z0-9][a-z0-9_-]*$/.test(s.name)) throw new ConfigError(`${config.file}: stage name '${s.name}' must be lower-case letters, digits, '-' or '_'`);
+  }
   const runDir = path.resolve(opts.out ?? path.join('artifacts', config.name));
   const cacheDir = path.resolve(opts.cacheDir ?? path.join(path.dirname(runDir), 'datasets'));
   const seed = opts.seed ?? config.seed;
   const { run, forced } = selectStages(config, opts);
+  checkOutFolderPlace(runDir, { repoRoot: REPO_ROOT, cacheDir });
   try {
-    await fs.mkdir(runDir, { recursive: true });
+    await prepareRunFolder(runDir, { name: config.name, packageVersion, note: (m) => log.info(m) });
     await fs.access(runDir, fsConstants.W_OK);
   } catch (e) {
+    if (e instanceof UserError) throw e;
     throw new UserError('io', `cannot write to the output folder ${runDir}: ${(e as Error).message}; choose another with --out or fix its permissions`);
   }
   const note = (m: string): void => log.info(m);
@@ -151,11 +180,16 @@ export async function runPipeline(config: PipelineConfig, opts: RunOptions = {})
   let current: { name: string; tmp: string } | undefined;
   const onSigint = (signal: NodeJS.Signals): void => {
     log.info(`\n${signal === 'SIGTERM' ? 'terminated' : 'interrupted'}${current ? ` during stage '${current.name}'` : ''}: finished stages are kept; rerun the same command to resume`);
-    if (current) void fs.rm(current.tmp, { recursive: true, force: true }).finally(() => { release(); process.exit(130); });
-    else {
-      release();
-      process.exit(130);
+    // Synchronous: the stage's own code must not go on writing into the folder while it is removed.
+    if (current) {
+      try {
+        rmSync(current.tmp, { recursive: true, force: true });
+      } catch {
+        /* the next run clears it: it is marked as the runner's */
+      }
     }
+    release();
+    process.exit(130);
   };
   process.once('SIGINT', onSigint);
   process.once('SIGTERM', onSigint);
@@ -165,10 +199,60 @@ export async function runPipeline(config: PipelineConfig, opts: RunOptions = {})
     log.info(`run: ${config.name} -> ${runDir} (seed ${seed})`);
     const outcomes: StageOutcome[] = [];
     const stageDir = (name: string): string => path.join(runDir, name);
+    /** Every stage `stage` reads, directly or through others, in config order (optional ones left out). */
+    const upstreamOf = (stage: StageConfig): string[] => {
+      const names = config.stages.map((x) => x.name);
+      const need = new Set<string>();
+      const visit = (st: StageConfig): void => {
+        for (const d of st.def.deps(st.params, names.slice(0, names.indexOf(st.name)))) {
+          if (need.has(d)) continue;
+          need.add(d);
+          const up = config.stages.find((x) => x.name === d);
+          if (up) visit(up);
+        }
+      };
+      visit(stage);
+      return names.filter((n) => need.has(n));
+    };
+    /** How to rebuild one stage, as the runner's messages suggest it. */
+    const rebuild = (name: string): string => `rerun with --only ${name} --force to rebuild it`;
+    /**
+     * A stage's manifest; undefined when it has not run. A damaged one is an error saying how to
+     * rebuild the stage, except for a stage forced to rerun (`allowDamaged`), which replaces it.
+     */
+    const manifestOf = (name: string, allowDamaged = false): Manifest | undefined => {
+      try {
+        return readManifest(stageDir(name));
+      } catch (e) {
+        if (!(e instanceof ArtifactError)) throw e;
+        if (allowDamaged) {
+          log.info(`${name}: its manifest.json is damaged; the stage is rebuilt (forced)`);
+          return undefined;
+        }
+        throw new ArtifactError(`${e.message.replace(/;[^;]*$/, '')}: the record of what stage '${name}' wrote is lost; ${rebuild(name)}`);
+      }
+    };
     /** The hash of a finished stage's outputs, from its manifest; undefined when it has not run. */
     const outputsHashOf = (name: string): string | undefined => {
-      const m = readManifest(stageDir(name));
+      const m = manifestOf(name);
       return m ? sha256(stableStringify(m.outputs)) : undefined;
+    };
+    /**
+     * Stages whose folders this process has checked against their manifests (found unchanged and
+     * verified, or just written), so an input read by several stages is hashed once per run.
+     */
+    const verified = new Set<string>();
+    /** Checks that an upstream stage's folder still holds what its manifest says, before a stage reads it. */
+    const verifyInput = async (stageName: string, dep: string): Promise<void> => {
+      if (verified.has(dep)) return;
+      const m = manifestOf(dep);
+      if (!m) return;
+      const def = config.stages.find((s) => s.name === dep)?.def;
+      const problem = await verifyOutputs(stageDir(dep), m, def?.volatile ?? []);
+      if (problem) {
+        throw new ArtifactError(`stage '${stageName}' reads '${dep}', but in ${runDir}: ${problem}; ${rebuild(dep)} (or delete the folder ${stageDir(dep)}), then rerun this command`);
+      }
+      verified.add(dep);
     };
 
     // Finish folder swaps a crash interrupted, for each stage no other live process is running.
@@ -202,7 +286,10 @@ export async function runPipeline(config: PipelineConfig, opts: RunOptions = {})
         const inputs: Record<string, string> = {};
         for (const d of deps) {
           const h = outputsHashOf(d);
-          if (h === undefined) throw new ArtifactError(`stage '${stage.name}' needs the outputs of '${d}', which has not run in ${runDir}; run without --only first`);
+          if (h === undefined) {
+            const missing = upstreamOf(stage).filter((u) => !existsSync(path.join(stageDir(u), MANIFEST)));
+            throw new ArtifactError(`stage '${stage.name}' needs the outputs of '${d}', which has not run in ${runDir}; run ${missing.length > 1 ? 'them' : 'it'} first: rerun with --only ${[...missing, stage.name].join(',')} (or the whole config without --only)`);
+          }
           inputs[d] = h;
         }
         // Optional inputs (e.g. a results table's extra rows): read when they have run, else keyed
@@ -224,28 +311,44 @@ export async function runPipeline(config: PipelineConfig, opts: RunOptions = {})
         const code = codeHashes.get(stage.name)!;
         const key = sha256(stableStringify({ params: stage.params, inputs, code: code.sha256, seed }));
 
-        const prev = readManifest(dir);
+        const state = stageFolderState(dir, stage.name);
+        if (state === 'foreign') throw foreignFolder(dir, stage.name, `has no manifest.json the pipeline wrote for stage '${stage.name}'`);
+        const prev = manifestOf(stage.name, forced.has(stage.name));
         if (prev && prev.key === key && !forced.has(stage.name)) {
           const problem = await verifyOutputs(dir, prev, stage.def.volatile ?? []);
           if (problem) {
-            throw new ArtifactError(`stage '${stage.name}' in ${dir}: ${problem}; rerun it with --from ${stage.name} --force (or delete the folder)`);
+            throw new ArtifactError(`stage '${stage.name}' in ${runDir}: ${problem}; ${rebuild(stage.name)} (or delete the folder ${dir})`);
           }
+          verified.add(stage.name);
           log.info(`${stage.name}: unchanged, skipped (ran ${prev.ended_at})`);
           outcomes.push({ name: stage.name, status: 'skipped', seconds: 0, dir });
           continue;
         }
-        const why = !prev ? 'no previous run' : forced.has(stage.name) ? 'forced' : 'params, inputs or code changed';
+        // It runs: what it reads must still be what its upstream stages wrote.
+        for (const d of [...deps, ...optional]) if (!absent.has(d)) await verifyInput(stage.name, d);
+        const why = !prev ? (state === 'damaged' ? 'forced; its manifest was damaged' : 'no previous run') : forced.has(stage.name) ? 'forced' : 'params, inputs or code changed';
         hold(stage.name, 'write');
         const tmp = path.join(runDir, `.tmp-${stage.name}`);
+        const old = path.join(runDir, `.old-${stage.name}`);
+        if (existsSync(tmp) && !isRunnerTempFolder(tmp, stage.name)) throw foreignFolder(tmp, stage.name, 'is not a temporary folder the pipeline made');
+        if (existsSync(old) && !['owned', 'damaged'].includes(stageFolderState(old, stage.name))) throw foreignFolder(old, stage.name, `has no manifest.json the pipeline wrote for stage '${stage.name}'`);
         current = { name: stage.name, tmp };
         log.info(`${stage.name}: running (${stage.type}; ${why})`);
         opts.onStageStart?.(stage.name);
         const scratchDir = path.join(runDir, `.scratch-${stage.name}-${key.slice(0, 12)}`);
+        // A forced rerun starts from nothing: partial work kept for a resume (checkpoints, finished
+        // jobs) could be what made the stage fail, and --force is the advice for a damaged stage.
+        if (forced.has(stage.name) && existsSync(scratchDir)) {
+          log.info(`${stage.name}: forced, so the partial work of an unfinished run in ${scratchDir} is discarded`);
+          await fs.rm(scratchDir, { recursive: true, force: true });
+        }
         await fs.rm(tmp, { recursive: true, force: true });
         await fs.mkdir(tmp, { recursive: true });
+        await writeJsonAtomic(path.join(tmp, STAGE_TMP_MARKER), { stage: stage.name, pid: process.pid, started_at: new Date().toISOString() });
         await fs.mkdir(scratchDir, { recursive: true });
         const started = new Date();
-        const stageLog = createLogger({ prefix: stage.name, silent: false, ...(opts.log ? { write: (l: string) => opts.log!.info(l) } : {}) });
+        // A logger given by the caller is a plain line sink: stage lines go to it, without bars.
+        const stageLog = createLogger({ prefix: stage.name, silent: false, ...(opts.log ? { tty: false, write: (l: string) => opts.log!.info(l) } : {}) });
         let summary: Record<string, unknown> | void;
         // The process's peak RSS only grows; sample the resident size during this stage for its own peak.
         // Sampling misses short spikes, so the process high-water mark is also read at the end: if
@@ -264,6 +367,7 @@ export async function runPipeline(config: PipelineConfig, opts: RunOptions = {})
             outDir: tmp,
             scratchDir,
             runDir,
+            configName: config.name,
             cacheDir,
             input: (name) => {
               if (!deps.includes(name) && !optional.includes(name)) throw new Error(`stage '${stage.name}' read '${name}' without declaring it in deps`);
@@ -315,11 +419,18 @@ export async function runPipeline(config: PipelineConfig, opts: RunOptions = {})
           ...(summary ? { summary } : {}),
         };
         await writeJsonAtomic(path.join(tmp, MANIFEST), manifest);
-        const old = path.join(runDir, `.old-${stage.name}`);
-        await fs.rm(old, { recursive: true, force: true });
-        if (existsSync(dir)) await fs.rename(dir, old);
+        await fs.rm(path.join(tmp, STAGE_TMP_MARKER), { force: true });
+        // Checked again just before the swap: only the runner's own folders are moved or removed.
+        const before = stageFolderState(dir, stage.name);
+        if (before === 'foreign') throw foreignFolder(dir, stage.name, `has no manifest.json the pipeline wrote for stage '${stage.name}'`);
+        if (existsSync(old)) {
+          if (!['owned', 'damaged'].includes(stageFolderState(old, stage.name))) throw foreignFolder(old, stage.name, `has no manifest.json the pipeline wrote for stage '${stage.name}'`);
+          await fs.rm(old, { recursive: true, force: true });
+        }
+        if (before !== 'absent') await fs.rename(dir, old);
         await fs.rename(tmp, dir);
         await fs.rm(old, { recursive: true, force: true });
+        verified.add(stage.name);
         // This stage's partial work, and any left by earlier runs with other params or code.
         for (const f of await fs.readdir(runDir)) {
           if (f.startsWith(`.scratch-${stage.name}-`) && /^[0-9a-f]{12}$/.test(f.slice(`.scratch-${stage.name}-`.length))) await fs.rm(path.join(runDir, f), { recursive: true, force: true });

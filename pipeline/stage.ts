@@ -19,6 +19,8 @@ export interface StageContext<P> {
   scratchDir: string;
   /** The run folder (`artifacts/<config name>/`). */
   runDir: string;
+  /** The config's `name` (the run's name; the folder may be named otherwise with `--out`). */
+  configName?: string;
   /** Folder holding cached dataset files shared across runs (`artifacts/datasets/`). */
   cacheDir: string;
   /** The finished folder of an upstream stage named in `deps` (or in `optionalDeps`, when `has` it). */

@@ -100,7 +100,8 @@ export const clustersStage = defineStage({
     const per = new Int32Array(C);
     for (const cl of result.clusters) for (const c of cl) per[c]!++;
     for (const v of per) coverage.set(v, (coverage.get(v) ?? 0) + 1);
-    ctx.log.info(`${result.k} clusters of ${C} classes in ${seconds.toFixed(2)}s\n${formatClusterTable(stats)}`);
+    // The clustering has logged its one-line summary (classes, clusters, options, time): the table follows it.
+    ctx.log.info(formatClusterTable(stats));
     await writeJsonAtomic(path.join(ctx.outDir, 'clusters.json'), {
       k: result.k,
       classes: C,

@@ -63,7 +63,7 @@ export const ingestStage = defineStage({
       limit: p.limit,
       log: ctx.log,
     });
-    ctx.log.info(`${classes.classes.length} classes, ${classes.dim} features; rows train ${classes.rows.train}, valid ${classes.rows.valid}, test ${classes.rows.test}`);
+    // ingest() has logged the summary (classes, dim, rows per split).
     return { classes: classes.classes.length, dim: classes.dim, rows: classes.rows };
   },
 });

@@ -13,7 +13,7 @@ const schema = z.strictObject({
    * dependencies, so the report is regenerated whenever one of them reruns.
    */
   stages: z.array(z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, 'a stage name')).default([]),
-  /** Page title; default the run folder's name (the config name). */
+  /** Page title; default the config's `name`. */
   title: z.string().min(1).optional(),
   /** Full covariance heatmap up to this many classes; blocks of mean |cov| above. */
   heatmap_full_limit: z.number().int().positive().max(400).default(200),
@@ -37,7 +37,9 @@ export const reportStage = defineStage({
     const p = ctx.params;
     const written = await writeReport(ctx.runDir, path.join(ctx.outDir, 'index.html'), {
       ...(p.stages.length ? { stages: p.stages } : {}),
-      ...(p.title !== undefined ? { title: p.title } : {}),
+      ...(p.title !== undefined ? { title: p.title } : ctx.configName !== undefined ? { title: ctx.configName } : {}),
+      // Printed where the page will be once this stage's folder is in place, not the temporary one.
+      shownAs: path.join(ctx.runDir, ctx.name, 'index.html'),
       heatmapFullLimit: p.heatmap_full_limit,
       heatmapMaxSide: p.heatmap_blocks,
       log: ctx.log,

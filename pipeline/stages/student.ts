@@ -118,13 +118,8 @@ export async function trainStudent(o: StudentOptions): Promise<StudentResult> {
       seed: o.seed,
       select: t.select,
       ...(o.checkpointDir ? { checkpointDir: o.checkpointDir } : {}),
+      // Each epoch's line (loss, accuracies, throughput) is the end of its progress indicator.
       log,
-      onEpoch: (e) =>
-        log.info(
-          `epoch ${e.epoch}: loss ${e.train_loss.toFixed(4)} acc ${Number.isNaN(e.train_accuracy) ? '- (no labelled rows)' : `${(100 * e.train_accuracy).toFixed(2)}%`}` +
-            (e.valid_accuracy !== undefined ? `, valid acc ${(100 * e.valid_accuracy).toFixed(2)}%` : '') +
-            ` (${e.examples_per_s.toFixed(0)} ex/s)`,
-        ),
     });
     return {
       model,

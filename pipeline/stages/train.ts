@@ -69,13 +69,8 @@ function makeTrainStage(type: string, description: string): StageDef<TrainParams
           seed,
           select: p.select,
           checkpointDir: path.join(ctx.scratchDir, 'checkpoint'),
+          // Each epoch's line (loss, accuracies, throughput) is the end of its progress indicator.
           log: ctx.log,
-          onEpoch: (m) =>
-            ctx.log.info(
-              `epoch ${m.epoch}: loss ${m.train_loss.toFixed(4)} acc ${(100 * m.train_accuracy).toFixed(2)}%` +
-                (m.valid_accuracy !== undefined ? `, valid acc ${(100 * m.valid_accuracy).toFixed(2)}%` : '') +
-                ` (${m.examples_per_s.toFixed(0)} ex/s)`,
-            ),
         });
         const { valid, test } = evaluateSplits(model, data);
         await writeModelOutputs(ctx.outDir, model, result.history, {

@@ -43,18 +43,47 @@ function readHolder(file: string): Holder {
   }
 }
 
+/** When process `pid` started, in ms since the epoch, from `/proc` (Linux); undefined elsewhere. */
+function processStartMs(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may hold spaces) start at field 3; starttime is field 22.
+    const ticks = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
+    const btime = Number(/^btime (\d+)$/m.exec(readFileSync('/proc/stat', 'utf8'))?.[1]);
+    if (!Number.isFinite(ticks) || !Number.isFinite(btime)) return undefined;
+    return btime * 1000 + ticks * 10; // USER_HZ is 100 on Linux
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Whether the lock's pid now belongs to a process that started after the lock was taken: the
+ * holder died and its pid was reused (after a reboot or a long time), so the lock is stale.
+ */
+function pidReused(h: Holder & { pid: number }): boolean {
+  const taken = h.started ? Date.parse(h.started) : NaN;
+  const start = processStartMs(h.pid);
+  return Number.isFinite(taken) && start !== undefined && start > taken + 2000;
+}
+
 /**
  * Whether the holder is another process on this machine that is still running. A lock written on
- * another host (a run folder copied between machines) is treated as stale, as the folder lock was.
+ * another host (a run folder copied between machines) is treated as stale, as the folder lock was,
+ * and so is one whose pid now belongs to a process started after the lock was taken.
  */
 function liveOther(h: Holder): h is Holder & { pid: number } {
   if (h.pid === undefined || h.pid === process.pid) return false;
-  return (h.host === undefined || h.host === os.hostname()) && alive(h.pid);
+  return (h.host === undefined || h.host === os.hostname()) && alive(h.pid) && !pidReused(h as Holder & { pid: number });
 }
 
 /** The error for a stage that another live process is running. */
 function runningElsewhere(runDir: string, stage: string, h: Holder & { pid: number }): UserError {
-  return new UserError('lock', `stage '${stage}' in ${runDir} is being run by another pipeline process (pid ${h.pid}, started ${h.started}); wait for it to finish, then rerun`);
+  return new UserError(
+    'lock',
+    `stage '${stage}' in ${runDir} is being run by another pipeline process (pid ${h.pid}, started ${h.started}); wait for it to finish, then rerun ` +
+      `(if pid ${h.pid} is not a pipeline, delete ${path.join(runDir, `.lock-${stage}`)} and rerun)`,
+  );
 }
 
 /**
@@ -143,7 +172,7 @@ export function lockStage(runDir: string, stage: string, mode: 'read' | 'write',
     const h = readHolder(file);
     if (liveOther(h)) {
       release();
-      throw new UserError('lock', `stage '${stage}' in ${runDir} needs to run, but another pipeline process (pid ${h.pid}, started ${h.started}) is reading it as an input; wait for that process to finish (or run '${stage}' before starting it), then rerun`);
+      throw new UserError('lock', `stage '${stage}' in ${runDir} needs to run, but another pipeline process (pid ${h.pid}, started ${h.started}) is reading it as an input; wait for that process to finish (or run '${stage}' before starting it), then rerun (if pid ${h.pid} is not a pipeline, delete ${file} and rerun)`);
     }
     if (h.pid !== process.pid) {
       onNote(`clearing a stale read lock ${file} left by pid ${h.pid ?? '?'} (no longer running)`);

@@ -47,11 +47,11 @@ export function readManifest(stageDir: string): Manifest | undefined {
   try {
     raw = JSON.parse(text);
   } catch {
-    throw new ArtifactError(`${file} is corrupted (not JSON); delete the folder or rerun the stage with --force`);
+    throw new ArtifactError(`${file} is corrupted (not JSON); rebuild the stage with the pipeline's --only ${path.basename(path.resolve(stageDir))} --force`);
   }
   const m = manifestSchema.safeParse(raw);
   if (!m.success) {
-    throw new ArtifactError(`${file} is not a valid manifest (${m.error.issues[0]?.path.join('.')}: ${m.error.issues[0]?.message}); rerun the stage with --force`);
+    throw new ArtifactError(`${file} is not a valid manifest (${m.error.issues[0]?.path.join('.')}: ${m.error.issues[0]?.message}); rebuild the stage with the pipeline's --only ${path.basename(path.resolve(stageDir))} --force`);
   }
   return m.data;
 }

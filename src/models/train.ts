@@ -309,7 +309,9 @@ export async function trainModel(opts: TrainOptions): Promise<TrainResult> {
       m.seconds = (performance.now() - t0) / 1000;
       history.push(m);
       progress.done(
-        `loss ${trainLoss.toFixed(4)} acc ${Number.isNaN(trainAcc) ? '- (no labelled rows)' : `${(100 * trainAcc).toFixed(2)}%`}` + (m.valid_accuracy !== undefined ? ` valid acc ${(100 * m.valid_accuracy).toFixed(2)}%` : ''),
+        `loss ${trainLoss.toFixed(4)} acc ${Number.isNaN(trainAcc) ? '- (no labelled rows)' : `${(100 * trainAcc).toFixed(2)}%`}` +
+          (m.valid_accuracy !== undefined ? ` valid acc ${(100 * m.valid_accuracy).toFixed(2)}%` : '') +
+          ` (${m.examples_per_s.toFixed(0)} ex/s)`,
       );
       const score = scoreOf(m);
       if (select === 'last' || bestScore === null || score > bestScore || Number.isNaN(bestScore)) {

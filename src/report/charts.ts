@@ -53,16 +53,16 @@ export function trainingCurveSpec(group: CurveGroup): VegaLiteSpec {
     }
   }
   const maxEpoch = Math.max(1, ...values.map((v) => v.epoch as number));
-  const panel = (field: 'loss' | 'accuracy', title: string): VegaLiteSpec => ({
-    title: { text: title, fontSize: 12 },
-    width: 330,
+  const panel = (field: 'loss' | 'accuracy', title: string, only?: { split: 'train' | 'valid'; yTitle: string; subtitle: string }): VegaLiteSpec => ({
+    title: { text: title, fontSize: 12, ...(only ? { subtitle: only.subtitle, subtitleFontSize: 11 } : {}) },
+    width: only ? 260 : 330,
     height: 200,
-    transform: [{ filter: `isValid(datum.${field})` }],
+    transform: [{ filter: only ? `isValid(datum.${field}) && datum.split === '${only.split}'` : `isValid(datum.${field})` }],
     // Points on a single model's lines; lines only for several (a point overlay hides the split legend's dashes).
     mark: multi ? { type: 'line', strokeWidth: 2 } : { type: 'line', point: { size: 30 }, strokeWidth: 2 },
     encoding: {
       x: { field: 'epoch', type: 'quantitative', title: 'epoch', scale: { domain: [1, maxEpoch], nice: false }, axis: { format: 'd', tickMinStep: 1 } },
-      y: { field, type: 'quantitative', title: field, scale: { zero: false }, ...(field === 'accuracy' ? { axis: { format: '.0%' } } : {}) },
+      y: { field, type: 'quantitative', title: only?.yTitle ?? field, scale: { zero: false }, ...(field === 'accuracy' ? { axis: { format: '.0%' } } : {}) },
       color: multi ? { field: 'model', type: 'nominal', title: 'model' } : { field: 'split', type: 'nominal', title: 'split', scale: { domain: ['train', 'valid'], range: ['#4c78a8', '#f58518'] } },
       ...(multi ? { strokeDash: { field: 'split', type: 'nominal', title: 'split', scale: { domain: ['train', 'valid'], range: [[1, 0], [5, 3]] }, legend: { symbolType: 'stroke', symbolStrokeWidth: 2, symbolStrokeColor: '#555', symbolSize: 300 } } } : {}),
       tooltip: [
@@ -76,8 +76,16 @@ export function trainingCurveSpec(group: CurveGroup): VegaLiteSpec {
   return top({
     title: { text: `Training curves: ${group.stage}`, subtitle: `${group.type}; ${group.series.length} model${group.series.length > 1 ? 's' : ''}` },
     data: { values },
-    hconcat: [panel('loss', 'Loss'), panel('accuracy', 'Accuracy')],
-    resolve: { scale: { color: 'shared' } },
+    // A distilled student's training loss is its (T²-scaled) objective, its validation loss the hard
+    // cross-entropy: different quantities, so each gets its own chart and axis.
+    hconcat: group.trainObjective
+      ? [
+          panel('loss', 'Training objective', { split: 'train', yTitle: 'training objective', subtitle: group.trainObjective }),
+          panel('loss', 'Validation loss', { split: 'valid', yTitle: 'valid hard cross-entropy', subtitle: 'hard cross-entropy on the labels' }),
+          panel('accuracy', 'Accuracy'),
+        ]
+      : [panel('loss', 'Loss'), panel('accuracy', 'Accuracy')],
+    resolve: { scale: { color: 'shared', y: 'independent' } },
   });
 }
 

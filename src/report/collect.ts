@@ -8,6 +8,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { readManifest, type Manifest } from '../artifacts/manifest.ts';
 import { describeModel, modelOfParams } from '../models/arch/index.ts';
+import { runNameOf } from '../artifacts/run-folder.ts';
 import { readCovariance } from '../specialists/covariance.ts';
 import { ArtifactError } from '../util/errors.ts';
 
@@ -33,6 +34,32 @@ export interface CurveGroup {
   type: string;
   /** One series per model (e.g. the stage's model, each specialist, each ensemble member). */
   series: { model: string; epochs: EpochRow[] }[];
+  /**
+   * What `train_loss` is when it is not the loss `valid_loss` measures (a distilled student's
+   * T²-scaled soft objective against the hard cross-entropy on validation): the two are then
+   * drawn on separate axes. Undefined when they are the same quantity.
+   */
+  trainObjective?: string | undefined;
+}
+
+/** Formats a weight for a loss formula: `0.7`, `0.3` (no float noise). */
+function weight(x: number): string {
+  return String(Number(x.toFixed(4)));
+}
+
+/**
+ * The training objective of a distilled model, from its `metrics.json` (`loss`, `T`, `alpha`),
+ * when it differs from the hard-label cross-entropy; undefined for hard-label training.
+ */
+export function trainObjectiveOf(metrics: unknown): string | undefined {
+  if (metrics === null || typeof metrics !== 'object') return undefined;
+  const m = metrics as { loss?: unknown; T?: unknown; alpha?: unknown };
+  const alpha = typeof m.alpha === 'number' ? m.alpha : 1;
+  const hard = alpha < 1 ? ` + ${weight(1 - alpha)}·hard CE` : '';
+  const a = alpha < 1 ? `${weight(alpha)}·` : '';
+  if (m.loss === 'soft' && typeof m.T === 'number') return `${a}T²·soft CE at T = ${weight(m.T)}${hard}`;
+  if (m.loss === 'logits') return `${a}logit MSE${hard}`;
+  return undefined;
 }
 
 const splitSchema = z.looseObject({ accuracy: z.number(), errors: z.number().optional(), examples: z.number().optional() });
@@ -217,7 +244,7 @@ export interface ReportData {
 export interface CollectOptions {
   /** Only these stages (default: every finished stage in the run folder). */
   stages?: string[];
-  /** Page title (default: the run folder's name, which is the config name). */
+  /** Page title (default: the config name recorded in the run folder's marker, else the folder's name). */
   title?: string;
 }
 
@@ -306,7 +333,7 @@ export async function collectRun(runDir: string, opts: CollectOptions = {}): Pro
   stages.sort((a, b) => a.manifest.started_at.localeCompare(b.manifest.started_at) || a.name.localeCompare(b.name));
 
   const data: ReportData = {
-    title: opts.title ?? path.basename(path.resolve(runDir)),
+    title: opts.title ?? runNameOf(runDir),
     runDir: path.resolve(runDir),
     generatedAt: new Date().toISOString(),
     stages,
@@ -356,7 +383,15 @@ export async function collectRun(runDir: string, opts: CollectOptions = {}): Pro
       }
     }
     const nonEmpty = series.filter((x) => x.epochs.length > 0);
-    if (nonEmpty.length) data.curves.push({ stage: s.name, type: s.type, series: nonEmpty });
+    let trainObjective: string | undefined;
+    if (nonEmpty.length && existsSync(f('metrics.json'))) {
+      try {
+        trainObjective = trainObjectiveOf(readJsonFile(f('metrics.json')));
+      } catch {
+        /* an unreadable metrics.json is reported below */
+      }
+    }
+    if (nonEmpty.length) data.curves.push({ stage: s.name, type: s.type, series: nonEmpty, ...(trainObjective ? { trainObjective } : {}) });
 
     if (existsSync(f('metrics.json'))) {
       await attempt('metrics.json', () => {

@@ -9,6 +9,11 @@ import { loadVegaAssets } from './assets.ts';
 /** Options of {@link writeReport}. */
 export interface WriteReportOptions extends CollectOptions, RenderOptions {
   log?: Logger;
+  /**
+   * The path to print for the page, when `file` is not where it will stay (the report stage
+   * writes into a temporary folder that then replaces `report/`). Default `file`.
+   */
+  shownAs?: string;
 }
 
 /** What {@link writeReport} wrote. */
@@ -33,6 +38,6 @@ export async function writeReport(runDir: string, file: string, opts: WriteRepor
   const bytes = Buffer.byteLength(html);
   const charts = (html.match(/class="vega-chart"/g) ?? []).length;
   for (const w of data.warnings) log.warn(w);
-  log.info(`report: ${path.resolve(file)} (${(bytes / 1024).toFixed(0)} KiB, ${data.stages.length} stages, ${charts} charts)`);
+  log.info(`report: ${path.resolve(opts.shownAs ?? file)} (${(bytes / 1024).toFixed(0)} KiB, ${data.stages.length} stages, ${charts} charts)`);
   return { file, bytes, charts, warnings: data.warnings };
 }
