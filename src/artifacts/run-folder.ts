@@ -7,7 +7,7 @@
  * `.tmp-<stage>` / `.old-<stage>` swap folders. Everything else (a user's files, a folder that
  * merely has a stage's name) is left exactly as it is: the runner refuses instead.
  */
-import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
@@ -239,7 +239,7 @@ export async function prepareRunFolder(runDir: string, opts: PrepareOptions): Pr
   });
   let st;
   try {
-    st = lstatSync(runDir);
+    st = statSync(runDir); // a link to a folder is that folder
   } catch {
     st = undefined;
   }

@@ -328,6 +328,6 @@ describe('experiment result tables (hand-made metrics)', () => {
     const bad = path.join(root, 'bad');
     mkdirSync(bad);
     writeFileSync(path.join(bad, 'manifest.json'), '{"stage": ');
-    expect(() => trainingOf(bad)).toThrow(/bad[/\\]manifest\.json is corrupted \(not JSON\); delete the folder or rerun the stage with --force/);
+    expect(() => trainingOf(bad)).toThrow(/bad[/\\]manifest\.json is corrupted \(not JSON\); rebuild the stage with the pipeline's --only bad --force/);
   });
 });

@@ -167,6 +167,16 @@ describe('run folder marker', () => {
     expect(value('c')).toBe(8);
   });
 
+  it('a link to a run folder is that run folder', async () => {
+    await run();
+    const link = path.join(root, 'link');
+    const fs = await import('node:fs');
+    fs.symlinkSync(out, link);
+    calls.length = 0;
+    await run({ out: link });
+    expect(calls).toEqual([]);
+  });
+
   it('a damaged marker is refused; deleting it (as the message says) re-adopts the run folder', async () => {
     await run();
     writeFileSync(path.join(out, RUN_MARKER), '{"tool": "distill');
