@@ -18,6 +18,8 @@ const NAME = `cnn-train-28x28x1-c32-c64-d256-b${BATCH}`;
 export const benchCase: BenchCase = {
   name: 'cnn-train',
   description: 'CNN training throughput (conv 32 / 64 + max-pool, dense 256, Adam, batch 128, 28x28x1)',
+  // Not the stock wasm backend: it has no Conv2DBackpropFilter kernel (wasm-blas adds a native one).
+  backends: ['tensorflow', 'wasm-blas', 'cpu'],
   async run(ctx: BenchContext): Promise<BenchMeasurement[]> {
     const before = tf.memory().numTensors;
     const slow = ctx.backend.tfBackend === 'cpu';
