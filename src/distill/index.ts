@@ -11,3 +11,6 @@ export { readLogits, writeLogits } from './logit-cache.ts';
 export type { CachedLogits } from './logit-cache.ts';
 export { adjustBiases, chooseBiasOffset } from './bias.ts';
 export type { BiasOffsetChoice, ChooseBiasOffsetOptions } from './bias.ts';
+export { buildLoss, distillLossSchema, HARD_LOSS, LOGITS_LOSS, LOSS_TYPES, lossType, SOFT_LOSS } from './loss-registry.ts';
+export type { DistillLossConfig, LossTypeName } from './loss-registry.ts';
+export type { LossContext, LossType } from './loss-types.ts';
