@@ -97,12 +97,15 @@ export function weightFilesOf(jsonPath: string): string[] {
 }
 
 /**
- * The files of a user's model: `model.json` and its weight files, for keying a cache; just
- * `model.json` when it cannot be read (the stage then fails with the reason).
+ * The files of a user's model that exist: `model.json` and its weight files, for keying a cache.
+ * A missing or unreadable file is left out, so that the stage itself fails on it with its own
+ * message (which says what the file should be).
  */
 export function modelFilesOf(jsonPath: string): string[] {
+  const isFile = (f: string): boolean => existsSync(f) && statSync(f).isFile();
+  if (!isFile(jsonPath)) return [];
   try {
-    return [jsonPath, ...weightFilesOf(jsonPath)];
+    return [jsonPath, ...weightFilesOf(jsonPath).filter(isFile)];
   } catch {
     return [jsonPath];
   }

@@ -126,7 +126,8 @@ describe('importLayersModel', () => {
   it('modelFilesOf lists model.json and every weight shard (the cache key)', async () => {
     const file = await saveLikeTfjs(mlp(), path.join(tmp, 'mlp-files'), 3);
     expect(modelFilesOf(file).map((f) => path.basename(f))).toEqual(['model.json', 'group1-shard1of3.bin', 'group1-shard2of3.bin', 'group1-shard3of3.bin']);
-    expect(modelFilesOf(path.join(tmp, 'nowhere.json'))).toEqual([path.join(tmp, 'nowhere.json')]);
+    expect(modelFilesOf(path.join(tmp, 'nowhere.json'))).toEqual([]);
+    expect(modelFilesOf(path.join(tmp, 'mlp-files'))).toEqual([]);
   });
 
   it('an unknown (custom) layer class is refused, naming the layer, the class and the supported ones', async () => {

@@ -188,6 +188,10 @@ stages:
     await expect(run(`${HEAD}  bad: {type: model, path: ${JSON.stringify(f)}}\n`, tmp('own-bad-'), cache)).rejects.toThrow(
       /seven\/model\.json: the last Dense layer 'scores' has 7 units but the dataset has 6 classes/,
     );
+    // a folder, or a missing weight shard: the stage's own message, not a hashing error
+    await expect(run(`${HEAD}  bad: {type: model, path: ${JSON.stringify(path.dirname(f))}}\n`, tmp('own-bad-'), cache)).rejects.toThrow(/seven is a folder; 'path' must name the model\.json inside it/);
+    rmSync(path.join(path.dirname(f), 'group1-shard1of1.bin'));
+    await expect(run(`${HEAD}  bad: {type: model, path: ${JSON.stringify(f)}}\n`, tmp('own-bad-'), cache)).rejects.toThrow(/lists the weight file group1-shard1of1\.bin, but .* does not exist: copy every file/);
   }, 60_000);
 });
 
@@ -238,11 +242,14 @@ stages:
   specialists: {epochs: 2, batch_size: 16, optimizer: {name: adam, lr: 0.005}}
   ensemble: {top_n: 2}
   student: {type: distill, teacher: generalist, hidden: [8], loss: {type: soft, T: 2, alpha: 0.7}, epochs: 2, batch_size: 16, optimizer: {name: adam, lr: 0.01}}
+  report: {type: report}
 `,
       out,
       cache,
     );
-    expect(r.stages.filter((x) => x.name !== 'ingest').map((x) => x.status)).toEqual(['ran', 'ran', 'ran', 'ran', 'ran', 'ran']);
+    expect(r.stages.filter((x) => x.name !== 'ingest').map((x) => x.status)).toEqual(['ran', 'ran', 'ran', 'ran', 'ran', 'ran', 'ran']);
+    // the report runs with the user's model among the stages
+    expect(readFileSync(path.join(out, 'report', 'index.html'), 'utf8')).toContain('generalist');
     const g = json(path.join(out, 'generalist', 'metrics.json'));
     expect(g.test.accuracy).toBe(theirs.filter((p, i) => p === test.y[i]).length / test.n);
     expect(json(path.join(out, 'generalist', 'source.json')).reshape_added).toBe(true);
