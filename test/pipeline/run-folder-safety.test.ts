@@ -479,6 +479,17 @@ describe('advice that works: each suggested command is run and succeeds', () => 
     expect(value('b')).toBe(4);
   });
 
+  it('a read lock of another live process on a stage that must rerun: deleting it as suggested lets the run proceed', async () => {
+    await run();
+    writeFileSync(path.join(out, `.read-a.${process.ppid}`), JSON.stringify({ pid: process.ppid, host: os.hostname(), started: new Date().toISOString() }));
+    const msg = await errorOf(run({ only: 'a', force: true }));
+    expect(msg).toMatch(/stage 'a' in .* needs to run, but another pipeline process .* is reading it as an input; .*\(if pid \d+ is not a pipeline, delete (\S+\.read-a\.\d+) and rerun\)/);
+    rmSync(/delete (\S+\.read-a\.\d+) and rerun/.exec(msg)![1]!);
+    calls.length = 0;
+    await run({ only: 'a', force: true });
+    expect(calls).toEqual(['a']);
+  });
+
   it('a lock whose pid now belongs to a process started after it is stale and cleared', async () => {
     if (!existsSync('/proc/self/stat')) return;
     await run();
