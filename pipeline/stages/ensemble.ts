@@ -1,20 +1,22 @@
 import path from 'node:path';
 import { readFileSync } from 'node:fs';
+import type * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import { defineStage } from '../stage.ts';
-import { readSplit, type LabeledSet } from '../../src/data/split-file.ts';
+import type { LabeledSet } from '../../src/data/split-file.ts';
 import { loadModel } from '../../src/models/io.ts';
-import { predictLogits } from '../../src/models/predict.ts';
-import { readPredictions, writePredictions } from '../../src/artifacts/predictions.ts';
+import { PredictionsWriter, openPredictionsStream } from '../../src/data/predictions-stream.ts';
 import { writeJsonAtomic } from '../../src/artifacts/atomic.ts';
-import { buildProblemFromModels, type ModelsProblem } from '../../src/ensemble/from-models.ts';
+import type { EnsembleProblem } from '../../src/ensemble/problem.ts';
 import { solveEm, type SolveResult } from '../../src/ensemble/solve-em.ts';
 import { solveGradient } from '../../src/ensemble/solve-gradient.ts';
-import { ensembleMetrics } from '../../src/ensemble/metrics.ts';
+import { MetricsAccumulator, type EnsembleMetrics } from '../../src/ensemble/metrics.ts';
 import { describeEnsemble, describeOverlapAblation } from '../../src/ensemble/describe.ts';
 import { readSpecialistsSummary } from '../../src/ensemble/specialists-file.ts';
 import { foldIntoDustbin, overlapDrops } from '../../src/ensemble/fold.ts';
-import { chooseSpecialistWeight, DEFAULT_WEIGHT_GRID } from '../../src/ensemble/weight.ts';
+import { DEFAULT_WEIGHT_GRID, extensionWeights, finishWeightChoice } from '../../src/ensemble/weight.ts';
+import { ensembleBlocks, type EnsembleBlock } from '../../src/ensemble/stream.ts';
+import { SpecialistCache } from '../../src/ensemble/specialist-cache.ts';
 import { pct } from '../../src/cli/table.ts';
 import { failpoint } from '../../src/util/failpoint.ts';
 import { ArtifactError } from '../../src/util/errors.ts';
@@ -67,6 +69,13 @@ const schema = z.strictObject({
    * without the extra specialists on the same cases (a causal check of the paper's Table 4).
    */
   overlap_ablation: z.boolean().default(false),
+  /**
+   * Cases per block: the splits are read, combined, scored and written block by block, so the
+   * stage's memory is a few block_rows x C float arrays whatever the number of cases.
+   */
+  block_rows: z.number().int().positive().default(2048),
+  /** Specialist weights (MiB) kept loaded across blocks; beyond it a specialist is reloaded for each block that needs it. */
+  specialist_cache_mb: z.number().min(0).default(1024),
 });
 
 /**
@@ -95,116 +104,177 @@ export const ensembleStage = defineStage({
     const summary = readSpecialistsSummary(specDir);
     const subsets = summary.specialists.map((s) => [...s.classes].sort((a, b) => a - b));
     const modelDir = (m: number): string => path.join(specDir, summary.specialists[m]!.id, 'model');
-    const load = (m: number) => loadModel(modelDir(m));
-    // Both heads reach the solver as |S|+1 cells per specialist (a full head's C outputs folded: src/ensemble/specialist-cells.ts).
-    const specialistInputs = { head: summary.head, specialistLabel: (m: number) => `specialist ${summary.specialists[m]!.id} (${modelDir(m)})` };
-    const solve = (problem: ModelsProblem['problem'], weight: number): SolveResult =>
+    // Specialists stay loaded across blocks up to specialist_cache_mb of weights (each block needs the ones active in it).
+    const cache = new SpecialistCache((m) => loadModel(modelDir(m)), p.specialist_cache_mb * 2 ** 20);
+    const solve = (problem: EnsembleProblem, weight: number): SolveResult =>
       p.solver === 'em'
         ? solveEm(problem, { weight, tolerance: p.tolerance, maxIterations: p.max_iterations })
         : solveGradient(problem, { weight, tolerance: p.tolerance, maxIterations: p.max_iterations });
     const dataDir = ctx.input(p.data);
     const covDir = ctx.input(p.covariance);
-    const onSplit = async (split: 'valid' | 'test'): Promise<{ set: LabeledSet; built: ModelsProblem }> => {
-      const set = await readSplit(path.join(dataDir, `${split}.arrow`));
-      const logits = readPredictions(path.join(covDir, `predictions-${split}.arrow`));
-      checkPredictionsAligned(set, logits, path.join(covDir, `predictions-${split}.arrow`), path.join(dataDir, `${split}.arrow`));
-      const built = await buildProblemFromModels({ set, generalistLogits: logits.values, C: logits.C, subsets, loadSpecialist: load, ...specialistInputs, topN: p.top_n, log: ctx.log });
-      return { set, built };
-    };
-    const C = readPredictions(path.join(covDir, 'predictions-test.arrow')).C;
+    const C = (await openPredictionsHeader(path.join(covDir, 'predictions-test.arrow'))).C;
     if (summary.head === 'full') ctx.log.info(`the specialists have full heads: each one's ${C} class probabilities are folded into its special classes + one dustbin (the sum of the rest)`);
     const classKinds = syntheticClassKinds(dataDir, C);
     if (classKinds) ctx.log.info(`class kinds from the synthetic recipe: ${classKinds.filter((k) => k === 'bridge').length} bridge, ${classKinds.filter((k) => k === 'ordinary').length} ordinary (by_membership_kind)`);
-    const metricsOf = (split: { set: LabeledSet; built: ModelsProblem }, q: Float32Array) =>
-      ensembleMetrics({ labels: split.set.y, pg: split.built.pg, q, C, coverage: split.built.coverage, active: split.built.active, membership: split.built.membership, ...(classKinds ? { classKinds } : {}) });
-
-    // Weight: fixed, or chosen on the validation split (never on test).
-    warnIfTrainedOnValid(ctx.input(p.model), p.model, `the specialist weight${p.weight === 'auto' ? ' chosen' : ''} and the metrics on valid`, ctx.log);
-    const valid = await onSplit('valid');
-    let weight: number;
-    let weightTable: { weight: number; accuracy: number }[] = [];
-    let weightAtTop = false;
-    if (p.weight === 'auto') {
-      const choice = chooseSpecialistWeight({ problem: valid.built.problem, labels: valid.set.y, grid: p.weight_grid, extend: p.weight_extend, solver: p.solver, solverOptions: { tolerance: p.tolerance, maxIterations: p.max_iterations } });
-      weight = choice.weight;
-      weightTable = choice.table;
-      weightAtTop = choice.atTop;
-      ctx.log.info(`specialist weight chosen on valid: ${weight} (${weightTable.map((t) => `${t.weight}: ${pct(t.accuracy)}`).join(', ')})`);
-      if (weightAtTop) ctx.log.warn(`the chosen weight ${weight} is the largest tried: the optimum may lie above it (raise ensemble.weight_extend or extend ensemble.weight_grid)`);
-    } else weight = p.weight;
-    const validQ = solve(valid.built.problem, weight);
-    failpoint('ensemble-valid-solved'); // crash tests (src/util/failpoint.ts): killed here, after the valid cases are solved
-    const validMetrics = metricsOf(valid, validQ.q);
-    // At weight 1 too, for the record (the paper's unweighted objective).
-    const test = await onSplit('test');
-    const started = Date.now();
-    const testQ = solve(test.built.problem, weight);
-    const solveSeconds = (Date.now() - started) / 1000;
-    const metrics = metricsOf(test, testQ.q);
-    const unweighted = weight === 1 ? metrics : metricsOf(test, solve(test.built.problem, 1).q);
-    await writePredictions(path.join(ctx.outDir, 'predictions-test.arrow'), { labels: test.set.y, values: testQ.q, n: test.set.n, C }, 'probabilities', { split: 'test', weight: String(weight) });
-    /** The ensemble's q on a split without cached generalist logits, written as soft targets. */
-    const writeTargets = async (split: 'train' | 'unlabeled'): Promise<void> => {
-      const file = split === 'train' ? path.join(dataDir, 'train.arrow') : unlabeledFile(dataDir, p.data, 'ensemble.unlabeled_targets is set', 'drop the option');
-      const set = await readSplit(file);
-      const gen = await loadModel(path.join(ctx.input(p.model), 'model'));
-      let logits: Float32Array;
-      try {
-        logits = predictLogits(gen, set.x, set.n, set.dim);
-      } finally {
-        gen.dispose();
+    // Both heads reach the solver as |S|+1 cells per specialist (a full head's C outputs folded: src/ensemble/specialist-cells.ts).
+    const blockInputs = {
+      C,
+      subsets,
+      head: summary.head,
+      specialistLabel: (m: number) => `specialist ${summary.specialists[m]!.id} (${modelDir(m)})`,
+      loadSpecialist: (m: number) => cache.get(m),
+      releaseSpecialist: (m: number, model: tf.LayersModel) => cache.release(m, model),
+      topN: p.top_n,
+      blockRows: p.block_rows,
+    };
+    const cached = (split: 'valid' | 'test') => ({ splitFile: path.join(dataDir, `${split}.arrow`), predictionsFile: path.join(covDir, `predictions-${split}.arrow`) });
+    const newMetrics = () => new MetricsAccumulator(C, { membership: true, ...(classKinds ? { classKinds } : {}) });
+    const addBlock = (acc: MetricsAccumulator, b: EnsembleBlock, q: Float32Array): void =>
+      acc.add({ labels: b.set.y, pg: b.built.pg, q, C, coverage: b.built.coverage, active: b.built.active, membership: b.built.membership });
+    const drops = p.overlap_ablation ? overlapDrops(subsets, C, ctx.seed) : null;
+    /** One pass over the valid blocks: metrics at each weight (and the ablation at one). */
+    const validPass = async (weights: number[], ablationWeight: number | null): Promise<{ accs: MetricsAccumulator[]; ablation: MetricsAccumulator | null }> => {
+      const started = Date.now();
+      const accs = weights.map(() => newMetrics());
+      const ablation = ablationWeight !== null && drops ? newMetrics() : null;
+      for await (const b of ensembleBlocks({ ...blockInputs, ...cached('valid') })) {
+        weights.forEach((w, i) => addBlock(accs[i]!, b, solve(b.built.problem, w).q));
+        if (ablation) addBlock(ablation, b, solve(foldIntoDustbin(b.built.problem, drops!), ablationWeight!).q);
       }
-      const built = await buildProblemFromModels({ set, generalistLogits: logits, C, subsets, loadSpecialist: load, ...specialistInputs, topN: p.top_n, log: ctx.log });
-      const q = solve(built.problem, weight).q;
-      await writePredictions(path.join(ctx.outDir, split === 'train' ? SOFT_TARGETS_FILE : SOFT_TARGETS_UNLABELED_FILE), { labels: set.y, values: q, n: set.n, C }, 'probabilities', { split, weight: String(weight) });
-      ctx.log.info(`soft targets on ${split}: ${set.n} rows`);
+      ctx.log.info(`valid: ${accs[0]?.examples ?? ablation?.examples ?? 0} cases in blocks of ${p.block_rows}, ${weights.length} weight(s)${ablation ? ' + the overlap ablation' : ''}: ${((Date.now() - started) / 1000).toFixed(1)} s`);
+      return { accs, ablation };
     };
-    /** The same cases with the overlap withheld (see `overlap_ablation`), at the chosen weight. */
-    let ablation: Record<string, unknown> | undefined;
-    if (p.overlap_ablation) {
-      const drops = overlapDrops(subsets, C, ctx.seed);
-      const folded = drops.reduce((a, d) => a + d.size, 0);
-      const ablate = (split: { set: LabeledSet; built: ModelsProblem }) => metricsOf(split, solve(foldIntoDustbin(split.built.problem, drops), weight).q);
-      const a = ablate(test);
-      const av = ablate(valid);
-      ablation = {
-        seed: ctx.seed,
-        memberships_removed: folded,
-        ensemble: a.ensemble,
-        by_membership: a.by_membership,
-        ...(a.by_membership_kind ? { by_membership_kind: a.by_membership_kind } : {}),
-        valid: { ensemble: av.ensemble, by_membership: av.by_membership, ...(av.by_membership_kind ? { by_membership_kind: av.by_membership_kind } : {}) },
+
+    try {
+      // Weight: fixed, or chosen on the validation split (never on test).
+      warnIfTrainedOnValid(ctx.input(p.model), p.model, `the specialist weight${p.weight === 'auto' ? ' chosen' : ''} and the metrics on valid`, ctx.log);
+      let weight: number;
+      let weightTable: { weight: number; accuracy: number }[] = [];
+      let weightAtTop = false;
+      let validMetrics: EnsembleMetrics;
+      let validAblation: EnsembleMetrics | null = null;
+      if (p.weight === 'auto') {
+        // Every grid weight is solved on each block and its metrics accumulated (memory: one block).
+        const grid = await validPass(p.weight_grid, p.overlap_ablation && p.weight_grid.length === 1 ? p.weight_grid[0]! : null);
+        const accs = new Map<number, MetricsAccumulator>();
+        const tableOf = (ws: number[], as: MetricsAccumulator[]) => ws.map((w, i) => { accs.set(w, as[i]!); return { weight: w, accuracy: as[i]!.result().ensemble.accuracy }; });
+        const gridTable = tableOf(p.weight_grid, grid.accs);
+        const more = extensionWeights(gridTable, p.weight_extend);
+        const choice = finishWeightChoice(gridTable, more.length ? tableOf(more, (await validPass(more, null)).accs) : []);
+        weight = choice.weight;
+        weightTable = choice.table;
+        weightAtTop = choice.atTop;
+        validMetrics = accs.get(weight)!.result();
+        if (p.overlap_ablation) validAblation = grid.ablation && weight === p.weight_grid[0] ? grid.ablation.result() : (await validPass([], weight)).ablation!.result();
+        ctx.log.info(`specialist weight chosen on valid: ${weight} (${weightTable.map((t) => `${t.weight}: ${pct(t.accuracy)}`).join(', ')})`);
+        if (weightAtTop) ctx.log.warn(`the chosen weight ${weight} is the largest tried: the optimum may lie above it (raise ensemble.weight_extend or extend ensemble.weight_grid)`);
+      } else {
+        weight = p.weight;
+        const pass = await validPass([weight], p.overlap_ablation ? weight : null);
+        validMetrics = pass.accs[0]!.result();
+        validAblation = pass.ablation?.result() ?? null;
+      }
+      failpoint('ensemble-valid-solved'); // crash tests (src/util/failpoint.ts): killed here, after the valid cases are solved
+
+      // Test: solved at the chosen weight (and at 1, for the record: the paper's unweighted objective), written as it goes.
+      const testAcc = newMetrics();
+      const unweightedAcc = weight === 1 ? testAcc : newMetrics();
+      const testAblation = drops ? newMetrics() : null;
+      let solveSeconds = 0;
+      let iterations = 0;
+      let unconverged = 0;
+      const writer = new PredictionsWriter(path.join(ctx.outDir, 'predictions-test.arrow'), C, 'probabilities', { split: 'test', weight: String(weight) });
+      try {
+        for await (const b of ensembleBlocks({ ...blockInputs, ...cached('test') })) {
+          const started = Date.now();
+          const res = solve(b.built.problem, weight);
+          solveSeconds += (Date.now() - started) / 1000;
+          for (const it of res.iterations) iterations += it;
+          unconverged += res.unconverged;
+          addBlock(testAcc, b, res.q);
+          writer.add(b.set.y, res.q, b.set.n);
+          if (unweightedAcc !== testAcc) addBlock(unweightedAcc, b, solve(b.built.problem, 1).q);
+          if (testAblation) addBlock(testAblation, b, solve(foldIntoDustbin(b.built.problem, drops!), weight).q);
+        }
+        writer.finish();
+      } catch (e) {
+        writer.abort();
+        throw e;
+      }
+      const metrics = testAcc.result();
+      const unweighted = unweightedAcc.result();
+
+      /** The ensemble's q on a split without cached generalist logits, written as soft targets. */
+      const writeTargets = async (split: 'train' | 'unlabeled'): Promise<void> => {
+        const file = split === 'train' ? path.join(dataDir, 'train.arrow') : unlabeledFile(dataDir, p.data, 'ensemble.unlabeled_targets is set', 'drop the option');
+        const gen = await loadModel(path.join(ctx.input(p.model), 'model'));
+        const out = new PredictionsWriter(path.join(ctx.outDir, split === 'train' ? SOFT_TARGETS_FILE : SOFT_TARGETS_UNLABELED_FILE), C, 'probabilities', { split, weight: String(weight) });
+        try {
+          for await (const b of ensembleBlocks({ ...blockInputs, splitFile: file, generalist: gen })) out.add(b.set.y, solve(b.built.problem, weight).q, b.set.n);
+          out.finish();
+        } catch (e) {
+          out.abort();
+          throw e;
+        } finally {
+          gen.dispose();
+        }
+        ctx.log.info(`soft targets on ${split}: ${out.rows} rows`);
       };
-      ctx.log.info(`overlap ablation (${folded} class memberships merged into dustbins): test ensemble ${pct(a.ensemble.accuracy)} vs ${pct(metrics.ensemble.accuracy)} with every specialist`);
-      ctx.log.info(describeOverlapAblation(metrics.by_membership ?? [], a.by_membership ?? []));
+      /** The same cases with the overlap withheld (see `overlap_ablation`), at the chosen weight. */
+      let ablation: Record<string, unknown> | undefined;
+      if (drops && testAblation && validAblation) {
+        const folded = drops.reduce((a, d) => a + d.size, 0);
+        const a = testAblation.result();
+        const av = validAblation;
+        ablation = {
+          seed: ctx.seed,
+          memberships_removed: folded,
+          ensemble: a.ensemble,
+          by_membership: a.by_membership,
+          ...(a.by_membership_kind ? { by_membership_kind: a.by_membership_kind } : {}),
+          valid: { ensemble: av.ensemble, by_membership: av.by_membership, ...(av.by_membership_kind ? { by_membership_kind: av.by_membership_kind } : {}) },
+        };
+        ctx.log.info(`overlap ablation (${folded} class memberships merged into dustbins): test ensemble ${pct(a.ensemble.accuracy)} vs ${pct(metrics.ensemble.accuracy)} with every specialist`);
+        ctx.log.info(describeOverlapAblation(metrics.by_membership ?? [], a.by_membership ?? []));
+      }
+      if (p.train_targets) await writeTargets('train');
+      if (p.unlabeled_targets) await writeTargets('unlabeled');
+      ctx.log.info(`specialists loaded ${cache.loads} time(s) for ${subsets.length}; ${(cache.keptBytes / 2 ** 20).toFixed(1)} MiB of them kept loaded across blocks`);
+      const out = {
+        ...metrics,
+        solver: p.solver,
+        top_n: p.top_n,
+        weight,
+        weight_table: weightTable,
+        weight_at_top: weightAtTop,
+        // by_coverage / by_membership on valid too: what a coverage option (e.g. clusters.overlap_threshold) may be tuned on.
+        valid: {
+          generalist: validMetrics.generalist,
+          ensemble: validMetrics.ensemble,
+          conditional: validMetrics.conditional,
+          by_coverage: validMetrics.by_coverage,
+          by_membership: validMetrics.by_membership,
+          ...(validMetrics.by_membership_kind ? { by_membership_kind: validMetrics.by_membership_kind } : {}),
+        },
+        unweighted: { ensemble: unweighted.ensemble, conditional: unweighted.conditional },
+        solve: { seconds: solveSeconds, mean_iterations: metrics.examples ? iterations / metrics.examples : 0, unconverged },
+        ...(ablation ? { overlap_ablation: ablation } : {}),
+      };
+      await writeJsonAtomic(path.join(ctx.outDir, 'metrics.json'), out);
+      ctx.log.info(describeEnsemble(metrics, weight));
+      return { generalist_accuracy: metrics.generalist.accuracy, ensemble_accuracy: metrics.ensemble.accuracy, weight };
+    } finally {
+      cache.dispose();
     }
-    if (p.train_targets) await writeTargets('train');
-    if (p.unlabeled_targets) await writeTargets('unlabeled');
-    const out = {
-      ...metrics,
-      solver: p.solver,
-      top_n: p.top_n,
-      weight,
-      weight_table: weightTable,
-      weight_at_top: weightAtTop,
-      // by_coverage / by_membership on valid too: what a coverage option (e.g. clusters.overlap_threshold) may be tuned on.
-      valid: {
-        generalist: validMetrics.generalist,
-        ensemble: validMetrics.ensemble,
-        conditional: validMetrics.conditional,
-        by_coverage: validMetrics.by_coverage,
-        by_membership: validMetrics.by_membership,
-        ...(validMetrics.by_membership_kind ? { by_membership_kind: validMetrics.by_membership_kind } : {}),
-      },
-      unweighted: { ensemble: unweighted.ensemble, conditional: unweighted.conditional },
-      solve: { seconds: solveSeconds, mean_iterations: mean(testQ.iterations), unconverged: testQ.unconverged },
-      ...(ablation ? { overlap_ablation: ablation } : {}),
-    };
-    await writeJsonAtomic(path.join(ctx.outDir, 'metrics.json'), out);
-    ctx.log.info(describeEnsemble(metrics, weight));
-    return { generalist_accuracy: metrics.generalist.accuracy, ensemble_accuracy: metrics.ensemble.accuracy, weight };
   },
 });
+
+/** The class count of a predictions file, from its schema (no rows read). */
+async function openPredictionsHeader(file: string): Promise<{ C: number }> {
+  const s = await openPredictionsStream(file);
+  await s.close();
+  return { C: s.C };
+}
 
 /**
  * The kind of each ingested class, `bridge` or `ordinary`, when the `data` stage made the synthetic
@@ -245,10 +315,4 @@ export function checkPredictionsAligned(set: LabeledSet, pred: { labels: Int32Ar
       `${predFile} (${pred.n} rows) does not hold the rows of ${splitFile} (${set.n} rows): they differ at row ${bad}; rerun the covariance stage with --force`,
     );
   }
-}
-
-function mean(a: Int32Array): number {
-  let s = 0;
-  for (const v of a) s += v;
-  return a.length ? s / a.length : 0;
 }

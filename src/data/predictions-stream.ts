@@ -1,5 +1,8 @@
-import { Field, FixedSizeList, Float32, Int32, RecordBatch, Schema, Struct, makeData } from 'apache-arrow';
+import { promises as fs } from 'node:fs';
+import { DataType, Field, FixedSizeList, Float32, Int32, RecordBatch, RecordBatchReader, Schema, Struct, makeData } from 'apache-arrow';
 import { ArrowFileSink } from './arrow-write.ts';
+import { isFloat32Type, isInt32Type, readRecordBatches } from './arrow-read.ts';
+import { ArtifactError } from '../util/errors.ts';
 
 /** Rows per record batch: the same as `writePredictions` (`src/artifacts/predictions.ts`). */
 export const PREDICTION_BATCH_ROWS = 4096;
@@ -80,4 +83,114 @@ export class PredictionsWriter {
   abort(): void {
     this.sink.abort();
   }
+}
+
+/** A block of consecutive rows of a predictions file (see {@link openPredictionsStream}). */
+export interface PredictionsChunk {
+  /** Labels; only the first `n` values belong to this chunk. */
+  labels: Int32Array;
+  /** Values, row-major; only the first `n * C` values belong to this chunk. */
+  values: Float32Array;
+  /** Rows in this chunk. */
+  n: number;
+  /** Index (in the whole file) of the chunk's first row. */
+  start: number;
+}
+
+/** A predictions file opened for streaming reads. */
+export interface PredictionsStream {
+  file: string;
+  /** Values per row. */
+  C: number;
+  /** The schema metadata. */
+  metadata: Map<string, string>;
+  /**
+   * The rows in chunks of exactly `rows` rows (the last one may be shorter), in file order. The
+   * chunk's arrays are reused: a chunk is valid until the next one is requested.
+   */
+  chunks(rows: number): AsyncGenerator<PredictionsChunk>;
+  close(): Promise<void>;
+}
+
+/**
+ * Opens a predictions file (written by `writePredictions` or {@link PredictionsWriter}: columns
+ * `label: Int32`, `<column>: FixedSizeList<Float32>[C]`) for streaming: record batches are read
+ * from disk one at a time and regrouped into chunks of a fixed number of rows, so a file of any
+ * size is read with one record batch and one chunk in memory. The same rows as `readPredictions`
+ * (`src/artifacts/predictions.ts`) returns, without materialising them.
+ * @throws ArtifactError when the file is missing, not Arrow, truncated, or lacks the columns
+ */
+export async function openPredictionsStream(file: string, column = 'logits'): Promise<PredictionsStream> {
+  const fix = 'rerun the stage that wrote it with --force';
+  let fh: fs.FileHandle;
+  try {
+    fh = await fs.open(file, 'r');
+  } catch (e) {
+    throw new ArtifactError(`cannot read predictions ${file} (${(e as Error).message}); ${fix}`, { cause: e });
+  }
+  let reader: Awaited<ReturnType<typeof RecordBatchReader.from>>;
+  let schema: Schema;
+  try {
+    reader = await RecordBatchReader.from(fh);
+    await reader.open();
+    schema = reader.schema;
+    if (!schema) throw new Error('no schema');
+  } catch (e) {
+    await fh.close();
+    throw new ArtifactError(`cannot read predictions ${file} (${(e as Error).message}): it is truncated or corrupt; ${fix}`, { cause: e });
+  }
+  const labelIdx = schema.fields.findIndex((f) => f.name === 'label');
+  const valIdx = schema.fields.findIndex((f) => f.name === column);
+  const valType = valIdx >= 0 ? schema.fields[valIdx]!.type : undefined;
+  if (labelIdx < 0 || !isInt32Type(schema.fields[labelIdx]!.type) || !valType || !DataType.isFixedSizeList(valType) || !isFloat32Type(valType.children[0]!.type)) {
+    await fh.close();
+    throw new ArtifactError(`${file}: expected columns 'label' and '${column}' (FixedSizeList<Float32>); ${fix}`);
+  }
+  const C = (valType as FixedSizeList).listSize;
+  const r = reader;
+  let closed = false;
+  const close = async (): Promise<void> => {
+    if (closed) return;
+    closed = true;
+    await fh.close();
+  };
+  return {
+    file,
+    C,
+    metadata: schema.metadata,
+    close,
+    async *chunks(rows: number) {
+      if (!Number.isInteger(rows) || rows < 1) throw new RangeError(`PredictionsStream.chunks: rows must be a positive integer, got ${rows}`);
+      const values = new Float32Array(rows * C);
+      const labels = new Int32Array(rows);
+      let k = 0;
+      let start = 0;
+      let row = 0;
+      const batches = readRecordBatches(r, (_b, at, e) => new ArtifactError(`${file}: the record batch at row ${at} cannot be read (${(e as Error).message}): the file is truncated or corrupt; ${fix}`, { cause: e }));
+      for await (const b of batches) {
+        const m = b.numRows;
+        if (m === 0) continue;
+        const ld = b.data.children[labelIdx]!;
+        const vd = b.data.children[valIdx]!;
+        // Arrow JS slices value buffers and FixedSizeList children: element 0 is this batch's first value.
+        const l = (ld.values as Int32Array).subarray(0, m);
+        const v = (vd.children[0]!.values as Float32Array).subarray(0, m * C);
+        if (l.length !== m || v.length !== m * C) throw new ArtifactError(`${file}: buffers too short in the record batch at row ${row}: the file is corrupt; ${fix}`);
+        for (let i = 0; i < m; ) {
+          const take = Math.min(rows - k, m - i);
+          labels.set(l.subarray(i, i + take), k);
+          values.set(v.subarray(i * C, (i + take) * C), k * C);
+          k += take;
+          i += take;
+          if (k === rows) {
+            yield { labels, values, n: k, start };
+            start += k;
+            k = 0;
+          }
+        }
+        row += m;
+      }
+      if (k > 0) yield { labels, values, n: k, start };
+    },
+  };
 }

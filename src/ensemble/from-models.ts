@@ -16,8 +16,13 @@ export interface ModelsProblemInput {
   C: number;
   /** Each specialist's special classes (sorted ascending). */
   subsets: number[][];
-  /** Loads specialist m (the caller's cache policy; it is disposed after use). */
+  /** Loads specialist m (the caller's cache policy; handed to `releaseSpecialist` after use). */
   loadSpecialist: (m: number) => Promise<tf.LayersModel>;
+  /**
+   * Called with each loaded specialist once its cases are predicted (default: dispose it). A
+   * caller that keeps specialists loaded across blocks of cases passes a no-op or its cache's release.
+   */
+  releaseSpecialist?: (m: number, model: tf.LayersModel) => void;
   /**
    * The specialists' output layout (`head` in specialists.json): `dustbin` (|S|+1 logits, the
    * default) or `full` (C logits, folded onto the |S|+1 cells by `foldFullHead`).
@@ -84,7 +89,8 @@ export async function buildProblemFromModels(input: ModelsProblemInput): Promise
       try {
         p = specialistCells(model, x, rows.length, set.dim, subsets[m]!, C, head, label(m));
       } finally {
-        model.dispose();
+        if (input.releaseSpecialist) input.releaseSpecialist(m, model);
+        else model.dispose();
       }
     }
     probs.push({ rowPos, p, width });

@@ -113,54 +113,105 @@ function finishRows(rows: CoverageRow[]): CoverageRow[] {
  * Top-1 accuracy of generalist and ensemble, overall, conditional on an active specialist, by the
  * number of active specialists covering the true class (`by_coverage`) and, with `membership`, by
  * the number of clusters holding the true class (`by_membership`, split by class kind with
- * `classKinds`).
+ * `classKinds`). The whole split at once: one {@link MetricsAccumulator} fed one block.
  * @throws DataError when the arrays disagree in size, or a label is outside 0..C-1 while class kinds are given
  */
 export function ensembleMetrics(input: EnsembleMetricsInput): EnsembleMetrics {
-  const { labels, pg, q, C, coverage, active, membership, classKinds } = input;
-  const n = labels.length;
-  if (pg.length !== n * C || q.length !== n * C) throw new DataError(`ensembleMetrics: pg/q must be ${n} x ${C} (got ${pg.length}, ${q.length} values)`);
-  if (coverage.length !== n || active.length !== n) throw new DataError(`ensembleMetrics: coverage/active must have ${n} entries`);
-  if (membership && membership.length !== n) throw new DataError(`ensembleMetrics: membership must have ${n} entries (got ${membership.length})`);
-  if (classKinds && classKinds.length !== C) throw new DataError(`ensembleMetrics: classKinds must have one kind per class (${C}), got ${classKinds.length}`);
-  if (classKinds && !membership) throw new DataError('ensembleMetrics: classKinds needs membership (the split by kind is of the by-membership table)');
-  const gp = argmaxRows(pg, n, C);
-  const ep = argmaxRows(q, n, C);
-  const rows = emptyRows();
-  const memberRows = membership ? emptyRows() : null;
-  const kindRows = new Map<string, CoverageRow[]>();
-  if (classKinds) for (const k of classKinds) if (!kindRows.has(k)) kindRows.set(k, emptyRows());
-  let gc = 0;
-  let ec = 0;
-  let cn = 0;
-  let cg = 0;
-  let ce = 0;
-  for (let r = 0; r < n; r++) {
-    const y = labels[r]!;
-    const g = gp[r] === y ? 1 : 0;
-    const e = ep[r] === y ? 1 : 0;
-    gc += g;
-    ec += e;
-    if (active[r]) {
-      cn++;
-      cg += g;
-      ce += e;
-    }
-    addCase(rows, coverage[r]!, g, e);
-    if (memberRows) addCase(memberRows, membership![r]!, g, e);
-    if (classKinds) {
-      if (!(y >= 0 && y < C)) throw new DataError(`ensembleMetrics: label ${y} at row ${r} is outside 0..${C - 1}`);
-      addCase(kindRows.get(classKinds[y]!)!, membership![r]!, g, e);
-    }
+  const acc = new MetricsAccumulator(input.C, { membership: input.membership !== undefined, ...(input.classKinds ? { classKinds: input.classKinds } : {}) });
+  acc.add(input);
+  return acc.result();
+}
+
+/**
+ * {@link ensembleMetrics} accumulated over blocks of cases: every table is a sum of integer
+ * counts per case, so adding the blocks of a split in any partition gives exactly the whole
+ * split's metrics, with memory independent of the number of cases.
+ */
+export class MetricsAccumulator {
+  private readonly rows = emptyRows();
+  private readonly memberRows: CoverageRow[] | null;
+  private readonly kindRows = new Map<string, CoverageRow[]>();
+  private readonly classKinds: readonly string[] | undefined;
+  private n = 0;
+  private gc = 0;
+  private ec = 0;
+  private cn = 0;
+  private cg = 0;
+  private ce = 0;
+
+  /**
+   * @param C number of classes
+   * @param opts `membership`: the blocks carry `membership` (the by_membership table);
+   *   `classKinds`: per class its kind (needs `membership`)
+   * @throws DataError when `classKinds` has not one kind per class or comes without membership
+   */
+  constructor(
+    readonly C: number,
+    opts: { membership?: boolean; classKinds?: readonly string[] } = {},
+  ) {
+    const { classKinds } = opts;
+    if (classKinds && classKinds.length !== C) throw new DataError(`ensembleMetrics: classKinds must have one kind per class (${C}), got ${classKinds.length}`);
+    if (classKinds && !opts.membership) throw new DataError('ensembleMetrics: classKinds needs membership (the split by kind is of the by-membership table)');
+    this.memberRows = opts.membership ? emptyRows() : null;
+    this.classKinds = classKinds;
+    if (classKinds) for (const k of classKinds) if (!this.kindRows.has(k)) this.kindRows.set(k, emptyRows());
   }
-  const out: EnsembleMetrics = {
-    examples: n,
-    generalist: { accuracy: n > 0 ? gc / n : 0, correct: gc },
-    ensemble: { accuracy: n > 0 ? ec / n : 0, correct: ec },
-    conditional: { examples: cn, generalist_accuracy: cn > 0 ? cg / cn : null, ensemble_accuracy: cn > 0 ? ce / cn : null },
-    by_coverage: finishRows(rows),
-  };
-  if (memberRows) out.by_membership = finishRows(memberRows);
-  if (classKinds) out.by_membership_kind = Object.fromEntries([...kindRows].map(([k, t]) => [k, finishRows(t)]));
-  return out;
+
+  /**
+   * Adds one block of cases (`labels.length` of them; `C` must be the accumulator's).
+   * @throws DataError when the arrays disagree in size, or a label is outside 0..C-1 while class kinds are given
+   */
+  add(input: Omit<EnsembleMetricsInput, 'classKinds'>): void {
+    const { labels, pg, q, coverage, active, membership } = input;
+    const C = this.C;
+    const n = labels.length;
+    if (input.C !== C) throw new DataError(`ensembleMetrics: a block of ${input.C} classes added to metrics of ${C}`);
+    if (pg.length !== n * C || q.length !== n * C) throw new DataError(`ensembleMetrics: pg/q must be ${n} x ${C} (got ${pg.length}, ${q.length} values)`);
+    if (coverage.length !== n || active.length !== n) throw new DataError(`ensembleMetrics: coverage/active must have ${n} entries`);
+    if (membership && membership.length !== n) throw new DataError(`ensembleMetrics: membership must have ${n} entries (got ${membership.length})`);
+    if (this.memberRows && !membership) throw new DataError('ensembleMetrics: this accumulator counts by_membership: every block needs membership');
+    const gp = argmaxRows(pg, n, C);
+    const ep = argmaxRows(q, n, C);
+    const classKinds = this.classKinds;
+    for (let r = 0; r < n; r++) {
+      const y = labels[r]!;
+      const g = gp[r] === y ? 1 : 0;
+      const e = ep[r] === y ? 1 : 0;
+      this.gc += g;
+      this.ec += e;
+      if (active[r]) {
+        this.cn++;
+        this.cg += g;
+        this.ce += e;
+      }
+      addCase(this.rows, coverage[r]!, g, e);
+      if (this.memberRows) addCase(this.memberRows, membership![r]!, g, e);
+      if (classKinds) {
+        if (!(y >= 0 && y < C)) throw new DataError(`ensembleMetrics: label ${y} at row ${this.n + r} is outside 0..${C - 1}`);
+        addCase(this.kindRows.get(classKinds[y]!)!, membership![r]!, g, e);
+      }
+    }
+    this.n += n;
+  }
+
+  /** Cases added so far. */
+  get examples(): number {
+    return this.n;
+  }
+
+  /** The metrics of every case added so far (fresh objects; the accumulator can go on). */
+  result(): EnsembleMetrics {
+    const { n, gc, ec, cn, cg, ce } = this;
+    const copy = (t: CoverageRow[]): CoverageRow[] => finishRows(t.map((row) => ({ ...row })));
+    const out: EnsembleMetrics = {
+      examples: n,
+      generalist: { accuracy: n > 0 ? gc / n : 0, correct: gc },
+      ensemble: { accuracy: n > 0 ? ec / n : 0, correct: ec },
+      conditional: { examples: cn, generalist_accuracy: cn > 0 ? cg / cn : null, ensemble_accuracy: cn > 0 ? ce / cn : null },
+      by_coverage: copy(this.rows),
+    };
+    if (this.memberRows) out.by_membership = copy(this.memberRows);
+    if (this.classKinds) out.by_membership_kind = Object.fromEntries([...this.kindRows].map(([k, t]) => [k, copy(t)]));
+    return out;
+  }
 }

@@ -78,3 +78,44 @@ export function chooseSpecialistWeight(opts: ChooseWeightOptions): ChooseWeightR
   const tried = Math.max(...table.map((t) => t.weight));
   return { weight: table[best].weight, accuracy: table[best].accuracy, table, atTop: table[best].weight === tried && tried > 0 };
 }
+
+/**
+ * The weights the extension of {@link chooseSpecialistWeight} would try after the grid, given the
+ * grid's accuracies: the largest weight doubled `extend` times when it is the best (and > 0),
+ * else none. A streaming caller solves these in a second pass and ends with {@link finishWeightChoice}.
+ * @param gridTable the grid's weights and accuracies, in grid order
+ */
+export function extensionWeights(gridTable: ReadonlyArray<{ weight: number; accuracy: number }>, extend: number): number[] {
+  if (gridTable.length === 0) throw new ConfigError('ensemble.weight_grid must not be empty');
+  const best = bestIndex(gridTable);
+  const top = Math.max(...gridTable.map((t) => t.weight));
+  if (gridTable[best]!.weight !== top || !(top > 0)) return [];
+  const out: number[] = [];
+  let w = top;
+  for (let step = 0; step < extend; step++) out.push((w *= 2));
+  return out;
+}
+
+/**
+ * The choice {@link chooseSpecialistWeight} makes, from accuracies computed elsewhere (e.g.
+ * accumulated over blocks of validation cases): the grid's table, then the extension's doublings
+ * in order until one drops below the best so far (later ones are dropped, as if never tried).
+ * @param extension the accuracies of {@link extensionWeights}' weights, in that order
+ */
+export function finishWeightChoice(gridTable: ReadonlyArray<{ weight: number; accuracy: number }>, extension: ReadonlyArray<{ weight: number; accuracy: number }> = []): ChooseWeightResult {
+  const table = gridTable.map((t) => ({ ...t }));
+  let best = bestIndex(table);
+  for (const t of extension) {
+    table.push({ ...t });
+    if (t.accuracy > table[best]!.accuracy) best = table.length - 1;
+    if (t.accuracy < table[best]!.accuracy) break;
+  }
+  const tried = Math.max(...table.map((t) => t.weight));
+  return { weight: table[best]!.weight, accuracy: table[best]!.accuracy, table, atTop: table[best]!.weight === tried && tried > 0 };
+}
+
+function bestIndex(table: ReadonlyArray<{ accuracy: number }>): number {
+  let best = 0;
+  for (let i = 1; i < table.length; i++) if (table[i]!.accuracy > table[best]!.accuracy) best = i;
+  return best;
+}
