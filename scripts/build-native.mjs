@@ -1,17 +1,30 @@
 #!/usr/bin/env node
-// Builds the optional OpenBLAS addon in native/ (node-gyp, N-API). Run by `npm ci` / `npm install`
-// through the package's `install` script. It must never fail the install: when OpenBLAS, a C
-// compiler or node-gyp is missing, or the build fails, it prints one line and exits 0. The full
-// build log goes to native/build/build.log.
+// Builds the native addon in native/ (node-gyp, N-API). Run by `npm ci` / `npm install` through the
+// package's `install` script. Its GEMM is OpenBLAS's when cblas.h is installed, else the addon's
+// own (native/src/gemm.c: cache-blocked, AVX-512/AVX2 chosen at run time, pthreads), so the fast
+// path needs no system package; DISTILL_GEMM=own forces the own GEMM, DISTILL_GEMM=openblas
+// requires OpenBLAS. It prints one line saying which GEMM it built. It must never fail the
+// install: when a C compiler or node-gyp is missing, or the build fails, it prints one line and
+// exits 0. The full build log goes to native/build/build.log. DISTILL_NATIVE_OUT=<dir> builds a
+// copy of native/ in <dir> instead (<dir>/build/Release/distill_blas.node, loaded with
+// DISTILL_NATIVE_ADDON=<that file>), e.g. the own GEMM beside the OpenBLAS build for tests and
+// benches.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const nativeDir = path.join(root, 'native');
-const HINT = 'fast CPU path unavailable: apt-get install libopenblas-dev, then npm rebuild / npm ci';
+const sourceDir = path.join(root, 'native');
+let nativeDir = sourceDir;
+if (process.env.DISTILL_NATIVE_OUT) {
+  nativeDir = path.resolve(process.env.DISTILL_NATIVE_OUT);
+  mkdirSync(nativeDir, { recursive: true });
+  cpSync(path.join(sourceDir, 'binding.gyp'), path.join(nativeDir, 'binding.gyp'));
+  cpSync(path.join(sourceDir, 'src'), path.join(nativeDir, 'src'), { recursive: true });
+}
+const HINT = 'fast CPU path unavailable: install a C compiler (apt-get install build-essential), then npm rebuild / npm ci';
 
 function unavailable(why) {
   console.log(`${HINT} (${why})`);
@@ -21,7 +34,14 @@ function unavailable(why) {
 if (process.env.DISTILL_SKIP_NATIVE === '1') unavailable('DISTILL_SKIP_NATIVE=1');
 
 const cblasHeaders = ['/usr/include/x86_64-linux-gnu/cblas.h', '/usr/include/aarch64-linux-gnu/cblas.h', '/usr/include/openblas/cblas.h', '/usr/include/cblas.h'];
-if (!cblasHeaders.some((p) => existsSync(p))) unavailable('cblas.h not found');
+const wanted = process.env.DISTILL_GEMM ?? '';
+if (!['', 'own', 'openblas'].includes(wanted)) unavailable(`DISTILL_GEMM=${wanted} is not one of own, openblas`);
+const haveOpenblas = cblasHeaders.some((p) => existsSync(p));
+if (wanted === 'openblas' && !haveOpenblas) {
+  console.log('fast CPU path unavailable: DISTILL_GEMM=openblas but cblas.h is not installed (apt-get install libopenblas-dev, or unset DISTILL_GEMM)');
+  process.exit(0);
+}
+const gemm = wanted === 'own' || !haveOpenblas ? 'own' : 'openblas';
 
 const cc = spawnSync('cc', ['--version'], { encoding: 'utf8' });
 if (cc.status !== 0) unavailable('no C compiler (cc)');
@@ -46,7 +66,7 @@ function findNodeGyp() {
 const gyp = findNodeGyp();
 if (!gyp) unavailable('node-gyp not found');
 
-const args = [gyp, 'rebuild', '--directory', nativeDir];
+const args = [gyp, 'rebuild', '--directory', nativeDir, `--gemm=${gemm}`];
 // Use the headers that ship with this Node (no download: the build works offline).
 const nodeDir = path.dirname(path.dirname(process.execPath));
 if (existsSync(path.join(nodeDir, 'include', 'node', 'node_api.h'))) args.push(`--nodedir=${nodeDir}`);
@@ -59,8 +79,10 @@ try {
 } catch {
   /* read-only tree: ignore */
 }
-if (r.status !== 0) unavailable(`native build failed, see native/build/build.log`);
+if (r.status !== 0) unavailable(`native build failed, see ${path.relative(root, path.join(nativeDir, 'build', 'build.log'))}`);
 
 const addon = path.join(nativeDir, 'build', 'Release', 'distill_blas.node');
-if (!existsSync(addon)) unavailable('native build produced no addon, see native/build/build.log');
-console.log(`fast CPU path built: ${path.relative(root, addon)} (OpenBLAS)`);
+if (!existsSync(addon)) unavailable(`native build produced no addon, see ${path.relative(root, path.join(nativeDir, 'build', 'build.log'))}`);
+const why = gemm === 'openblas' ? 'OpenBLAS' : wanted === 'own' ? 'own GEMM, DISTILL_GEMM=own' : 'own GEMM, OpenBLAS not installed';
+const shown = nativeDir === sourceDir ? path.relative(root, addon) : addon;
+console.log(`fast CPU path built: ${shown} (${why})`);

@@ -6,7 +6,11 @@
  */
 #define _GNU_SOURCE
 #include <node_api.h>
+#ifdef DISTILL_OWN_GEMM
+#include "gemm.h" /* the addon's own GEMM (gemm.c) under the CBLAS / OpenBLAS names */
+#else
 #include <cblas.h>
+#endif
 #include <errno.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -16,10 +20,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifndef DISTILL_OWN_GEMM
 /* OpenBLAS extensions (declared in its cblas.h, repeated here for other cblas.h variants). */
 extern void openblas_set_num_threads(int num_threads);
 extern int openblas_get_num_threads(void);
 extern char *openblas_get_config(void);
+#endif
 
 #define THROW(env, msg)                         \
   do {                                          \

@@ -429,8 +429,15 @@ export function enableBlasKernels(): BlasEnableResult {
   const wasmBackend = tf.findBackend(BACKEND);
   const huge = wasmBackend ? installHugePages(l.addon, asWasmBackend(wasmBackend)) : undefined;
   const pooled = wasmBackend ? installBufferPool(asWasmBackend(wasmBackend)) : false;
-  enabledDetail = `OpenBLAS sgemm (${l.addon.config().split(' ').slice(0, 2).join(' ')}, ${l.addon.getThreads()} threads) + native conv2d (im2col), max-pool, momentum, Adam, max-norm, relu, relu grad, bias add, softmax cross-entropy${huge !== undefined && huge >= 0 ? ', huge pages' : ''}${pooled ? ', buffer pool' : ''}`;
+  enabledDetail = `${gemmDetail(l.addon.config(), l.addon.getThreads())} + native conv2d (im2col), max-pool, momentum, Adam, max-norm, relu, relu grad, bias add, softmax cross-entropy${huge !== undefined && huge >= 0 ? ', huge pages' : ''}${pooled ? ', buffer pool' : ''}`;
   return { ok: true, detail: enabledDetail };
+}
+
+/** "OpenBLAS sgemm (OpenBLAS 0.3.21, 2 threads)" or, for the addon's own GEMM ("own GEMM AVX2"), "own GEMM (AVX2, 2 threads)". */
+function gemmDetail(config: string, threads: number): string {
+  const own = /^own GEMM (.+)$/.exec(config);
+  if (own) return `own GEMM (${own[1]}, ${threads} threads)`;
+  return `OpenBLAS sgemm (${config.split(' ').slice(0, 2).join(' ')}, ${threads} threads)`;
 }
 
 /** Restores the stock wasm kernels replaced by {@link enableBlasKernels} (used by tests and benches). */

@@ -114,11 +114,16 @@ export interface NativeBlas {
 export type NativeLoad = { ok: true; addon: NativeBlas; file: string } | { ok: false; reason: string };
 
 const ADDON_NAME = 'distill_blas.node';
-const BUILD_HINT = 'apt-get install libopenblas-dev, then npm rebuild / npm ci';
+const BUILD_HINT = 'npm rebuild / npm ci builds it with OpenBLAS when libopenblas-dev is installed, else with its own GEMM; it needs a C compiler';
 let cached: NativeLoad | undefined;
 
-/** Where the addon is built: `native/build/Release/distill_blas.node` at the package root. */
+/**
+ * Where the addon is built: `native/build/Release/distill_blas.node` at the package root, or the
+ * file named by `DISTILL_NATIVE_ADDON` (e.g. a build with the own GEMM beside an OpenBLAS one).
+ */
 export function nativeAddonPath(): string {
+  const override = process.env.DISTILL_NATIVE_ADDON;
+  if (override) return path.resolve(override);
   return path.join(PACKAGE_ROOT, 'native', 'build', 'Release', ADDON_NAME);
 }
 
@@ -142,12 +147,12 @@ export function loadNative(): NativeLoad {
 function tryLoad(): NativeLoad {
   if (process.env.DISTILL_NO_NATIVE === '1') return { ok: false, reason: 'disabled by DISTILL_NO_NATIVE=1' };
   const file = nativeAddonPath();
-  if (!existsSync(file)) return { ok: false, reason: `the native OpenBLAS addon is not built (${BUILD_HINT})` };
+  if (!existsSync(file)) return { ok: false, reason: `the native addon is not built (${BUILD_HINT})` };
   let mod: unknown;
   try {
     mod = createRequire(import.meta.url)(file);
   } catch (e) {
-    return { ok: false, reason: `the native OpenBLAS addon failed to load (${(e as Error).message}); ${BUILD_HINT}` };
+    return { ok: false, reason: `the native addon failed to load (${(e as Error).message}); ${BUILD_HINT}` };
   }
   if (!isNativeBlas(mod)) return { ok: false, reason: `the native addon at ${file} is outdated; run npm rebuild` };
   return { ok: true, addon: mod, file };
