@@ -7,11 +7,13 @@ import { STAGES } from './stages/index.ts';
 import { runCli } from '../src/cli/run-cli.ts';
 import { UserError } from '../src/util/errors.ts';
 import { PACKAGE_ROOT } from '../src/util/package-root.ts';
+import { parseQueueUrl } from '../src/jobs/queue-url.ts';
 
 const USAGE = `usage: npm run pipeline -- [--config pipeline/configs/NAME.yaml] [--out DIR] [--only STAGE[,STAGE...] | --from STAGE]
-                             [--force] [--backend auto|tensorflow|wasm-blas|wasm|cpu] [--seed N] [--workers N] [--verbose]
+                             [--force] [--backend auto|tensorflow|wasm-blas|wasm|cpu] [--seed N] [--workers N] [--queue redis://HOST:PORT[/db]] [--verbose]
 
 Runs the stages of a config in order; unchanged stages are skipped. Default config: pipeline/configs/mnist.yaml.
+--queue puts independent jobs (specialists) on a BullMQ queue for 'npm run worker' processes (run folder on a shared filesystem).
 --only runs just the listed stages (comma-separated, in config order) on finished upstream stages.
 Stage types: ${Object.values(STAGES).map((s) => `\n  ${s.type.padEnd(12)} ${s.description}`).join('')}`;
 
@@ -36,6 +38,7 @@ await runCli(USAGE, async (argv) => {
       backend: { type: 'string' },
       seed: { type: 'string' },
       workers: { type: 'string' },
+      queue: { type: 'string' },
       verbose: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -51,6 +54,7 @@ await runCli(USAGE, async (argv) => {
     if (!Number.isInteger(n) || n < min) throw new UserError('usage', `--${flag} expects an integer >= ${min}, got '${v}'`);
     return n;
   };
+  if (values.queue !== undefined) parseQueueUrl(values.queue, '--queue');
   const config = loadConfig(values.config ?? defaultConfig(), STAGES);
   const result = await runPipeline(config, {
     ...(values.out !== undefined ? { out: values.out } : {}),
@@ -60,6 +64,7 @@ await runCli(USAGE, async (argv) => {
     ...(values.backend !== undefined ? { backend: values.backend } : {}),
     ...(values.seed !== undefined ? { seed: int('seed', values.seed, 0)! } : {}),
     workers: int('workers', values.workers, 1) ?? 1,
+    ...(values.queue !== undefined ? { queue: values.queue } : {}),
   });
   const rel = path.relative(process.cwd(), result.runDir) || '.';
   console.log(`\n${config.name}: ${result.stages.map((s) => `${s.name} ${s.status}${s.status === 'ran' ? ` ${s.seconds.toFixed(1)}s` : ''}`).join(', ')}`);

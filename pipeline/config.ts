@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { ConfigError } from '../src/util/errors.ts';
 import { BACKEND_NAMES } from '../src/backend/select.ts';
 import type { StageDef } from './stage.ts';
+import { parseQueueUrl } from '../src/jobs/queue-url.ts';
 
 /** One stage of a validated config. */
 export interface StageConfig {
@@ -22,6 +23,8 @@ export interface PipelineConfig {
   seed: number;
   /** Tensor backend (`auto` picks the fastest available). */
   backend: string;
+  /** Job queue for the stages' independent jobs (`queue: redis://HOST:PORT[/db]`); `--queue` overrides it. */
+  queue?: string;
   /** Stages in run order (the file's order). */
   stages: StageConfig[];
   /** The config file it came from. */
@@ -34,6 +37,8 @@ const topSchema = z.strictObject({
   seed: z.number().int().min(0).max(2 ** 31 - 1).default(1),
   backend: z.enum(['auto', ...BACKEND_NAMES]).default('auto'),
   description: z.string().optional(),
+  /** `redis://[user:pass@]HOST:PORT[/db]`: independent jobs (specialists) go to this BullMQ queue. */
+  queue: z.string().optional(),
   stages: z.record(z.string(), z.unknown()),
 });
 
@@ -67,6 +72,7 @@ export function parseConfig(text: string, file: string, registry: Record<string,
   }
   const top = topSchema.safeParse(raw);
   if (!top.success) throw new ConfigError(`${file} has errors:\n${formatIssues(top.error)}`);
+  if (top.data.queue !== undefined) parseQueueUrl(top.data.queue, `${file}: queue`);
   const stages: StageConfig[] = [];
   const errors: string[] = [];
   for (const [name, value] of Object.entries(top.data.stages)) {
@@ -120,6 +126,7 @@ export function parseConfig(text: string, file: string, registry: Record<string,
     name,
     seed: top.data.seed,
     backend: top.data.backend,
+    ...(top.data.queue !== undefined ? { queue: top.data.queue } : {}),
     stages,
     file,
   };

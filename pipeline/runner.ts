@@ -35,6 +35,8 @@ export interface RunOptions {
   seed?: number;
   /** Parallel worker processes for stages that can use them. Default 1. */
   workers?: number;
+  /** Job queue (`redis://...`) for stages' independent jobs; default: the config's `queue:`, else local processes. */
+  queue?: string;
   /** Folder for dataset files shared across runs. Default `artifacts/datasets/`. */
   cacheDir?: string;
   /** Logger; default stderr. */
@@ -380,6 +382,8 @@ export async function runPipeline(config: PipelineConfig, opts: RunOptions = {})
             },
             backend,
             workers: opts.workers ?? 1,
+            queue: opts.queue ?? config.queue,
+            key,
             log: stageLog,
           });
         } catch (e) {

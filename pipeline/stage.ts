@@ -34,6 +34,13 @@ export interface StageContext<P> {
   backend: BackendInfo;
   /** Parallel worker processes allowed (`--workers`). */
   workers: number;
+  /**
+   * The job queue (`--queue redis://...` or `queue:` in the config): when set, a stage's independent
+   * jobs go to it (`createJobRunner` in src/jobs/job-runner.ts) instead of local processes.
+   */
+  queue?: string | undefined;
+  /** The stage's cache key (queued jobs' ids derive from it, so a rerun finds them). */
+  key?: string;
   log: Logger;
 }
 

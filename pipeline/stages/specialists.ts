@@ -3,12 +3,13 @@ import { existsSync, promises as fs, readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { defineStage } from '../stage.ts';
 import { optimizerSchema, toOptimizerSpec } from '../schemas.ts';
-import { isJobDone, runJobPool, type Job } from '../../src/specialists/worker-pool.ts';
+import { isJobDone, type Job } from '../../src/specialists/worker-pool.ts';
+import { createJobRunner } from '../../src/jobs/job-runner.ts';
 import { writeTeacherLogitsFile } from '../../src/specialists/teacher-logits-file.ts';
 import { SPECIALIST_LOSS_KEYS } from '../../src/specialists/specialist-loss.ts';
 import { readSplit } from '../../src/data/split-file.ts';
 import { loadModel } from '../../src/models/io.ts';
-import { SPECIALIST_JOB_MODULE, type SpecialistJobParams } from '../../src/specialists/worker-specialist-job.ts';
+import { type SpecialistJobParams } from '../../src/specialists/worker-specialist-job.ts';
 import type { SpecialistMetrics } from '../../src/specialists/specialist-train.ts';
 import { writeJsonAtomic } from '../../src/artifacts/atomic.ts';
 import { writeTrainingCurves } from '../../src/tensorboard/training-curves.ts';
@@ -82,7 +83,7 @@ interface ClustersJson {
 /**
  * `specialists`: one specialist per cluster, initialised from the generalist, trained on 50/50
  * batches with hard + soft targets, dustbin corrected. Independent jobs: `--workers N` runs them in
- * N processes; finished ones are kept across a crash (in the stage's scratch folder).
+ * N processes, `--queue redis://...` on a BullMQ queue for `npm run worker` processes; finished ones are kept across a crash (in the stage's scratch folder).
  */
 export const specialistsStage = defineStage({
   type: 'specialists',
@@ -145,8 +146,9 @@ export const specialistsStage = defineStage({
       };
       return { id: idOf(k), outDir: jobDir(k), params };
     });
-    ctx.log.info(`${jobs.length} specialists, ${ctx.workers} worker(s)`);
-    const result = await runJobPool({ module: SPECIALIST_JOB_MODULE, jobs, workers: Math.min(ctx.workers, jobs.length), log: ctx.log });
+    const runner = createJobRunner(ctx.queue);
+    ctx.log.info(`${jobs.length} specialists on ${ctx.queue ? runner.description : `${Math.min(ctx.workers, jobs.length)} local worker(s)`}`);
+    const result = await runner.run({ type: 'specialist', jobs, runDir: ctx.runDir, key: ctx.key ?? path.basename(ctx.scratchDir), workers: ctx.workers, log: ctx.log });
     if (result.skipped.length) ctx.log.info(`${result.skipped.length} specialists had finished before a restart and were not retrained`);
     if (result.failed.length) {
       throw new UserError(

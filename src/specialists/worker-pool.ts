@@ -113,11 +113,11 @@ class Tail {
 }
 
 /**
- * One long-lived worker process: it runs jobs one after another (the code is loaded and the tensor
+ * One long-lived worker process (also used by the queue worker, `src/jobs/queue-worker.ts`): it runs jobs one after another (the code is loaded and the tensor
  * backend initialised once, not per job). If it dies during a job, that job fails and the next
  * job gets a fresh process.
  */
-class WorkerChild {
+export class WorkerChild {
   private child: ChildProcess | undefined;
   private current: { job: Job; resolve: (err: string | undefined) => void; reply?: WorkerReply } | undefined;
   private readonly tail = new Tail(4000);

@@ -45,7 +45,8 @@ import type { Job } from './worker-pool.ts';
 /** Absolute path of this module, to pass as `module` to `runJobPool`. */
 export const SPECIALIST_JOB_MODULE = fileURLToPath(import.meta.url);
 
-const paramsSchema = z.object({
+/** Schema of {@link SpecialistJobParams} (checked by the job itself and by a queue worker before it runs one). */
+export const specialistParamsSchema = z.strictObject({
   generalistDir: z.string(),
   trainFile: z.string(),
   validFile: z.string(),
@@ -79,11 +80,11 @@ const paramsSchema = z.object({
 });
 
 /** Parameters of one specialist job (JSON). */
-export type SpecialistJobParams = Omit<z.infer<typeof paramsSchema>, 'optimizer'> & { optimizer: OptimizerSpec };
+export type SpecialistJobParams = Omit<z.infer<typeof specialistParamsSchema>, 'optimizer'> & { optimizer: OptimizerSpec };
 
 /** Trains the specialist described by `job.params` (see {@link SpecialistJobParams}) into `job.outDir`. */
 export async function runJob(job: Job): Promise<void> {
-  const parsed = paramsSchema.safeParse(job.params);
+  const parsed = specialistParamsSchema.safeParse(job.params);
   if (!parsed.success) throw new ConfigError(`specialist job ${job.id}: bad params: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
   const p = parsed.data as SpecialistJobParams;
   if (!currentBackend()) await initBackend(p.backend ?? 'auto');

@@ -1,0 +1,80 @@
+import { describe, it, expect, afterAll } from 'vitest';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { checkPayload } from '../../src/jobs/payload.ts';
+import { parseQueueUrl } from '../../src/jobs/queue-url.ts';
+import { parseConfig } from '../../pipeline/config.ts';
+import { STAGES } from '../../pipeline/stages/index.ts';
+import type { SpecialistJobParams } from '../../src/specialists/worker-specialist-job.ts';
+
+const tmp = mkdtempSync(path.join(os.tmpdir(), 'payload-'));
+const run = path.join(tmp, 'run');
+mkdirSync(path.join(run, 'ingest'), { recursive: true });
+mkdirSync(path.join(tmp, 'elsewhere'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+function params(over: Partial<SpecialistJobParams> = {}): SpecialistJobParams {
+  return {
+    generalistDir: path.join(run, 'generalist', 'model'),
+    trainFile: path.join(run, 'ingest', 'train.arrow'),
+    validFile: path.join(run, 'ingest', 'valid.arrow'),
+    classes: [0, 1],
+    head: 'dustbin',
+    softWeight: 1,
+    T: 2,
+    correction: 'fitted',
+    epochs: 1,
+    batchSize: 8,
+    optimizer: { name: 'adam', lr: 0.01 } as SpecialistJobParams['optimizer'],
+    seed: 1,
+    ...over,
+  };
+}
+const payload = (over: Partial<SpecialistJobParams> = {}, outDir = path.join(run, '.scratch-specialists-x', 'specialist-00')): unknown => ({
+  runDir: run,
+  job: { id: 'specialist-00', outDir, params: params(over) },
+});
+
+describe('queue address', () => {
+  it('parses redis://[user:pass@]HOST:PORT[/db] and hides the password', () => {
+    expect(parseQueueUrl('redis://127.0.0.1:6379')).toEqual({ host: '127.0.0.1', port: 6379, db: 0, display: 'redis://127.0.0.1:6379/0' });
+    expect(parseQueueUrl('redis://ann:s%40cret@10.0.0.5:7000/3')).toEqual({ host: '10.0.0.5', port: 7000, db: 3, username: 'ann', password: 's@cret', display: 'redis://ann:***@10.0.0.5:7000/3' });
+  });
+  it('rejects other forms with the expected one', () => {
+    expect(() => parseQueueUrl('127.0.0.1:6379')).toThrow(/--queue: '127.0.0.1:6379' is not a URL; expected redis:/);
+    expect(() => parseQueueUrl('redis://localhost')).toThrow(/has no port; expected redis:\/\/\[user:pass@\]HOST:PORT\[\/db\]/);
+    expect(() => parseQueueUrl('redis://localhost:6379/x')).toThrow(/the database '\/x' must be a number/);
+    expect(() => parseQueueUrl('http://localhost:6379')).toThrow(/only redis:\/\/ is supported/);
+  });
+  it("checks the config's queue: key", () => {
+    const text = (q: string): string => `queue: ${q}\nstages:\n  ingest:\n    dataset: {recipe: synthetic}\n`;
+    expect(parseConfig(text('redis://127.0.0.1:6379/1'), 'q.yaml', STAGES).queue).toBe('redis://127.0.0.1:6379/1');
+    expect(() => parseConfig(text('redis://127.0.0.1'), 'q.yaml', STAGES)).toThrow(/q.yaml: queue: 'redis:\/\/127.0.0.1' has no port/);
+  });
+});
+
+describe('queued job payloads', () => {
+  it('accepts a specialist job whose paths all lie in the run folder', () => {
+    const r = checkPayload('specialist', payload());
+    expect(r.type).toBe('specialist');
+    expect(r.payload.job.id).toBe('specialist-00');
+  });
+  it('rejects unknown job types and payloads that do not match the schema', () => {
+    expect(() => checkPayload('shell', payload())).toThrow(/unknown job type 'shell'; this worker runs only specialist/);
+    expect(() => checkPayload('specialist', { runDir: run, job: { id: 'a/b', outDir: run } })).toThrow(/job.id: letters, digits/);
+    expect(() => checkPayload('specialist', { ...(payload() as object), cmd: 'rm -rf /' })).toThrow(/bad payload: .*cmd/);
+    expect(() => checkPayload('specialist', payload({ epochs: -1 }))).toThrow(/bad params: epochs/);
+    expect(() => checkPayload('specialist', { runDir: run, job: { id: 's', outDir: path.join(run, 's'), params: { ...params(), module: '/tmp/evil.ts' } } })).toThrow(/bad params: .*module/);
+  });
+  it('rejects any path outside the run folder, relative paths, .. and symbolic links out of it', () => {
+    expect(() => checkPayload('specialist', payload({}, path.join(tmp, 'elsewhere', 'specialist-00')))).toThrow(/outDir .*elsewhere.* is outside the run folder/);
+    expect(() => checkPayload('specialist', payload({ trainFile: '/etc/passwd' }))).toThrow(/params.trainFile \/etc\/passwd is outside the run folder/);
+    expect(() => checkPayload('specialist', payload({ validFile: path.join(run, '..', 'elsewhere', 'v.arrow') }))).toThrow(/params.validFile .* is outside the run folder/);
+    expect(() => checkPayload('specialist', payload({ generalistDir: 'generalist/model' }))).toThrow(/params.generalistDir 'generalist\/model' is not an absolute path/);
+    symlinkSync(path.join(tmp, 'elsewhere'), path.join(run, 'link'));
+    expect(() => checkPayload('specialist', payload({}, path.join(run, 'link', 'specialist-00')))).toThrow(/outDir .* is outside the run folder/);
+    expect(() => checkPayload('specialist', payload({}, run))).toThrow(/outDir is the run folder itself/);
+    expect(() => checkPayload('specialist', { ...(payload() as object), runDir: path.join(tmp, 'nope') })).toThrow(/the run folder .*nope does not exist on this machine; workers need the run folder at the same path/);
+  });
+});
