@@ -24,6 +24,7 @@ const COMMANDS: Record<string, Command> = {
   predict: { summary: 'predict new rows (.arrow or .parquet) with a finished stage', run: () => import('./predict.ts') },
   report: { summary: "(re)write a run's self-contained HTML report", run: () => import('./report.ts') },
   export: { summary: 'export a trained model of a stage folder (--onnx FILE)', run: () => import('./export.ts') },
+  worker: { summary: 'take the jobs of pipeline runs with --queue redis://... (specialists) and run them', run: () => import('./worker.ts') },
   bench: { summary: 'throughput benchmarks, beside PyTorch when installed (in a clone of the repository)', run: runBench },
 };
 

@@ -13,6 +13,8 @@ import { runCli } from './run-cli.ts';
 const USAGE = `usage: npm run worker -- --queue redis://[user:pass@]HOST:PORT[/db] [--concurrency N] [--threads T]
                          [--lock-ms MS] [--stalled-ms MS]
 
+(also: distill-kit worker --queue ...)
+
 Runs the jobs that 'npm run pipeline -- --queue URL' queues (one per specialist), N at a time, each in
 its own process with T BLAS threads (default: cores / N). The run folder must be at the same path on
 this machine as on the coordinator (a shared filesystem). Stop with Ctrl-C.

@@ -18,6 +18,7 @@ import path from 'node:path';
 import { UnrecoverableError, Worker, type Job as QueueJob } from 'bullmq';
 import { writeJsonAtomic } from '../artifacts/atomic.ts';
 import { DONE_MARKER, isJobDone, threadsPerWorker, WorkerChild } from '../specialists/worker-pool.ts';
+import { failpoint } from '../util/failpoint.ts';
 import { silentLogger, type Logger } from '../util/log.ts';
 import { JOB_TYPES } from './job-types.ts';
 import { checkPayload, PayloadError } from './payload.ts';
@@ -103,6 +104,7 @@ export function startQueueWorker(opts: QueueWorkerOptions): QueueWorker {
       throw new Error(err);
     }
     const seconds = (Date.now() - t0) / 1000;
+    failpoint('queue-job-finished'); // crash tests: the job's files are all written, its done marker not yet
     await writeJsonAtomic(path.join(job.outDir, DONE_MARKER), { id: job.id, finished: new Date().toISOString(), seconds, worker: name });
     log.info(`${job.id}: done in ${seconds.toFixed(1)} s`);
     return { seconds, skipped: false };

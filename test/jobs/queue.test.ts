@@ -15,6 +15,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Queue } from 'bullmq';
 import { REPO_ROOT } from '../../pipeline/runner.ts';
+import { FAILPOINT_ENV } from '../../src/util/failpoint.ts';
 import { QueueJobRunner } from '../../src/jobs/queue-runner.ts';
 import { QUEUE_NAME } from '../../src/jobs/queue-connection.ts';
 import type { Job } from '../../src/specialists/worker-pool.ts';
@@ -45,8 +46,8 @@ interface Proc {
   exit: Promise<{ code: number | null; signal: NodeJS.Signals | null; output: string }>;
 }
 
-function start(script: string, args: string[], onOutput?: (out: string, child: ChildProcess) => void): Proc {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, script), ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DISTILL_KIT_FAILPOINT: '' } });
+function start(script: string, args: string[], onOutput?: (out: string, child: ChildProcess) => void, failpoint = ''): Proc {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, script), ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, [FAILPOINT_ENV]: failpoint } });
   let out = '';
   const on = (b: Buffer): void => {
     out += b.toString();
@@ -60,8 +61,11 @@ function start(script: string, args: string[], onOutput?: (out: string, child: C
 
 const pipeline = (out: string, args: string[] = [], onOutput?: (o: string, c: ChildProcess) => void): Proc => start('pipeline/cli.ts', ['--config', configFile, '--out', out, ...args], onOutput);
 
-/** A worker process with short locks, so that a killed worker's job moves on within seconds. */
-const worker = (url: string): Proc => start('src/cli/worker.ts', ['--queue', url, '--concurrency', '1', '--lock-ms', '1500', '--stalled-ms', '500']);
+/**
+ * A worker process with short locks, so that a killed worker's job moves on within seconds; with
+ * `failpoint`, it SIGKILLs itself there (src/util/failpoint.ts).
+ */
+const worker = (url: string, failpoint = ''): Proc => start('src/cli/worker.ts', ['--queue', url, '--concurrency', '1', '--lock-ms', '1500', '--stalled-ms', '500'], undefined, failpoint);
 
 async function waitFor(what: string, cond: () => boolean, ms: number): Promise<void> {
   const until = Date.now() + ms;
@@ -138,19 +142,15 @@ afterAll(async () => {
 
 describe.skipIf(!redisOk)('specialists on a BullMQ queue (real Redis, real workers)', () => {
   it('two workers, one SIGKILLed mid-job: its job goes to the other, and the artifacts equal a local run byte for byte', async () => {
-    const a = worker(redis.url);
+    // Worker a dies (SIGKILL) when its first job has written all its files but not its done marker.
+    const a = worker(redis.url, 'queue-job-finished');
     const b = worker(redis.url);
     workers.push(a, b);
     await waitFor('two workers ready', () => /ready/.test(a.output()) && /ready/.test(b.output()), 60_000);
     const out = copyWithoutSpecialists('killed-worker');
-    let killed = false;
-    const run = pipeline(out, ['--queue', redis.url]);
-    // Kill worker a once its job has trained an epoch (its partial files are on disk).
-    await waitFor('worker a to train an epoch', () => /\] epoch 1\/4/.test(a.output()), 120_000);
-    a.child.kill('SIGKILL');
-    killed = true;
-    const r = await run.exit;
-    expect(killed).toBe(true);
+    const r = await pipeline(out, ['--queue', redis.url]).exit;
+    expect((await a.exit).signal, a.output()).toBe('SIGKILL');
+    expect(a.output()).not.toMatch(/done in/);
     expect(r.code, r.output).toBe(0);
     expect(r.output).toMatch(/job\(s\) on queue distill-kit-jobs at redis:\/\/127\.0\.0\.1:\d+\/0; \d worker\(s\) connected now; fails if no worker takes a job within 120 s/);
     expect(r.output).toMatch(/taken by worker .*\(start 2\)/);

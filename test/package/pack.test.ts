@@ -202,7 +202,7 @@ distillationLoss({ T: 'hot', alpha: 0.5 });
     expect(help.stdout).toMatch(/--config/);
     expect(help.stdout).toMatch(/distill\s/);
     const list = await dk('--help');
-    for (const c of ['pipeline', 'predict', 'inspect', 'dataset', 'report', 'export', 'bench']) expect(list.stdout).toContain(c);
+    for (const c of ['pipeline', 'predict', 'inspect', 'dataset', 'report', 'export', 'worker', 'bench']) expect(list.stdout).toContain(c);
     const predict = await dk('predict', '--help');
     expect(predict.status, predict.stderr).toBe(0);
     expect(predict.stdout).toMatch(/--input/);
