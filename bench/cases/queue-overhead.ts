@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { RUN_MARKER } from '../../src/artifacts/run-folder.ts';
 import os from 'node:os';
 import path from 'node:path';
 import { REPO_ROOT } from '../../pipeline/runner.ts';
@@ -47,6 +48,7 @@ export const benchCase: BenchCase = {
     worker.stderr.on('data', (b: Buffer) => (wout += b.toString()));
     try {
       const problem = await makeSpecialistsProblem(dir, SIZE);
+      await writeFile(path.join(dir, RUN_MARKER), '{}'); // workers run jobs only inside a run folder
       const until = Date.now() + 120_000;
       while (!/ready/.test(wout)) {
         if (Date.now() > until || worker.exitCode !== null) throw new Error(`queue-overhead: the worker did not start:\n${wout}`);

@@ -1,12 +1,14 @@
 /**
  * What a queued job carries, checked by the worker before anything runs: a known job type, a
  * payload matching its schema, and every path (the job's output folder, the params that are paths)
- * absolute and inside the run folder named in the payload, symbolic links resolved. Anything else
+ * absolute and inside the run folder named in the payload (a folder holding the pipeline's run
+ * marker), symbolic links resolved. Anything else
  * is rejected with a message saying which field is wrong.
  */
 import { existsSync, realpathSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
+import { RUN_MARKER } from '../artifacts/run-folder.ts';
 import type { Job } from '../specialists/worker-pool.ts';
 import { isJobTypeName, JOB_TYPES, type JobTypeName } from './job-types.ts';
 
@@ -63,6 +65,9 @@ export function checkPayload(type: string, data: unknown): { type: JobTypeName; 
   if (!path.isAbsolute(runDir)) throw new PayloadError(`${type} job ${job.id}: runDir '${runDir}' is not an absolute path`);
   if (!existsSync(runDir) || !statSync(runDir).isDirectory()) {
     throw new PayloadError(`${type} job ${job.id}: the run folder ${runDir} does not exist on this machine; workers need the run folder at the same path as the coordinator (a shared filesystem)`);
+  }
+  if (!existsSync(path.join(runDir, RUN_MARKER))) {
+    throw new PayloadError(`${type} job ${job.id}: ${runDir} is not a run folder (it has no ${RUN_MARKER}, which the pipeline writes); a worker writes only into run folders of the pipeline`);
   }
   const root = realpathSync(runDir);
   const paths: [string, unknown][] = [['outDir', job.outDir], ...def.pathKeys.map((k): [string, unknown] => [`params.${k}`, (params.data as Record<string, unknown>)[k]])];

@@ -1,5 +1,6 @@
 import { describe, it, expect, afterAll } from 'vitest';
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { RUN_MARKER } from '../../src/artifacts/run-folder.ts';
 import os from 'node:os';
 import path from 'node:path';
 import { checkPayload } from '../../src/jobs/payload.ts';
@@ -12,6 +13,7 @@ const tmp = mkdtempSync(path.join(os.tmpdir(), 'payload-'));
 const run = path.join(tmp, 'run');
 mkdirSync(path.join(run, 'ingest'), { recursive: true });
 mkdirSync(path.join(tmp, 'elsewhere'));
+writeFileSync(path.join(run, RUN_MARKER), '{}');
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 function params(over: Partial<SpecialistJobParams> = {}): SpecialistJobParams {
@@ -76,5 +78,8 @@ describe('queued job payloads', () => {
     expect(() => checkPayload('specialist', payload({}, path.join(run, 'link', 'specialist-00')))).toThrow(/outDir .* is outside the run folder/);
     expect(() => checkPayload('specialist', payload({}, run))).toThrow(/outDir is the run folder itself/);
     expect(() => checkPayload('specialist', { ...(payload() as object), runDir: path.join(tmp, 'nope') })).toThrow(/the run folder .*nope does not exist on this machine; workers need the run folder at the same path/);
+    // A folder the pipeline did not create (no run marker) is no run folder, even with the paths inside it.
+    const bare = path.join(tmp, 'elsewhere');
+    expect(() => checkPayload('specialist', { runDir: bare, job: { id: 's', outDir: path.join(bare, 's'), params: params({ generalistDir: path.join(bare, 'g'), trainFile: path.join(bare, 't'), validFile: path.join(bare, 'v') }) } })).toThrow(/elsewhere is not a run folder \(it has no \.distill-kit-run\.json/);
   });
 });
