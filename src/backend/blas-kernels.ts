@@ -5,6 +5,7 @@ import { installFastMomentum, uninstallFastMomentum } from './fast-optimizer.ts'
 import { installHugePages, uninstallHugePages } from './huge-pages.ts';
 import { loadNative, NATIVE_ACTIVATION, type NativeBlas } from './native.ts';
 import { registerFusedOps, unregisterFusedOps } from './fused-ops.ts';
+import { installNativeMlpStep, nativeMlpGradStep, uninstallNativeMlpStep } from './mlp-step.ts';
 import { installNativeParamSteps, nativeAdamStep, nativeMaxNormCols, nativeSgdStep, uninstallNativeParamSteps } from './param-step.ts';
 import { installReluGrad, RELU_GRAD_KERNEL, reluGradKernel, uninstallReluGrad } from './relu-grad.ts';
 import { fusedSoftmaxXent, SOFTMAX_XENT_KERNEL, softmaxXentKernel } from './softmax-xent.ts';
@@ -425,7 +426,8 @@ export function enableBlasKernels(): BlasEnableResult {
   tf.registerKernel({ kernelName: SOFTMAX_XENT_KERNEL, backendName: BACKEND, kernelFunc: softmaxXentKernel(l.addon) });
   installFastMomentum(l.addon);
   installNativeParamSteps(l.addon);
-  registerFusedOps(BACKEND, { softmaxXent: fusedSoftmaxXent, adamStep: nativeAdamStep, sgdStep: nativeSgdStep, maxNormCols: nativeMaxNormCols });
+  installNativeMlpStep(l.addon);
+  registerFusedOps(BACKEND, { softmaxXent: fusedSoftmaxXent, adamStep: nativeAdamStep, sgdStep: nativeSgdStep, maxNormCols: nativeMaxNormCols, mlpGradStep: nativeMlpGradStep });
   const wasmBackend = tf.findBackend(BACKEND);
   const huge = wasmBackend ? installHugePages(l.addon, asWasmBackend(wasmBackend)) : undefined;
   const pooled = wasmBackend ? installBufferPool(asWasmBackend(wasmBackend)) : false;
@@ -460,6 +462,7 @@ export function disableBlasKernels(): void {
   tf.unregisterKernel(SOFTMAX_XENT_KERNEL, BACKEND);
   uninstallFastMomentum();
   uninstallNativeParamSteps();
+  uninstallNativeMlpStep();
   unregisterFusedOps(BACKEND);
   uninstallHugePages();
   uninstallBufferPool();

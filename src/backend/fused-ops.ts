@@ -46,6 +46,58 @@ export interface FusedOps {
   sgdStep?(w: tf.Variable, vel: tf.Variable | undefined, g: tf.Tensor, lr: number, mu: number, nesterov: boolean): boolean;
   /** Max-norm on the columns of a 2-D weight in place (columns above `maxValue` scaled to it). */
   maxNormCols?(w: tf.Variable, maxValue: number): boolean;
+  /**
+   * A whole gradient step of a plain MLP (dense layers, ReLU or linear, logits out) with the loss
+   * `spec` in one native pass per batch, bypassing the tfjs engine; null when it does not apply
+   * (then the caller runs `model.apply` + `tf.variableGrads`). See {@link FusedMlpStep}.
+   */
+  mlpGradStep?(layers: FusedDenseLayer[], loss: FusedLossSpec, maxRows: number): FusedMlpStep | null;
+}
+
+/** One dense layer of an MLP for {@link FusedOps.mlpGradStep}: `a = act(x W + b)`. */
+export interface FusedDenseLayer {
+  /** `[in, out]` kernel. */
+  kernel: tf.Variable;
+  /** `[out]` bias, or null without one. */
+  bias: tf.Variable | null;
+  /** ReLU after the bias (else linear). */
+  relu: boolean;
+}
+
+/** The loss of a fused step: `mean_b [alpha T^2 CE(pT, softmax(z/T)) + (1 - alpha) CE(y, softmax(z))]`. */
+export interface FusedLossSpec {
+  T: number;
+  alpha: number;
+  kind: FusedTeacherKind;
+}
+
+/** A prepared fused MLP gradient step (scratch memory held until {@link dispose}). */
+export interface FusedMlpStep {
+  /**
+   * Forward, loss and backward on `rows` (<= maxRows) examples: `x` row-major `rows x in`, `y`
+   * labels (-1: none), `t` teacher rows `rows x C` (only when alpha > 0). Leaves the gradients in
+   * {@link grads} and returns the batch-mean loss and the number of rows whose argmax equals `y`.
+   */
+  run(rows: number, x: Float32Array, y: Int32Array, t: Float32Array | null): { loss: number; correct: number };
+  /** Gradients of the last {@link run}, one per weight in `[kernel, bias]` layer order (no bias: skipped). */
+  readonly grads: tf.Tensor[];
+  dispose(): void;
+}
+
+const lossSpecs = new WeakMap<object, FusedLossSpec>();
+
+/**
+ * Declares that the loss function `fn` equals the fused softmax cross-entropy `spec` (so a fused
+ * training step may replace it). Only for losses that are exactly that formula.
+ */
+export function describeFusedLoss<F extends object>(fn: F, spec: FusedLossSpec): F {
+  lossSpecs.set(fn, Object.freeze({ ...spec }));
+  return fn;
+}
+
+/** The fused description of a loss function given to {@link describeFusedLoss}, if any. */
+export function fusedLossOf(fn: object): FusedLossSpec | undefined {
+  return lossSpecs.get(fn);
 }
 
 const registry = new Map<string, FusedOps>();

@@ -16,7 +16,7 @@
  *   `log(softmax(.))`.
  */
 import { hardLoss as hardCrossEntropy } from '../models/losses.ts';
-import { fusedOps } from '../backend/fused-ops.ts';
+import { describeFusedLoss, fusedOps } from '../backend/fused-ops.ts';
 import * as tf from '@tensorflow/tfjs';
 import { ConfigError, DataError, assertUnreachable } from '../util/errors.ts';
 import type { LossFn, TrainBatch } from './loss-types.ts';
@@ -157,7 +157,7 @@ export function distillationLoss(options: DistillationOptions): LossFn {
   assertTemperature(T, 'distillationLoss');
   assertAlpha(alpha, 'distillationLoss');
   assertTeacherKind(kind, 'distillationLoss');
-  return (logits, batch) =>
+  const fn: LossFn = (logits, batch) =>
     tf.tidy(() => {
       // One fused pass per row where the backend has it (value and gradient); the tfjs ops below elsewhere.
       const fused = fusedOps().softmaxXent?.(logits, batch.targets, batch.y, T, alpha, kind);
@@ -167,6 +167,8 @@ export function distillationLoss(options: DistillationOptions): LossFn {
       if (alpha === 1) return soft;
       return tf.add(tf.mul(soft, alpha), tf.mul(hardTerm(logits, batch, 'distillationLoss'), 1 - alpha)) as tf.Scalar;
     });
+  // The same formula as the fused training step's loss, which may replace it.
+  return describeFusedLoss(fn, { T, alpha, kind });
 }
 
 /**
@@ -191,7 +193,7 @@ export function logitMatchingLoss(options: LogitMatchingOptions = {}): LossFn {
 
 /** Ordinary softmax cross-entropy on the hard labels `batch.y` (int32), averaged over the batch. */
 export function hardLoss(): LossFn {
-  return (logits, batch) => tf.tidy(() => hardTerm(logits, batch, 'hardLoss'));
+  return describeFusedLoss<LossFn>((logits, batch) => tf.tidy(() => hardTerm(logits, batch, 'hardLoss')), { T: 1, alpha: 0, kind: 'logits' });
 }
 
 /**

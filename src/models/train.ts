@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
-import { fusedOps } from '../backend/fused-ops.ts';
+import { fusedLossOf, fusedOps, type FusedMlpStep } from '../backend/fused-ops.ts';
+import { fusedMlpLayers } from './fused-plan.ts';
 import { sha256, stableStringify } from '../artifacts/hash.ts';
 import { ConfigError, DataError } from '../util/errors.ts';
 import { silentLogger, type Logger } from '../util/log.ts';
@@ -201,6 +202,11 @@ export async function trainModel(opts: TrainOptions): Promise<TrainResult> {
   const dropouts = model.layers.filter((l) => l.getClassName() === 'Dropout') as unknown as DropoutLayer[];
   const dropoutSeeds = dropouts.map((d) => d.seed);
   const optimizer = new ParamOptimizer(opts.optimizer, vars);
+  // A plain MLP with a softmax cross-entropy loss: the whole gradient step in one fused call per
+  // batch where the backend has it (same maths; the generic tfjs path below otherwise).
+  const fusedLoss = fusedLossOf(lossFn);
+  const fusedLayers = fusedLoss && dropouts.length === 0 && (targetDim === C || fusedLoss.alpha === 0) ? fusedMlpLayers(model) : null;
+  let fusedStep: FusedMlpStep | null = null;
 
   let history: EpochMetrics[] = [];
   let bestEpoch = 0;
@@ -211,6 +217,7 @@ export async function trainModel(opts: TrainOptions): Promise<TrainResult> {
   const weightSizes = model.weights.map((w) => w.shape.reduce((a: number, b) => a * (b ?? 1), 1));
 
   try {
+    if (fusedLayers) fusedStep = fusedOps().mlpGradStep?.(fusedLayers, fusedLoss!, opts.batchSize) ?? null;
     if (opts.checkpointDir) {
       const r = await readCheckpoint(opts.checkpointDir, { fingerprint, weightSizes, slotSizes: optimizer.slotSizes() });
       if ('checkpoint' in r) {
@@ -243,6 +250,8 @@ export async function trainModel(opts: TrainOptions): Promise<TrainResult> {
       const dropoutRng = Rng.derive(opts.seed, `dropout/${e}`);
       const steps = Math.ceil(order.length / opts.batchSize);
       const progress = log.progress(`epoch ${e + 1}/${opts.epochs}`, steps);
+      let lossJs = 0; // the fused step's sums (read directly, no device sync)
+      let correctJs = 0;
       let lossSum = tf.keep(tf.scalar(0));
       let correctSum = tf.keep(tf.scalar(0));
       let status = '';
@@ -263,33 +272,41 @@ export async function trainModel(opts: TrainOptions): Promise<TrainResult> {
           }
           if (img) xb = jitterBatch(xb, rows, img, jitter, jitterRng);
           for (const d of dropouts) d.seed = dropoutRng.seed();
-          const batch: TrainBatch = { x: tf.tensor2d(xb, [rows, train.dim]), y: tf.tensor1d(yb, 'int32') };
-          if (tb) batch.targets = tf.tensor2d(tb, [rows, targetDim]);
-          let correct: tf.Scalar | undefined;
-          const { value, grads } = tf.variableGrads(() => {
-            const logits = model.apply(batch.x, { training: true }) as tf.Tensor2D;
-            correct = tf.keep(tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), batch.y), 'float32')) as tf.Scalar);
-            return lossFn(logits, batch);
-          }, vars);
-          optimizer.step(
-            vars.map((v) => grads[v.name] ?? undefined),
-            lr,
-            mu,
-          );
-          for (const c of constraints) c();
-          const [l2, c2] = tf.tidy(() => [tf.add(lossSum, tf.mul(value, rows)), tf.add(correctSum, correct!)]) as tf.Scalar[];
-          tf.dispose([lossSum, correctSum, value, correct!, batch.x, batch.y, batch.targets ?? [], ...Object.values(grads)]);
-          lossSum = l2!;
-          correctSum = c2!;
+          if (fusedStep) {
+            const r = fusedStep.run(rows, xb, yb, tb);
+            optimizer.step(fusedStep.grads, lr, mu);
+            for (const c of constraints) c();
+            lossJs += r.loss * rows;
+            correctJs += r.correct;
+          } else {
+            const batch: TrainBatch = { x: tf.tensor2d(xb, [rows, train.dim]), y: tf.tensor1d(yb, 'int32') };
+            if (tb) batch.targets = tf.tensor2d(tb, [rows, targetDim]);
+            let correct: tf.Scalar | undefined;
+            const { value, grads } = tf.variableGrads(() => {
+              const logits = model.apply(batch.x, { training: true }) as tf.Tensor2D;
+              correct = tf.keep(tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), batch.y), 'float32')) as tf.Scalar);
+              return lossFn(logits, batch);
+            }, vars);
+            optimizer.step(
+              vars.map((v) => grads[v.name] ?? undefined),
+              lr,
+              mu,
+            );
+            for (const c of constraints) c();
+            const [l2, c2] = tf.tidy(() => [tf.add(lossSum, tf.mul(value, rows)), tf.add(correctSum, correct!)]) as tf.Scalar[];
+            tf.dispose([lossSum, correctSum, value, correct!, batch.x, batch.y, batch.targets ?? [], ...Object.values(grads)]);
+            lossSum = l2!;
+            correctSum = c2!;
+          }
           if ((s + 1) % STATUS_EVERY === 0 || s === steps - 1) {
             const seen = lo + rows;
-            status = `loss ${(lossSum.dataSync()[0]! / seen).toFixed(4)}`;
+            status = `loss ${((fusedStep ? lossJs : lossSum.dataSync()[0]!) / seen).toFixed(4)}`;
             await new Promise<void>((res) => setImmediate(res));
           }
           progress.tick(1, status);
         }
-        trainLoss = order.length ? lossSum.dataSync()[0]! / order.length : NaN;
-        trainAcc = labelled ? correctSum.dataSync()[0]! / labelled : NaN; // unlabeled rows (label -1) are not scored
+        trainLoss = order.length ? (fusedStep ? lossJs : lossSum.dataSync()[0]!) / order.length : NaN;
+        trainAcc = labelled ? (fusedStep ? correctJs : correctSum.dataSync()[0]!) / labelled : NaN; // unlabeled rows (label -1) are not scored
       } finally {
         for (let i = 0; i < dropouts.length; i++) dropouts[i]!.seed = dropoutSeeds[i];
         tf.dispose([lossSum, correctSum]);
@@ -337,6 +354,7 @@ export async function trainModel(opts: TrainOptions): Promise<TrainResult> {
     }
     if (best && select !== 'last') restoreWeights(model, best);
   } finally {
+    fusedStep?.dispose();
     optimizer.dispose();
   }
   return { history, bestEpoch };
