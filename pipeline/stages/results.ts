@@ -159,6 +159,26 @@ export function trainingOf(stageDir: string): { arch?: string } & TrainingText {
   return { arch: describeModel(model), ...extras({ ...params, dropout: reg.dropout, input_dropout: reg.input_dropout, max_norm: reg.max_norm }) };
 }
 
+/** Is `v` a plain object (not an array or null)? */
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/**
+ * The first key path (`model.hidden`) at which two params objects differ, descending into nested
+ * objects so a message names the key a user changed; undefined when they are equal.
+ */
+function firstDifference(a: Record<string, unknown>, b: Record<string, unknown>, prefix = ''): { path: string; teacher: unknown; other: unknown } | undefined {
+  for (const k of [...new Set([...Object.keys(a), ...Object.keys(b)])].sort()) {
+    const x = a[k];
+    const y = b[k];
+    if (stableStringify(x) === stableStringify(y)) continue;
+    if (isRecord(x) && isRecord(y)) return firstDifference(x, y, `${prefix}${k}.`);
+    return { path: `${prefix}${k}`, teacher: x, other: y };
+  }
+  return undefined;
+}
+
 /**
  * Checks that each stage in `others` trained `teacher`'s recipe from another seed: the same stage
  * type and params but for `seed`, and a different effective seed (its `seed` param, else the run's).
@@ -178,11 +198,10 @@ function checkSeedRuns(teacher: string, others: readonly string[], dir: (stage: 
     const where = `results.teacher_seeds: '${other}'`;
     if (o.type !== t.type) throw new ConfigError(`${where} is a '${o.type}' stage, the teacher '${teacher}' a '${t.type}' stage; list only the teacher's recipe trained from other seeds`);
     const { seed: oSeed, ...oParams } = o.params;
-    for (const k of new Set([...Object.keys(tParams), ...Object.keys(oParams)])) {
-      if (stableStringify(tParams[k]) !== stableStringify(oParams[k])) {
-        const show = (v: unknown): string => (v === undefined ? 'unset' : stableStringify(v));
-        throw new ConfigError(`${where} differs from the teacher '${teacher}' in ${k} (${show(oParams[k])} vs ${show(tParams[k])}); a seed run must be the teacher's recipe with only 'seed' changed`);
-      }
+    const diff = firstDifference(tParams, oParams);
+    if (diff) {
+      const show = (v: unknown): string => (v === undefined ? 'unset' : stableStringify(v));
+      throw new ConfigError(`${where} differs from the teacher '${teacher}' in ${diff.path} (${show(diff.other)} vs ${show(diff.teacher)}); a seed run must be the teacher's recipe with only 'seed' changed`);
     }
     if ((typeof oSeed === 'number' ? oSeed : o.seed) === tEffective) throw new ConfigError(`${where} trained from the same seed as the teacher '${teacher}' (${tEffective}); give it another 'seed'`);
   }

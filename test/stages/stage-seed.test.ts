@@ -70,7 +70,7 @@ describe("train stage 'seed' and results 'teacher_seeds'", () => {
   a: {type: train, ${RECIPE}}
   wider: {type: train, seed: 5, hidden: [17], dropout: 0.3, epochs: 3, batch_size: 16, optimizer: {name: adam, lr: 0.02}}
   results: {kind: mnist-paper, teacher: a, baseline: a, distilled: a, teacher_seeds: [wider]}
-`)).rejects.toThrow(/results\.teacher_seeds: 'wider' differs from the teacher 'a' in hidden \(\[17\] vs \[16\]\); a seed run must be the teacher's recipe with only 'seed' changed/);
+`)).rejects.toThrow(/results\.teacher_seeds: 'wider' differs from the teacher 'a' in model\.hidden \(\[17\] vs \[16\]\); a seed run must be the teacher's recipe with only 'seed' changed/);
     await expect(run(`
   a: {type: train, ${RECIPE}}
   same: {type: train, seed: 4, ${RECIPE}}
