@@ -64,11 +64,16 @@ export interface FusedDenseLayer {
   relu: boolean;
 }
 
-/** The loss of a fused step: `mean_b [alpha T^2 CE(pT, softmax(z/T)) + (1 - alpha) CE(y, softmax(z))]`. */
+/**
+ * The loss of a fused step: `scale * mean_b [alpha T^2 CE(pT, softmax(z/T)) + (1 - alpha) CE(y, softmax(z))]`
+ * (teacher rows of `kind`, as in {@link FusedOps.softmaxXent}).
+ */
 export interface FusedLossSpec {
   T: number;
   alpha: number;
   kind: FusedTeacherKind;
+  /** Factor on the loss and its gradient; default 1. */
+  scale?: number;
 }
 
 /** A prepared fused MLP gradient step (scratch memory held until {@link dispose}). */

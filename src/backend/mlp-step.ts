@@ -65,6 +65,8 @@ export function nativeMlpGradStep(layers: FusedDenseLayer[], loss: FusedLossSpec
   const C = dims[L]!;
   const needT = loss.alpha > 0;
   const needY = loss.alpha < 1;
+  const scale = loss.scale ?? 1;
+  if (!(scale > 0 && Number.isFinite(scale))) return null;
   // Scratch: inputs, labels, teacher rows, each layer's output, its delta, and the gradients.
   const x = tf.keep(tf.zeros([maxRows, dims[0]!], 'float32'));
   const y = tf.keep(tf.zeros([maxRows], 'int32'));
@@ -127,7 +129,12 @@ export function nativeMlpGradStep(layers: FusedDenseLayer[], loss: FusedLossSpec
         }
         if (best === yb[r]) correct++;
       }
-      const value = addon.softmaxXent(H, zOff, needT ? tOff : -1, needY ? yOff : -1, rows, C, loss.T, loss.alpha, loss.kind === 'logits' ? 0 : 1, dOff[L - 1]!);
+      let value = addon.softmaxXent(H, zOff, needT ? tOff : -1, needY ? yOff : -1, rows, C, loss.T, loss.alpha, loss.kind === 'logits' ? 0 : 1, dOff[L - 1]!);
+      if (scale !== 1) {
+        value *= scale;
+        const g = dOff[L - 1]!;
+        for (let k = 0; k < rows * C; k++) H[g + k]! *= scale;
+      }
       // Backward: dW_l = a_{l-1}^T d_l, db_l = colsum(d_l), d_{l-1} = relu'(a_{l-1}) * (d_l W_l^T).
       for (let l = L - 1; l >= 0; l--) {
         const { kernel, bias } = layers[l]!;

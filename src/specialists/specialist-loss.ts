@@ -20,6 +20,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
+import { describeFusedLoss } from '../backend/fused-ops.ts';
 import { ConfigError, DataError } from '../util/errors.ts';
 import type { LossType } from '../distill/loss-types.ts';
 import type { LossFn } from '../models/types.ts';
@@ -181,7 +182,7 @@ export function specialistLoss(opts: SpecialistLossOptions): SpecialistLossFn {
   const classes = normaliseClasses(opts.classes, C, head);
   const cells = head === 'full' ? C : classes.length + 1;
   const targetWidth = form === 'cells' ? cells : C;
-  return (logits, batch) =>
+  const fn: SpecialistLossFn = (logits, batch) =>
     tf.tidy(() => {
       if (logits.shape[1] !== cells) throw new Error(`specialist loss: model has ${logits.shape[1]} outputs, expected ${cells}`);
       let total: tf.Scalar = tf.scalar(0);
@@ -204,6 +205,12 @@ export function specialistLoss(opts: SpecialistLossOptions): SpecialistLossFn {
       }
       return total;
     });
+  // With the teacher's cells as targets this is the fused softmax cross-entropy scaled by the sum
+  // of the weights: (hw + sw) * [alpha T^2 soft + (1 - alpha) hard], alpha = sw / (hw + sw), so a
+  // fused training step may replace it.
+  const sum = hardWeight + softWeight;
+  if (sum > 0 && (form === 'cells' || head === 'full')) describeFusedLoss(fn, { T, alpha: softWeight / sum, kind: 'logits', scale: sum });
+  return fn;
 }
 
 /**

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { loadNative } from '../../src/backend/native.ts';
 import { installNativeMlpStep, nativeMlpStepRuns, uninstallNativeMlpStep } from '../../src/backend/mlp-step.ts';
 import { distillationLoss } from '../../src/distill/losses.ts';
+import { specialistLoss } from '../../src/specialists/specialist-loss.ts';
 import { buildMlp, type MlpSpec } from '../../src/models/mlp.ts';
 import type { OptimizerSpec } from '../../src/models/optimizer.ts';
 import { trainModel, type LossFn, type TrainSet } from '../../src/models/train.ts';
@@ -81,6 +82,8 @@ describe.skipIf(skip)('fused MLP training step (wasm-blas)', () => {
     { name: 'hard labels, Adam', spec: base, opt: { name: 'adam', lr: 0.01 }, loss: () => undefined },
     { name: 'distillation T=2 alpha=0.7 (probabilities), Adam', spec: base, opt: { name: 'adam', lr: 0.01 }, loss: () => distillationLoss({ T: 2, alpha: 0.7, teacher: 'probabilities' }) },
     { name: 'soft only (alpha=1, logits), SGD nesterov momentum, max-norm', spec: { ...base, maxNorm: 0.6 }, opt: { name: 'sgd', lr: 0.1, momentum: 0.9, nesterov: true }, loss: () => distillationLoss({ T: 3, alpha: 1 }) },
+    // The specialists' loss on the teacher's cells: weights 1 + 1, so the fused loss is scaled by 2.
+    { name: 'specialist loss (dustbin cells, soft weight 1, T=2), Adam', spec: base, opt: { name: 'adam', lr: 0.01 }, loss: () => specialistLoss({ classes: [1, 3, 5, 7], C: 9, head: 'dustbin', softWeight: 1, T: 2, targets: 'cells' }) },
     { name: 'one linear layer, plain SGD', spec: { ...base, hidden: [] }, opt: { name: 'sgd', lr: 0.2, momentum: 0 }, loss: () => undefined },
   ];
   for (const c of cases) {
