@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
 import { z } from 'zod';
@@ -132,12 +132,23 @@ export function parseConfig(text: string, file: string, registry: Record<string,
   };
 }
 
+/** Largest config file accepted (a config is a few KiB; anything this big is not one). */
+export const MAX_CONFIG_BYTES = 1 << 20;
+
 /** Reads and validates a config file. @throws ConfigError */
 export function loadConfig(file: string, registry: Record<string, StageDef<unknown>>): PipelineConfig {
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    const st = statSync(file);
+    if (st.isDirectory()) throw new ConfigError(`config ${file} is a folder, not a file; give a YAML file (e.g. pipeline/configs/mnist.yaml)`);
+    if (st.size > MAX_CONFIG_BYTES) {
+      throw new ConfigError(`config ${file} is ${st.size} bytes, over the ${MAX_CONFIG_BYTES}-byte (1 MiB) limit; a config is a short YAML file (see pipeline/configs/), so check that --config names the right file`);
+    }
+    const bytes = readFileSync(file);
+    if (bytes.includes(0)) throw new ConfigError(`config ${file} is a binary file (it contains NUL bytes), not YAML; check that --config names the right file`);
+    text = bytes.toString('utf8');
   } catch (e) {
+    if (e instanceof ConfigError) throw e;
     const code = (e as NodeJS.ErrnoException).code;
     throw new ConfigError(code === 'ENOENT' ? `config file ${file} does not exist; configs live in pipeline/configs/` : `cannot read config ${file}: ${(e as Error).message}`);
   }

@@ -1,4 +1,4 @@
-import { promises as fs, constants as fsConstants, existsSync, rmSync } from 'node:fs';
+import { promises as fs, constants as fsConstants, existsSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { initBackend, type BackendInfo } from '../src/backend/select.ts';
 import { sha256, sha256File, stableStringify } from '../src/artifacts/hash.ts';
@@ -7,6 +7,7 @@ import { MANIFEST, readManifest, type Manifest } from '../src/artifacts/manifest
 import { hashOutputs } from '../src/artifacts/output-hash.ts';
 import { writeJsonAtomic } from '../src/artifacts/atomic.ts';
 import { checkOutFolderPlace, isRunnerTempFolder, prepareRunFolder, RUN_NAME_RE, STAGE_TMP_MARKER, stageFolderState } from '../src/artifacts/run-folder.ts';
+import { diskFullError } from '../src/artifacts/disk-full.ts';
 import { lockStage } from '../src/artifacts/lock.ts';
 import { ArtifactError, ConfigError, UserError } from '../src/util/errors.ts';
 import { createLogger, type Logger } from '../src/util/log.ts';
@@ -308,6 +309,7 @@ export async function runPipeline(config: PipelineConfig, opts: RunOptions = {})
         for (const f of stage.def.externalInputs?.(stage.params) ?? []) {
           const abs = path.resolve(f);
           if (!existsSync(abs)) throw new UserError('data', `stage '${stage.name}': input file ${f} does not exist; check the path in ${config.file}`);
+          if (!statSync(abs).isFile()) throw new UserError('data', `stage '${stage.name}': input file ${f} is a folder, not a file; give the path of the Arrow file in ${config.file}`);
           inputs[`file:${f}`] = await sha256File(abs);
         }
         const code = codeHashes.get(stage.name)!;
@@ -386,8 +388,9 @@ export async function runPipeline(config: PipelineConfig, opts: RunOptions = {})
             key,
             log: stageLog,
           });
-        } catch (e) {
+        } catch (e0) {
           clearInterval(sampler);
+          const e = diskFullError(e0, { partialDir: tmp });
           await fs.rm(tmp, { recursive: true, force: true });
           // Keep partial work (checkpoints, finished specialists) for the rerun; drop an empty folder.
           if ((await fs.readdir(scratchDir).catch(() => [])).length === 0) await fs.rm(scratchDir, { recursive: true, force: true });

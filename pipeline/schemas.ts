@@ -121,7 +121,32 @@ export const trainingSchema = {
   jitter: z.number().int().min(0).max(8).default(0),
   /** Checkpoint selection on the validation split (never the test split). */
   select: z.enum(['valid_accuracy', 'valid_loss', 'last']).default('valid_accuracy'),
+  /**
+   * When a finite run counts as diverged (the stage then fails instead of saving the model):
+   * training loss above `factor` x its first-epoch value for `epochs` epochs in a row, or a weight
+   * above `max_weight` in absolute value. Defaults factor 10, epochs 3, max_weight 1e5; `off: true`
+   * disables it (non-finite losses always stop the run).
+   */
+  divergence: z
+    .strictObject({
+      factor: z.number().gt(1).optional(),
+      epochs: z.number().int().positive().optional(),
+      max_weight: z.number().positive().optional(),
+      off: z.boolean().optional(),
+    })
+    .optional(),
 };
+
+/** Converts the config's `divergence:` to the trainer's spec (undefined: the defaults). */
+export function toDivergenceSpec(d: { factor?: number | undefined; epochs?: number | undefined; max_weight?: number | undefined; off?: boolean | undefined } | undefined) {
+  if (!d) return undefined;
+  return {
+    ...(d.factor !== undefined ? { factor: d.factor } : {}),
+    ...(d.epochs !== undefined ? { epochs: d.epochs } : {}),
+    ...(d.max_weight !== undefined ? { maxWeight: d.max_weight } : {}),
+    ...(d.off !== undefined ? { off: d.off } : {}),
+  };
+}
 
 /** Converts the config's snake_case optimizer to the trainer's spec. */
 export function toOptimizerSpec(o: OptimizerConfig) {

@@ -8,6 +8,7 @@ import { clusterStats, formatClusterTable } from '../../src/specialists/cluster-
 import { readPredictions } from '../../src/artifacts/predictions.ts';
 import { writeJsonAtomic } from '../../src/artifacts/atomic.ts';
 import type { ClassesFile } from '../../src/data/ingest.ts';
+import { failpoint } from '../../src/util/failpoint.ts';
 
 const schema = z
   .strictObject({
@@ -86,6 +87,7 @@ export const clustersStage = defineStage({
       ctx.log,
     );
     const seconds = (Date.now() - started) / 1000;
+    failpoint('clusters-computed');
     const valid = readPredictions(path.join(covDir, 'predictions-valid.arrow'));
     const names = classes.classes.map((c) => c.name);
     const stats = clusterStats(cov.cov, C, result.clusters, { classNames: names, validLabels: valid.labels, validLogits: valid.values, mass: cov.source === "probabilities" ? "absolute" : "positive" });

@@ -8,6 +8,7 @@ import { loadModel } from '../../src/models/io.ts';
 import { predictLogits } from '../../src/models/predict.ts';
 import { CovarianceAccumulator, writeCovariance } from '../../src/specialists/covariance.ts';
 import { unlabeledFile, warnIfTrainedOnValid } from './common.ts';
+import { failpoint } from '../../src/util/failpoint.ts';
 
 const schema = z.strictObject({
   /** The `ingest` stage. */
@@ -81,6 +82,7 @@ export const covarianceStage = defineStage({
       await pass(p.split, acc);
       const result = acc.result();
       await writeCovariance(ctx.outDir, result, { split: p.split, source: p.source });
+      failpoint('covariance-written');
       if (p.split !== 'valid') await pass('valid');
       await pass('test');
       let trace = 0;

@@ -61,6 +61,7 @@ export const ingestStage = defineStage({
       validFraction: p.valid_fraction,
       testFraction: p.test_fraction,
       limit: p.limit,
+      requireSplits: true,
       log: ctx.log,
     });
     // ingest() has logged the summary (classes, dim, rows per split).

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { defineStage } from '../stage.ts';
 import { writeReport } from '../../src/report/write.ts';
+import { failpoint } from '../../src/util/failpoint.ts';
 
 const schema = z.strictObject({
   /**
@@ -44,6 +45,7 @@ export const reportStage = defineStage({
       heatmapMaxSide: p.heatmap_blocks,
       log: ctx.log,
     });
+    failpoint('report-written');
     return { bytes: written.bytes, charts: written.charts, warnings: written.warnings.length };
   },
 });

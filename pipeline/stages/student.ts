@@ -14,7 +14,7 @@ import { trainModel, type EpochMetrics, type TrainSet } from '../../src/models/t
 import { subset, type LabeledSet } from '../../src/data/split-file.ts';
 import { silentLogger, type Logger } from '../../src/util/log.ts';
 import { ConfigError } from '../../src/util/errors.ts';
-import { toOptimizerSpec, trainingSchema } from '../schemas.ts';
+import { toDivergenceSpec, toOptimizerSpec, trainingSchema } from '../schemas.ts';
 import type { SplitMetrics } from './common.ts';
 
 /** Config schema of a distillation loss (the loss registry's `soft`, `logits` and `hard` types). */
@@ -117,6 +117,7 @@ export async function trainStudent(o: StudentOptions): Promise<StudentResult> {
       jitter: t.jitter,
       seed: o.seed,
       select: t.select,
+      ...(t.divergence ? { divergence: toDivergenceSpec(t.divergence)! } : {}),
       ...(o.checkpointDir ? { checkpointDir: o.checkpointDir } : {}),
       // Each epoch's line (loss, accuracies, throughput) is the end of its progress indicator.
       log,

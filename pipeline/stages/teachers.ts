@@ -13,6 +13,7 @@ import { computeTeacherLogits, type EnsembleMode } from '../../src/distill/teach
 import { loadModel, MODEL_JSON, WEIGHTS_BIN } from '../../src/models/io.ts';
 import { ArtifactError, DataError } from '../../src/util/errors.ts';
 import { silentLogger, type Logger } from '../../src/util/log.ts';
+import { failpoint } from '../../src/util/failpoint.ts';
 
 /** File a multi-model stage (e.g. `train-ensemble`) writes to list its members' model folders. */
 export const MEMBERS_FILE = 'members.json';
@@ -105,7 +106,10 @@ export async function cachedTeacherLogits(o: TeacherLogitsOptions): Promise<{ lo
     const logits = computeTeacherLogits(models, o.x, o.n, o.dim, o.combine, o.batchSize ?? 500, log);
     const C = o.n > 0 ? logits.length / o.n : 0;
     const meta = { key, combine: o.combine, members: String(o.modelDirs.length), transfer: o.transferKey };
-    for (const w of o.writeTo) await writeLogits(w, logits, o.n, C, meta);
+    for (const w of o.writeTo) {
+      await writeLogits(w, logits, o.n, C, meta);
+      failpoint('teacher-logits-written');
+    }
     return { logits, C, cached: false };
   } finally {
     for (const m of models) m.dispose();

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { z } from 'zod';
 import { defineStage, type StageDef } from '../stage.ts';
-import { modelKeys, resolveModelOrInit, trainingSchema, toOptimizerSpec } from '../schemas.ts';
+import { modelKeys, resolveModelOrInit, trainingSchema, toDivergenceSpec, toOptimizerSpec } from '../schemas.ts';
 import { trainModel } from '../../src/models/train.ts';
 import { initialModel } from '../../src/models/init-from.ts';
 import { concatSets } from '../../src/data/split-file.ts';
@@ -68,6 +68,7 @@ function makeTrainStage(type: string, description: string): StageDef<TrainParams
           jitter: p.jitter,
           seed,
           select: p.select,
+          ...(p.divergence ? { divergence: toDivergenceSpec(p.divergence)! } : {}),
           checkpointDir: path.join(ctx.scratchDir, 'checkpoint'),
           // Each epoch's line (loss, accuracies, throughput) is the end of its progress indicator.
           log: ctx.log,

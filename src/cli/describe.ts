@@ -5,18 +5,30 @@ import { listFiles } from '../artifacts/hash.ts';
 import { describeDataFile } from '../data/table-input.ts';
 import { formatBytes, formatTable, pct } from './table.ts';
 import { describeSections } from './sections.ts';
-
-function readJson(file: string): unknown {
-  return JSON.parse(readFileSync(file, 'utf8'));
-}
+import { UserError } from '../util/errors.ts';
 
 /** A readable multi-line summary of a run folder, a stage folder, or an `.arrow` / `.parquet` file. */
 export async function describePath(target: string): Promise<string> {
-  if (statSync(target).isFile()) {
+  const st = statSync(target);
+  if (st.isFile()) {
     if (/\.(arrow|arrows|feather|parquet)$/i.test(target)) return describeDataFile(target);
-    if (target.endsWith('.json')) return JSON.stringify(readJson(target), null, 2);
-    return readFileSync(target, 'utf8');
+    const bytes = readFileSync(target);
+    const notOne = `${target} is not a run folder, a stage folder or an Arrow/Parquet file`;
+    const give = 'give a run folder (artifacts/<run>), a stage folder (artifacts/<run>/<stage>) or an .arrow/.parquet file';
+    if (bytes.subarray(0, 6).toString('latin1') === 'ARROW1' || (bytes.length >= 8 && bytes.readUInt32LE(0) === 0xffffffff)) return describeDataFile(target);
+    if (bytes.length === 0) throw new UserError('io', `${notOne} (it is empty, 0 bytes); ${give}`);
+    const text = new TextDecoder('utf-8', { fatal: false }).decode(bytes);
+    if (bytes.includes(0) || text.includes('\uFFFD')) throw new UserError('io', `${notOne} (it is a binary file of ${formatBytes(bytes.length)}); ${give}`);
+    if (target.endsWith('.json')) {
+      try {
+        return JSON.stringify(JSON.parse(text), null, 2);
+      } catch (e) {
+        throw new UserError('io', `${target} is not valid JSON (${(e as Error).message}); ${give}`);
+      }
+    }
+    return text;
   }
+  if (!st.isDirectory()) throw new UserError('io', `${target} is not a run folder, a stage folder or an Arrow/Parquet file (not a regular file or folder); give a run folder (artifacts/<run>), a stage folder or an .arrow/.parquet file`);
   if (existsSync(path.join(target, 'manifest.json'))) return describeStage(target);
   const stages = readdirSync(target, { withFileTypes: true })
     .filter((e) => e.isDirectory() && existsSync(path.join(target, e.name, 'manifest.json')))

@@ -1,3 +1,4 @@
+import { diskFullError } from '../artifacts/disk-full.ts';
 import { UserError } from '../util/errors.ts';
 
 /**
@@ -9,7 +10,8 @@ export async function runCli(usage: string, main: (argv: string[]) => Promise<vo
   const verbose = argv.includes('--verbose');
   try {
     await main(argv);
-  } catch (e) {
+  } catch (e0) {
+    const e = diskFullError(e0);
     const err = e as Error & { code?: string };
     if (err.code?.startsWith?.('ERR_PARSE_ARGS')) {
       process.stderr.write(`error: ${err.message}\n${usage}\n`);

@@ -2,7 +2,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Data, RecordBatch } from 'apache-arrow';
 import { writeJsonAtomic } from '../artifacts/atomic.ts';
-import { ConfigError, type DataError } from '../util/errors.ts';
+import { ConfigError, DataError } from '../util/errors.ts';
 import { failpoint } from '../util/failpoint.ts';
 import { silentLogger, type Logger } from '../util/log.ts';
 import { Rng } from '../util/rng.ts';
@@ -29,6 +29,11 @@ export interface IngestOptions {
   testFraction: number;
   /** Keep a seeded random subset of at most this many rows of each split. */
   limit?: { train?: number; valid?: number; test?: number };
+  /**
+   * Refuse an empty valid or test split (DataError, before anything is written) instead of
+   * warning: the pipeline selects checkpoints on valid and scores every model on test.
+   */
+  requireSplits?: boolean;
   log?: Logger;
 }
 
@@ -147,8 +152,20 @@ export async function ingest(opts: IngestOptions): Promise<ClassesFile> {
   const rows: ClassesFile['rows'] = { train: 0, valid: 0, test: 0 };
   for (const s of SPLIT_NAMES) rows[s] = counts[s].reduce((a, b) => a + b, 0);
   if (unlabeled > 0) rows.unlabeled = unlabeled;
-  if (rows.test === 0) log.warn(`${file}: the test split is empty`);
-  if (rows.valid === 0) log.warn(`${file}: the valid split is empty`);
+  for (const s of ['valid', 'test'] as const) {
+    if (rows[s] > 0) continue;
+    if (!opts.requireSplits) {
+      log.warn(`${file}: the ${s} split is empty`);
+      continue;
+    }
+    const fraction = s === 'valid' ? 'valid_fraction' : 'test_fraction';
+    const value = s === 'valid' ? opts.validFraction : opts.testFraction;
+    const carved = value > 0 && (s === 'valid' || !table.split);
+    const why = carved
+      ? `${fraction} ${value} of ${n} rows rounds to none in every class; raise ${fraction}${table.split ? ` or add rows with split '${s}'` : ''}`
+      : `the split column has no '${s}' rows; add some`;
+    throw new DataError(`${file}: the ${s} split would be empty (0 rows): ${why}; checkpoints are selected on valid and every model is scored on test`);
+  }
 
   // ---- second pass: write (everything has been validated)
   await writeSplits(file, stamp, plan, table, codes, opts.outDir, unlabeled > 0, log);

@@ -23,6 +23,7 @@ import {
 } from 'apache-arrow';
 import { writeFileAtomic } from '../artifacts/atomic.ts';
 import { ArtifactError, DataError } from '../util/errors.ts';
+import { failpoint } from '../util/failpoint.ts';
 
 /** The contents of a logit cache file. */
 export interface CachedLogits {
@@ -61,7 +62,7 @@ export async function writeLogits(file: string, logits: Float32Array, n: number,
   const listData = makeData({ type: listType, length: n, nullCount: 0, child });
   const struct = makeData({ type: new Struct(schema.fields), length: n, nullCount: 0, children: [rowData, listData] as Data<DataType>[] });
   const table = new Table([new RecordBatch(schema, struct)]);
-  await writeFileAtomic(file, tableToIPC(table, 'file'));
+  await writeFileAtomic(file, tableToIPC(table, 'file'), { beforeRename: () => failpoint('teacher-logits-temp-written') });
 }
 
 /**

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { ConfigError } from '../util/errors.ts';
 import { Rng } from '../util/rng.ts';
+import { checkWeightsFit } from './weights-fit.ts';
 
 /** Hidden-unit non-linearities supported by {@link buildMlp}. */
 export type MlpActivation = 'relu' | 'tanh' | 'sigmoid' | 'elu';
@@ -55,6 +56,11 @@ function checkSpec(spec: MlpSpec): void {
   if (!['relu', 'tanh', 'sigmoid', 'elu'].includes(spec.activation)) {
     bad('activation', `must be one of relu, tanh, sigmoid, elu, got '${String(spec.activation)}'`);
   }
+  const widths = [spec.inputDim, ...spec.hidden, spec.outputs];
+  checkWeightsFit(
+    widths.slice(1).map((units, i) => ({ key: i < spec.hidden.length ? `hidden[${i}]` : `the logits layer (${spec.outputs} classes)`, inputs: widths[i]!, units })),
+    spec.inputDim,
+  );
 }
 
 /**

@@ -7,14 +7,17 @@ import { silentLogger, type Logger } from '../util/log.ts';
 import { Rng } from '../util/rng.ts';
 import { readCheckpoint, writeCheckpoint } from './checkpoint.ts';
 import { checkTrainingKernels } from './kernel-check.ts';
+import { checkDivergence, checkDivergenceSpec, type DivergenceSpec } from './divergence.ts';
 import { imageShape, jitterBatch, type ImageShape } from './jitter.ts';
 import { hardLoss } from './losses.ts';
 import { ParamOptimizer, checkOptimizerSpec, learningRateAt, momentumAt, type OptimizerSpec } from './optimizer.ts';
 import { evaluate, evaluateWithLoss, outputDim, targetDimOf } from './predict.ts';
 import type { EpochMetrics, LossFn, TrainBatch, TrainSet } from './types.ts';
+import { failpoint } from '../util/failpoint.ts';
 
 export { hardLoss } from './losses.ts';
 export type { LrSchedule, OptimizerSpec } from './optimizer.ts';
+export type { DivergenceSpec } from './divergence.ts';
 export type { EpochMetrics, LabeledSet, LossFn, TrainBatch, TrainSet } from './types.ts';
 
 /** Checkpoint selection rule (on the validation split, never on test). */
@@ -59,6 +62,8 @@ export interface TrainOptions {
   onEpoch?: (m: EpochMetrics) => void;
   /** Rows per forward pass when evaluating `valid`. Default 500. */
   evalBatchSize?: number;
+  /** Finite-divergence thresholds (see `divergence.ts`); default `DIVERGENCE_DEFAULTS` there. */
+  divergence?: DivergenceSpec;
 }
 
 /** Result of {@link trainModel}. */
@@ -173,9 +178,11 @@ export async function trainModel(opts: TrainOptions): Promise<TrainResult> {
   const log = opts.log ?? silentLogger;
   const select: SelectRule = opts.select ?? (opts.valid ? 'valid_accuracy' : 'last');
   if (select !== 'last' && !opts.valid) throw new ConfigError(`select '${select}' needs a validation split, but none was given: use select 'last' or provide one`);
+  if (select !== 'last' && opts.valid && opts.valid.n === 0) throw new DataError(`select '${select}' needs validation rows, but the validation split is empty: give the valid split rows (ingest's valid_fraction) or use select 'last'`);
   if (!Number.isInteger(opts.epochs) || opts.epochs < 0) throw new ConfigError(`epochs must be a non-negative integer, got ${opts.epochs}`);
   if (!Number.isInteger(opts.batchSize) || opts.batchSize < 1) throw new ConfigError(`batch size must be a positive integer, got ${opts.batchSize}`);
   checkOptimizerSpec(opts.optimizer);
+  checkDivergenceSpec(opts.divergence);
   const jitter = opts.jitter ?? 0;
   if (!Number.isInteger(jitter) || jitter < 0) throw new ConfigError(`jitter must be a non-negative integer, got ${jitter}`);
   const img: ImageShape | null = jitter > 0 ? imageShape(train.shape, train.dim) : null;
@@ -330,6 +337,7 @@ export async function trainModel(opts: TrainOptions): Promise<TrainResult> {
           (m.valid_accuracy !== undefined ? ` valid acc ${(100 * m.valid_accuracy).toFixed(2)}%` : '') +
           ` (${m.examples_per_s.toFixed(0)} ex/s)`,
       );
+      if (seen) checkDivergence(history, vars, lr, opts.divergence);
       const score = scoreOf(m);
       if (select === 'last' || bestScore === null || score > bestScore || Number.isNaN(bestScore)) {
         bestScore = score;
@@ -351,6 +359,7 @@ export async function trainModel(opts: TrainOptions): Promise<TrainResult> {
         });
       }
       opts.onEpoch?.(m);
+      failpoint('train-epoch-done');
     }
     if (best && select !== 'last') restoreWeights(model, best);
   } finally {

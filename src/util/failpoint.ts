@@ -12,7 +12,16 @@
  * - `ingest-batch-written`: in ingest's second pass, after an input record batch has been
  *   copied into the split files;
  * - `ensemble-valid-solved`: in the ensemble stage, after the validation cases are solved and
- *   before the test cases are.
+ *   before the test cases are;
+ * - `covariance-written`: in the covariance stage, after `covariance.bin`/`covariance.json` and
+ *   before the predictions files;
+ * - `clusters-computed`: in the clusters stage, after k-means and before `clusters.json`;
+ * - `teacher-logits-temp-written`: while writing a teacher-logit cache, the temp file complete
+ *   and not yet renamed;
+ * - `teacher-logits-written`: after each copy of the teacher-logit cache (`:1` = the scratch copy,
+ *   before the stage folder's);
+ * - `train-epoch-done`: in every training loop, after an epoch and its checkpoint;
+ * - `report-written`: in the report stage, after `index.html`, before the manifest.
  */
 import { ConfigError } from './errors.ts';
 

@@ -282,3 +282,25 @@ describe('ingest rejects bad input with a DataError naming where and how to fix,
     expect(filesIn(path.join(dir, 'o1'))).toEqual([]);
   });
 });
+
+describe('empty valid or test split (requireSplits, as the pipeline runs ingest)', () => {
+  it('a test_fraction that rounds to no rows is refused before anything is written, naming the key', async () => {
+    const b = base(6);
+    const file = write('tiny-split.arrow', { label: col(b.label, new Int32()), features: fslCol(b.features, 2) });
+    const outDir = path.join(dir, 'out-tiny-split');
+    await expect(ingest({ input: file, outDir, seed: 1, validFraction: 0.3, testFraction: 0.001, requireSplits: true })).rejects.toThrow(
+      /tiny-split\.arrow: the test split would be empty \(0 rows\): test_fraction 0\.001 of 6 rows rounds to none in every class; raise test_fraction; checkpoints are selected on valid/,
+    );
+    expect(filesIn(outDir)).toEqual([]);
+    // Without requireSplits (the library default) it is a warning and an empty file.
+    await ingest({ input: file, outDir, seed: 1, validFraction: 0.3, testFraction: 0.001 });
+    expect(filesIn(outDir)).toContain('test.arrow');
+  });
+  it("a split column without 'valid' rows and valid_fraction 0 is refused", async () => {
+    const b = base(6);
+    const file = write('no-valid.arrow', { label: col(b.label, new Int32()), split: col(b.label.map((_, i) => (i < 3 ? 'train' : 'test')), new Utf8()), features: fslCol(b.features, 2) });
+    await expect(ingest({ input: file, outDir: path.join(dir, 'out-no-valid'), seed: 1, validFraction: 0, testFraction: 0.2, requireSplits: true })).rejects.toThrow(
+      /no-valid\.arrow: the valid split would be empty \(0 rows\): the split column has no 'valid' rows; add some/,
+    );
+  });
+});

@@ -2,7 +2,9 @@
  * `model: {type: mlp}`: the multilayer perceptron of the paper (dense hidden layers, dropout on the
  * inputs and after each hidden layer, max-norm on the hidden units' incoming weights).
  */
+import os from 'node:os';
 import { z } from 'zod';
+import { TRAINING_COPIES } from '../weights-fit.ts';
 import { ConfigError } from '../../util/errors.ts';
 import { buildMlp } from '../mlp.ts';
 import { LOGITS_LAYER } from './head.ts';
@@ -13,7 +15,24 @@ export const mlpConfigSchema = z.strictObject({
   /** Selects this architecture. */
   type: z.literal('mlp'),
   /** Hidden layer widths, input side first, e.g. [1200, 1200]; [] is a linear softmax model. */
-  hidden: z.array(z.number().int().positive().max(100_000)).min(0).max(16).default([800, 800]),
+  hidden: z
+    .array(z.number().int().positive().max(100_000))
+    .min(0)
+    .max(16)
+    .superRefine((h, ctx) => {
+      // Hidden-to-hidden weights alone must fit (the input side is checked when the data is known).
+      for (let i = 1; i < h.length; i++) {
+        const bytes = (h[i - 1]! + 1) * h[i]! * 4 * TRAINING_COPIES;
+        if (bytes > os.totalmem()) {
+          ctx.addIssue({
+            code: 'custom',
+            path: [i],
+            message: `${h[i - 1]} x ${h[i]} weights need about ${(bytes / 2 ** 30).toFixed(0)} GiB to train but this machine has ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB of memory; use narrower layers`,
+          });
+        }
+      }
+    })
+    .default([800, 800]),
   /** Hidden activation. */
   activation: z.enum(['relu', 'tanh', 'sigmoid', 'elu']).default('relu'),
   /** Dropout rate after each hidden layer (training only). */
