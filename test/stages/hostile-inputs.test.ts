@@ -85,10 +85,10 @@ const CASES: Case[] = [
     target: () => file('no-test.yaml', `backend: cpu\nstages:\n  ingest: {dataset: {path: ${path.join(dir, 'no-test.arrow')}}}\n`),
     error: /no-test\.arrow: the test split would be empty \(0 rows\): the split column has no 'test' rows; add some/,
   },
-  { name: 'inspect: binary garbage', inspect: true, target: () => path.join(dir, 'garbage.bin'), error: /garbage\.bin is not a run folder, a stage folder or an Arrow file \(it is a binary file of .*\); give a run folder/ },
+  { name: 'inspect: binary garbage', inspect: true, target: () => path.join(dir, 'garbage.bin'), error: /garbage\.bin is not a run folder, a stage folder or an Arrow\/Parquet file \(it is a binary file of .*\); give a run folder/ },
   { name: 'inspect: garbage named .arrow', inspect: true, target: () => path.join(dir, 'garbage.arrow'), error: /garbage\.arrow: not an Arrow IPC file/ },
   { name: 'inspect: truncated Arrow', inspect: true, target: () => path.join(dir, 'truncated.arrow'), error: /truncated\.arrow: the Arrow IPC file is truncated/ },
-  { name: 'inspect: empty file', inspect: true, target: () => path.join(dir, 'empty.bin'), error: /empty\.bin is not a run folder, a stage folder or an Arrow file \(it is empty, 0 bytes\)/ },
+  { name: 'inspect: empty file', inspect: true, target: () => path.join(dir, 'empty.bin'), error: /empty\.bin is not a run folder, a stage folder or an Arrow\/Parquet file \(it is empty, 0 bytes\)/ },
   { name: 'inspect: broken JSON', inspect: true, target: () => file('broken.json', '{"a": '), error: /broken\.json is not valid JSON/ },
   { name: 'inspect: a path that does not exist', inspect: true, target: () => path.join(dir, 'nope'), error: /nope does not exist; give a run folder/ },
 ];
