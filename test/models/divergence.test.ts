@@ -9,6 +9,7 @@ import { checkDivergence, checkDivergenceSpec } from '../../src/models/divergenc
 import { trainModel, type TrainSet, type LossFn } from '../../src/models/train.ts';
 import { hardLoss } from '../../src/models/losses.ts';
 import { checkWeightsFit } from '../../src/models/weights-fit.ts';
+import { buildModel, modelConfigSchema } from '../../src/models/arch/index.ts';
 import { ConfigError, DataError } from '../../src/util/errors.ts';
 import { Rng } from '../../src/util/rng.ts';
 import { parseConfig } from '../../pipeline/config.ts';
@@ -102,6 +103,12 @@ describe('weights that cannot fit in memory', () => {
     );
     const before = tf.memory().numTensors;
     expect(() => buildMlp({ ...spec, inputDim: 1_000_000, hidden: [100_000] })).toThrow(/hidden\[0\] = 100000 units x 1000000 inputs/);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+  it("a cnn's dense layer after the convolutions too (the convolutions built so far are disposed)", () => {
+    const before = tf.memory().numTensors;
+    const cnn = modelConfigSchema.parse({ type: 'cnn', conv: [{ filters: 64, padding: 'same' }], dense: [100_000] });
+    expect(() => buildModel(cnn, { inputDim: 28 * 28, shape: [28, 28, 1], outputs: 10, seed: 1 })).toThrow(/the largest layer is model\.dense\[0\] = 100000 units x 50176 inputs: lower model\.dense\[0\]/);
     expect(tf.memory().numTensors).toBe(before);
   });
 });

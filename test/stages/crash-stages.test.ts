@@ -138,5 +138,5 @@ describe('SIGKILL at the failpoints of covariance, clusters, distill and report 
     expect(done.output).toMatch(/report: running/);
     expect(outputs(out)).toEqual(reference);
     expect(leftovers(out)).toEqual([]);
-  }, 600_000);
+  }, 900_000);
 });

@@ -29,7 +29,15 @@ function cli(entry: string, args: string[]): Promise<Result> {
     let stderr = '';
     child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
     child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
+    // A case that hangs is a failure of its own, not a timeout of the whole sweep.
+    const timer = setTimeout(() => {
+      stderr += '\n(killed by the test: no exit within 240 s)';
+      child.kill('SIGKILL');
+    }, 240_000);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
   });
 }
 
@@ -138,7 +146,7 @@ describe('hostile configs and data files through the real CLIs', () => {
     // HOSTILE_ONLY=<substring> runs just the matching cases (when working on one of them).
     const only = process.env.HOSTILE_ONLY;
     results = await runAll(only ? CASES.filter((c) => c.name.includes(only)) : CASES);
-  }, 480_000);
+  }, 900_000);
 
   for (const c of CASES) {
     it(c.name, (t) => {

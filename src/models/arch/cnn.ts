@@ -13,6 +13,7 @@ import { ConfigError } from '../../util/errors.ts';
 import { Rng } from '../../util/rng.ts';
 import { LOGITS_LAYER } from './head.ts';
 import type { ArchInput, Architecture } from './types.ts';
+import { checkWeightsFit } from '../weights-fit.ts';
 
 const size = (max: number) => z.union([z.number().int().min(1).max(max), z.tuple([z.number().int().min(1).max(max), z.number().int().min(1).max(max)])]);
 
@@ -129,6 +130,15 @@ export function buildCnn(c: CnnConfig, input: ArchInput): tf.LayersModel {
     if (c.conv_dropout > 0) model.add(tf.layers.dropout({ rate: c.conv_dropout, seed: seedOf(`conv_dropout_${i}`), name: `conv_dropout_${i}` }));
   });
   model.add(tf.layers.flatten({ name: 'flatten' }));
+  // The dense layers' weights must fit before they are allocated (the convolutions' are small).
+  const flat = model.outputs[0]!.shape[1] as number;
+  const widths = [flat, ...c.dense, input.outputs];
+  try {
+    checkWeightsFit(widths.slice(1).map((units, i) => ({ key: i < c.dense.length ? `model.dense[${i}]` : `the logits layer (${input.outputs} classes)`, inputs: widths[i]!, units })), -1);
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
   c.dense.forEach((units, i) => {
     model.add(
       tf.layers.dense({
