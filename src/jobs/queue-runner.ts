@@ -131,13 +131,16 @@ export class QueueJobRunner implements JobRunner {
         try {
           for (const [id, { job }] of [...open]) {
             const state = await queue.getJobState(id);
+            // An active job is told apart by its start count and worker: a job whose worker died is
+            // moved back to wait and taken again between two polls, and must still be reported.
+            const active = state === 'active' ? await queue.getJob(id) : undefined;
+            const seen = active ? `active:${active.attemptsStarted}:${active.processedBy ?? ''}` : state;
             lastOk = Date.now();
-            if (state !== states.get(id)) {
+            if (seen !== states.get(id)) {
               lastChange = Date.now();
-              states.set(id, state);
+              states.set(id, seen);
               if (state === 'active') {
-                const j = await queue.getJob(id);
-                log.info(`${job.id}: taken by worker ${j?.processedBy ?? '?'}${j && j.attemptsStarted > 1 ? ` (start ${j.attemptsStarted})` : ''}`);
+                log.info(`${job.id}: taken by worker ${active?.processedBy ?? '?'}${active && active.attemptsStarted > 1 ? ` (start ${active.attemptsStarted})` : ''}`);
               }
             }
             if (state === 'completed' || state === 'unknown') {
@@ -178,7 +181,7 @@ export class QueueJobRunner implements JobRunner {
           continue;
         }
         const now = [...open.keys()].map((id) => states.get(id));
-        if (!now.includes('active') && now.some((s) => s === 'waiting' || s === 'prioritized') && Date.now() - lastChange > pickupMs) {
+        if (!now.some((s) => s?.startsWith('active')) && now.some((s) => s === 'waiting' || s === 'prioritized') && Date.now() - lastChange > pickupMs) {
           const n = await workersHere();
           throw new UserError(
             'queue',
