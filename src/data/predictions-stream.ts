@@ -2,6 +2,7 @@ import { promises as fs } from 'node:fs';
 import { DataType, Field, FixedSizeList, Float32, Int32, RecordBatch, RecordBatchReader, Schema, Struct, makeData } from 'apache-arrow';
 import { ArrowFileSink } from './arrow-write.ts';
 import { isFloat32Type, isInt32Type, readRecordBatches } from './arrow-read.ts';
+import { labeledRowChunks } from './row-chunks.ts';
 import { ArtifactError } from '../util/errors.ts';
 
 /** Rows per record batch: the same as `writePredictions` (`src/artifacts/predictions.ts`). */
@@ -161,36 +162,14 @@ export async function openPredictionsStream(file: string, column = 'logits'): Pr
     close,
     async *chunks(rows: number) {
       if (!Number.isInteger(rows) || rows < 1) throw new RangeError(`PredictionsStream.chunks: rows must be a positive integer, got ${rows}`);
-      const values = new Float32Array(rows * C);
-      const labels = new Int32Array(rows);
-      let k = 0;
-      let start = 0;
-      let row = 0;
       const batches = readRecordBatches(r, (_b, at, e) => new ArtifactError(`${file}: the record batch at row ${at} cannot be read (${(e as Error).message}): the file is truncated or corrupt; ${fix}`, { cause: e }));
-      for await (const b of batches) {
-        const m = b.numRows;
-        if (m === 0) continue;
-        const ld = b.data.children[labelIdx]!;
-        const vd = b.data.children[valIdx]!;
-        // Arrow JS slices value buffers and FixedSizeList children: element 0 is this batch's first value.
-        const l = (ld.values as Int32Array).subarray(0, m);
-        const v = (vd.children[0]!.values as Float32Array).subarray(0, m * C);
-        if (l.length !== m || v.length !== m * C) throw new ArtifactError(`${file}: buffers too short in the record batch at row ${row}: the file is corrupt; ${fix}`);
-        for (let i = 0; i < m; ) {
-          const take = Math.min(rows - k, m - i);
-          labels.set(l.subarray(i, i + take), k);
-          values.set(v.subarray(i * C, (i + take) * C), k * C);
-          k += take;
-          i += take;
-          if (k === rows) {
-            yield { labels, values, n: k, start };
-            start += k;
-            k = 0;
-          }
-        }
-        row += m;
-      }
-      if (k > 0) yield { labels, values, n: k, start };
+      yield* labeledRowChunks(batches, {
+        labelIdx,
+        valuesIdx: valIdx,
+        width: C,
+        rows,
+        tooShort: (row) => new ArtifactError(`${file}: buffers too short in the record batch at row ${row}: the file is corrupt; ${fix}`),
+      });
     },
   };
 }

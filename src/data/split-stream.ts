@@ -2,6 +2,7 @@ import { promises as fs } from 'node:fs';
 import { DataType, RecordBatchReader, type FixedSizeList, type Schema } from 'apache-arrow';
 import { ArtifactError } from '../util/errors.ts';
 import { isFloat32Type, isInt32Type, readRecordBatches } from './arrow-read.ts';
+import { labeledRowChunks } from './row-chunks.ts';
 
 /** A block of consecutive rows of a split file: `x` row-major `n x dim`, labels `y`. */
 export interface SplitChunk {
@@ -97,40 +98,21 @@ export async function openSplitStream(file: string): Promise<SplitStream> {
     close,
     async *chunks(rows: number) {
       if (!Number.isInteger(rows) || rows < 1) throw new RangeError(`SplitStream.chunks: rows must be a positive integer, got ${rows}`);
-      const x = new Float32Array(rows * dim);
-      const y = new Int32Array(rows);
-      let k = 0;
-      let start = 0;
-      let row = 0;
       const batches = readRecordBatches(
         r,
         (_batch, at, e) => new ArtifactError(`split file ${file}: the record batch at row ${at} cannot be read (${(e as Error).message}); the file is truncated or corrupt: re-run the ingest stage`, { cause: e }),
       );
-      for await (const b of batches) {
-        const m = b.numRows;
-        if (m === 0) continue;
-        const ld = b.data.children[labelIdx]!;
-        const fd = b.data.children[featIdx]!;
-        if (ld.nullCount > 0 || fd.nullCount > 0) throw new ArtifactError(`split file ${file}: null values in record batch at row ${row}; re-run the ingest stage`);
-        // Arrow JS slices value buffers and FixedSizeList children: element 0 is this batch's first value.
-        const labels = (ld.values as Int32Array).subarray(0, m);
-        const feats = (fd.children[0]!.values as Float32Array).subarray(0, m * dim);
-        if (labels.length !== m || feats.length !== m * dim) throw new ArtifactError(`split file ${file}: buffers too short in record batch at row ${row}; the file is corrupt, re-run the ingest stage`);
-        for (let i = 0; i < m; ) {
-          const take = Math.min(rows - k, m - i);
-          y.set(labels.subarray(i, i + take), k);
-          x.set(feats.subarray(i * dim, (i + take) * dim), k * dim);
-          k += take;
-          i += take;
-          if (k === rows) {
-            yield { x, y, n: k, start };
-            start += k;
-            k = 0;
-          }
-        }
-        row += m;
-      }
-      if (k > 0) yield { x, y, n: k, start };
+      const chunks = labeledRowChunks(batches, {
+        labelIdx,
+        valuesIdx: featIdx,
+        width: dim,
+        rows,
+        check: (ld, fd, row) => {
+          if (ld.nullCount > 0 || fd.nullCount > 0) throw new ArtifactError(`split file ${file}: null values in record batch at row ${row}; re-run the ingest stage`);
+        },
+        tooShort: (row) => new ArtifactError(`split file ${file}: buffers too short in record batch at row ${row}; the file is corrupt, re-run the ingest stage`),
+      });
+      for await (const c of chunks) yield { x: c.values, y: c.labels, n: c.n, start: c.start };
     },
   };
 }
