@@ -126,21 +126,26 @@ export class QueueJobRunner implements JobRunner {
       let lastChange = Date.now();
       let lastOk = Date.now();
       const noMarkerSince = new Map<string, number>();
+      /** Starts of each job reported so far. */
+      const starts = new Map<string, number>();
       while (open.size > 0) {
         await sleep(pollMs);
         try {
           for (const [id, { job }] of [...open]) {
             const state = await queue.getJobState(id);
-            // An active job is told apart by its start count and worker: a job whose worker died is
-            // moved back to wait and taken again between two polls, and must still be reported.
-            const active = state === 'active' ? await queue.getJob(id) : undefined;
-            const seen = active ? `active:${active.attemptsStarted}:${active.processedBy ?? ''}` : state;
             lastOk = Date.now();
-            if (seen !== states.get(id)) {
+            if (state !== states.get(id)) {
               lastChange = Date.now();
-              states.set(id, seen);
-              if (state === 'active') {
-                log.info(`${job.id}: taken by worker ${active?.processedBy ?? '?'}${active && active.attemptsStarted > 1 ? ` (start ${active.attemptsStarted})` : ''}`);
+              states.set(id, state);
+            }
+            // Every start of a job is reported once, by its start count: a job whose worker died can
+            // be taken again, and even finish, between two polls.
+            if (state === 'active' || state === 'completed') {
+              const j = await queue.getJob(id);
+              if (j && j.attemptsStarted > (starts.get(id) ?? 0)) {
+                lastChange = Date.now();
+                starts.set(id, j.attemptsStarted);
+                log.info(`${job.id}: taken by worker ${j.processedBy ?? '?'}${j.attemptsStarted > 1 ? ` (start ${j.attemptsStarted})` : ''}`);
               }
             }
             if (state === 'completed' || state === 'unknown') {
@@ -181,7 +186,7 @@ export class QueueJobRunner implements JobRunner {
           continue;
         }
         const now = [...open.keys()].map((id) => states.get(id));
-        if (!now.some((s) => s?.startsWith('active')) && now.some((s) => s === 'waiting' || s === 'prioritized') && Date.now() - lastChange > pickupMs) {
+        if (!now.includes('active') && now.some((s) => s === 'waiting' || s === 'prioritized') && Date.now() - lastChange > pickupMs) {
           const n = await workersHere();
           throw new UserError(
             'queue',
