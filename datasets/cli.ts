@@ -13,8 +13,9 @@ import { describeArrowFile } from '../src/data/arrow-read.ts';
 import { ConfigError, UserError } from '../src/util/errors.ts';
 import { createLogger } from '../src/util/log.ts';
 import { ensureRecipe, makeRecipe, parseRecipeOptions, recipeSchemas, type RecipeName } from './recipes.ts';
+import { checkOutputFile } from '../src/artifacts/output-file.ts';
 
-const USAGE = `usage: npm run dataset -- <${Object.keys(recipeSchemas).join('|')}> [--out FILE] [--cache DIR] [--key value ...]
+const USAGE = `usage: npm run dataset -- <${Object.keys(recipeSchemas).join('|')}> [--out FILE [--force]] [--cache DIR] [--key value ...]
   mnist      options: --limitTrain N --limitTest N
   synthetic  options: --classes C --groups G --dim D --perClass N --seed S
                       --groupSpread F --classSpread F --noise F --testPerClass N --validPerClass N
@@ -23,6 +24,7 @@ const USAGE = `usage: npm run dataset -- <${Object.keys(recipeSchemas).join('|')
                       --valid-per-class N --test-per-class N --size PX --split iid|font
                       --test-font NAME --fonts A,B --seed S --scale MIN,MAX --shift F
                       --rotation DEG --stroke PX --blur PX --noise SD
+  an existing --out file is replaced only with --force
   see datasets/README.md`;
 
 /** Parsed command line of the dataset CLI. */
@@ -31,6 +33,8 @@ export interface DatasetArgs {
   out: string | null;
   cache: string;
   options: Record<string, unknown>;
+  /** Replace an existing `--out` file. */
+  force: boolean;
   help: boolean;
 }
 
@@ -59,13 +63,13 @@ function setOption(options: Record<string, unknown>, key: string, value: unknown
 }
 
 /**
- * Parses `NAME [--out FILE] [--cache DIR] [--key value | --key=value ...]`; a dotted key
+ * Parses `NAME [--out FILE] [--force] [--cache DIR] [--key value | --key=value ...]`; a dotted key
  * (`--bridges.fraction 0.2`) sets a field of a nested option.
  *
  * @throws ConfigError for a missing/unknown recipe name or a flag without a value.
  */
 export function parseDatasetArgs(argv: readonly string[]): DatasetArgs {
-  if (argv.includes('--help') || argv.includes('-h')) return { name: 'mnist', out: null, cache: '', options: {}, help: true };
+  if (argv.includes('--help') || argv.includes('-h')) return { name: 'mnist', out: null, cache: '', options: {}, force: false, help: true };
   const rest = [...argv];
   const name = rest.shift();
   if (!name || name.startsWith('-')) throw new ConfigError(`missing dataset name (one of ${Object.keys(recipeSchemas).join(', ')}); run with --help`);
@@ -73,8 +77,13 @@ export function parseDatasetArgs(argv: readonly string[]): DatasetArgs {
   let out: string | null = null;
   let cache = path.join('artifacts', 'datasets');
   const options: Record<string, unknown> = {};
+  let force = false;
   while (rest.length > 0) {
     const a = rest.shift() as string;
+    if (a === '--force') {
+      force = true;
+      continue;
+    }
     if (!a.startsWith('--') || a.length < 3) throw new ConfigError(`unexpected argument ${JSON.stringify(a)}; options look like --key value`);
     let key = a.slice(2);
     let value: string | undefined;
@@ -90,7 +99,7 @@ export function parseDatasetArgs(argv: readonly string[]): DatasetArgs {
     else if (key === 'cache') cache = value;
     else setOption(options, key, convert(value));
   }
-  return { name: name as RecipeName, out, cache, options, help: false };
+  return { name: name as RecipeName, out, cache, options, force, help: false };
 }
 
 /** Runs the CLI; returns the exit status (0 ok, 2 bad arguments or data, 1 unexpected error). */
@@ -105,6 +114,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     let file: string;
     if (args.out) {
       const parsed = parseRecipeOptions(args.name, args.options);
+      // A dataset file carries no mark of its maker: any existing file is the user's to replace.
+      await checkOutputFile(args.out, { flag: '--out', force: args.force, ours: () => false });
       const t = Date.now();
       await makeRecipe(args.name, parsed, args.out, log);
       log.info(`made ${args.name} in ${((Date.now() - t) / 1000).toFixed(1)}s`);

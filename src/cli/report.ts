@@ -10,11 +10,12 @@ import { writeReport } from '../report/write.ts';
 import { createLogger } from '../util/log.ts';
 import { UserError } from '../util/errors.ts';
 
-const USAGE = `usage: npm run report -- RUN_FOLDER [--out FILE] [--stages a,b,...] [--title TEXT]
+const USAGE = `usage: npm run report -- RUN_FOLDER [--out FILE [--force]] [--stages a,b,...] [--title TEXT]
 
 Writes one self-contained HTML page (charts included, no network needed) summarising a run:
 stages and times, training curves, the prediction covariance by cluster, clusters, specialists,
-the ensemble's accuracy tables, distillation results. Default output RUN_FOLDER/report/index.html.`;
+the ensemble's accuracy tables, distillation results. Default output RUN_FOLDER/report/index.html.
+An existing --out file is replaced when it is an earlier report page, any other file only with --force.`;
 
 await runCli(USAGE, async (argv) => {
   const { values, positionals } = parseArgs({
@@ -24,6 +25,7 @@ await runCli(USAGE, async (argv) => {
       out: { type: 'string' },
       stages: { type: 'string' },
       title: { type: 'string' },
+      force: { type: 'boolean', default: false },
       verbose: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -45,6 +47,7 @@ await runCli(USAGE, async (argv) => {
   const out = values.out ?? path.join(reportDir, 'index.html');
   const written = await writeReport(runDir, out, {
     log: createLogger(),
+    force: values.force || values.out === undefined, // the default path is the run folder's own report/
     ...(values.stages ? { stages: values.stages.split(',').map((s) => s.trim()).filter(Boolean) } : {}),
     ...(values.title !== undefined ? { title: values.title } : {}),
   });

@@ -8,6 +8,7 @@ import { ArrowFileSink, utf8FromCodes } from '../data/arrow-write.ts';
 import { readFeatureRows } from '../data/feature-rows.ts';
 import { ConfigError } from '../util/errors.ts';
 import { silentLogger, type Logger } from '../util/log.ts';
+import { arrowHasGenerator, checkOutputFile, GENERATOR, GENERATOR_KEY } from '../artifacts/output-file.ts';
 import type { Predictor } from './predictor.ts';
 
 /** Options of {@link predictFile}. */
@@ -20,6 +21,11 @@ export interface PredictFileOptions {
   top?: number;
   /** Rows predicted at once at most (bigger record batches are cut). Default 8,192. */
   blockRows?: number;
+  /**
+   * Replace an existing `out` that distill-kit did not write (a file an earlier predict wrote is
+   * replaced anyway). Never the input itself.
+   */
+  force?: boolean;
   log?: Logger;
 }
 
@@ -80,7 +86,9 @@ export function topK(probs: Float32Array, n: number, C: number, top: number): { 
  * Predicts every row of `opts.input` with `predictor`, writing `predicted`, `predicted_name`,
  * `top_classes`, `top_probabilities` (and `label` when the input has one) to `opts.out`.
  *
- * @throws DataError for input the model cannot take (see `readFeatureRows`); ConfigError for a bad `top`
+ * @throws DataError for input the model cannot take (see `readFeatureRows`); ConfigError for a bad
+ * `top`; UserError('io') when `out` is the input, a folder, or a file distill-kit did not write
+ * (without `force`), before anything is read or written
  */
 export async function predictFile(predictor: Predictor, opts: PredictFileOptions): Promise<PredictFileResult> {
   const log = opts.log ?? silentLogger;
@@ -88,6 +96,9 @@ export async function predictFile(predictor: Predictor, opts: PredictFileOptions
   const top = Math.min(opts.top ?? 5, C);
   if (!Number.isInteger(top) || top < 1) throw new ConfigError(`--top must be a whole number >= 1, got ${String(opts.top)}`);
   const blockRows = Math.max(1, Math.floor(opts.blockRows ?? 8192));
+  if (opts.out) {
+    await checkOutputFile(opts.out, { flag: '--out', force: opts.force ?? false, inputs: [opts.input], ours: (f) => arrowHasGenerator(f, GENERATOR.predict) });
+  }
   let sink: ArrowFileSink | null = null;
   let schema: Schema | null = null;
   let rows = 0;
@@ -97,7 +108,7 @@ export async function predictFile(predictor: Predictor, opts: PredictFileOptions
   try {
     for await (const block of readFeatureRows(opts.input, { dim: predictor.dim, shape: predictor.shape, classes: predictor.classes })) {
       if (opts.out && !sink) {
-        schema = predictionsSchema(top, block.labels !== null, { stage: predictor.stageDir, kind: predictor.kind, classes: String(C) });
+        schema = predictionsSchema(top, block.labels !== null, { [GENERATOR_KEY]: GENERATOR.predict, stage: predictor.stageDir, kind: predictor.kind, classes: String(C) });
         sink = new ArrowFileSink(opts.out, schema);
       }
       for (let s = 0; s < block.rows; s += blockRows) {

@@ -9,6 +9,7 @@ import { heatmapGrid, orderByClusters, quantise } from './heatmap.ts';
 import { markdownToHtml } from './markdown.ts';
 import { escapeHtml as esc, inlineScript, jsonForScript } from './escape.ts';
 import { BOOTSTRAP_JS } from './bootstrap.ts';
+import { generatorMeta, GENERATOR } from '../artifacts/output-file.ts';
 
 /** Scripts inlined before the page's own (vega, vega-lite, vega-embed, in that order). */
 export interface ReportAssets {
@@ -309,6 +310,7 @@ export function renderReport(d: ReportData, assets: ReportAssets, opts: RenderOp
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
+${generatorMeta(GENERATOR.report)}
 <title>${esc(d.title)}: run report</title>
 <style>${CSS}</style>
 </head>

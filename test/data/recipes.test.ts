@@ -188,8 +188,10 @@ describe('dataset CLI', () => {
       out: 'data/s.arrow',
       cache: path.join('artifacts', 'datasets'),
       options: { classes: 1000, groups: 100, noise: 0.5 },
+      force: false,
       help: false,
     });
+    expect(parseDatasetArgs(['mnist', '--force', '--out', 'm.arrow']).force).toBe(true);
     expect(() => parseDatasetArgs([])).toThrow(ConfigError);
     expect(() => parseDatasetArgs(['cifar'])).toThrow(/unknown dataset "cifar"/);
     expect(() => parseDatasetArgs(['mnist', '--limitTrain'])).toThrow(/needs a value/);
@@ -211,6 +213,16 @@ describe('dataset CLI', () => {
       expect(out.join('')).toContain(`wrote ${f}`);
       expect(out.join('')).toContain('labels: 5 distinct classes');
       expect(out.join('')).toContain('rows: 30');
+      // An existing file is the user's: refused (one error line, the file as it was) unless --force.
+      const args = ['synthetic', '--classes', '6', '--groups', '1', '--dim', '2', '--perClass', '4', '--out', f];
+      const before = readFileSync(f);
+      err.length = 0;
+      expect(await main(args)).toBe(2);
+      expect(err.join('')).toMatch(/^error: --out .*s\.arrow already exists and was not written by distill-kit; choose another --out path, or add --force to replace it\n$/);
+      expect(readFileSync(f).equals(before)).toBe(true);
+      out.length = 0;
+      expect(await main([...args, '--force'])).toBe(0);
+      expect(out.join('')).toContain('labels: 6 distinct classes');
     } finally {
       se.mockRestore();
       so.mockRestore();

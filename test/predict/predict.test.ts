@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
@@ -166,6 +166,36 @@ describe('predict on new data', () => {
     }
     await expect(loadPredictor(path.join(out, 'clusters'))).rejects.toThrow(/no trained model.*give a stage that trains one/);
     await expect(loadPredictor(tmp)).rejects.toThrow(/not a finished stage/);
+  });
+
+  it("--out never replaces a user's file: only an earlier prediction file, or with force; never the input or a folder", async () => {
+    const p = await loadPredictor(path.join(out, 'generalist'));
+    try {
+      const input = path.join(out, 'ingest', 'test.arrow');
+      const mine = path.join(tmp, 'mine.arrow');
+      writeFileSync(mine, 'my own notes, not an Arrow file');
+      await expect(predictFile(p, { input, out: mine })).rejects.toThrow(/--out .*mine\.arrow already exists and was not written by distill-kit; choose another --out path, or add --force/);
+      expect(readFileSync(mine, 'utf8')).toBe('my own notes, not an Arrow file');
+      // An Arrow file of someone else's (no generator mark) is the user's too.
+      const foreign = path.join(tmp, 'foreign.arrow');
+      copyFileSync(input, foreign);
+      const before = readFileSync(foreign);
+      await expect(predictFile(p, { input, out: foreign })).rejects.toThrow(/already exists and was not written by distill-kit/);
+      expect(readFileSync(foreign).equals(before)).toBe(true);
+      // With force it is replaced; after that the file is ours and a rerun replaces it without force.
+      await predictFile(p, { input, out: mine, force: true });
+      expect(tableFromIPC(readFileSync(mine)).numRows).toBe(72);
+      expect(tableFromIPC(readFileSync(mine)).schema.metadata.get('generator')).toBe('distill-kit predict');
+      await predictFile(p, { input, out: mine, top: 1 });
+      expect(tableFromIPC(readFileSync(mine)).getChild('top_classes')!.type.listSize).toBe(1);
+      // Never the input itself (even with force), never a folder.
+      const inputBytes = readFileSync(input);
+      await expect(predictFile(p, { input, out: input, force: true })).rejects.toThrow(/is the input file/);
+      expect(readFileSync(input).equals(inputBytes)).toBe(true);
+      await expect(predictFile(p, { input, out: tmp, force: true })).rejects.toThrow(/is a folder; give the path of a file/);
+    } finally {
+      p.dispose();
+    }
   });
 
   it('the CLI: prints the accuracy, writes the file; a bad stage folder is one error line', () => {

@@ -284,10 +284,20 @@ describe('writing the report', () => {
     ingestAndGeneralist(4);
     const file = path.join(run, 'report', 'index.html');
     stage('report', 'report', { 'index.html': 'old' });
-    const w = await writeReport(run, file);
+    // A page the report did not write is replaced only with force (what the CLI does for its default path).
+    await expect(writeReport(run, file)).rejects.toThrow(/already exists and was not written by distill-kit; choose another --out path, or add --force/);
+    expect(readFileSync(file, 'utf8')).toBe('old');
+    const w = await writeReport(run, file, { force: true });
     const html = readFileSync(file, 'utf8');
     expect(w.charts).toBe(1);
     expect(html).toMatch(/<script data-lib="vega">!function/);
     expect(html).not.toMatch(/<script[^>]*\bsrc=/);
+    // An earlier report page is replaced without force; a user's file at --out is not.
+    await writeReport(run, file, { title: 'again' });
+    expect(readFileSync(file, 'utf8')).toContain('again');
+    const mine = path.join(run, 'notes.html');
+    writeFileSync(mine, '<html>my notes</html>');
+    await expect(writeReport(run, mine)).rejects.toThrow(/notes\.html already exists/);
+    expect(readFileSync(mine, 'utf8')).toBe('<html>my notes</html>');
   });
 });
