@@ -71,12 +71,13 @@ export const PAPER = {
 } as const;
 
 /** A percentage with `digits` decimals; a value that rounds to zero prints as 0, never -0 (e.g. -0.0% from (0.9908 - 0.9908000000000001) / gain). */
-const pct = (v: number | null | undefined, digits = 2): string => {
+export const pct = (v: number | null | undefined, digits = 2): string => {
   if (v === null || v === undefined || !Number.isFinite(v)) return '-';
   const s = (100 * v).toFixed(digits);
   return `${Number(s) === 0 ? (0).toFixed(digits) : s}%`;
 };
-const num = (v: number | null | undefined): string => (v === null || v === undefined || !Number.isFinite(v) ? '-' : String(+v.toFixed(4)));
+/** A number with at most 4 decimals; `-` for null, undefined or a non-finite value. */
+export const num = (v: number | null | undefined): string => (v === null || v === undefined || !Number.isFinite(v) ? '-' : String(+v.toFixed(4)));
 
 /** A markdown table (header row, separator, body), cells already formatted. */
 export function markdownTable(header: string[], rows: string[][]): string {

@@ -27,6 +27,15 @@ import {
   type ModelMetrics,
 } from './experiment-results.ts';
 import type { EnsembleMetrics } from './train-ensemble.ts';
+import {
+  clustersFileSchema,
+  ensembleMetricsFileSchema,
+  modelMetricsFileSchema,
+  specialistsResult,
+  specialistsSummarySchema,
+  type ModelRun,
+  type StageCost,
+} from './specialists-result.ts';
 
 const stage = z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, 'a stage name');
 
@@ -75,6 +84,23 @@ const schema = z.discriminatedUnion('kind', [
     soft: stage.describe('The student on soft targets of the small subset'),
     full: stage.optional().describe('The full-data model the soft targets came from (a row for comparison)'),
   }),
+  /** The specialist route on a large label set (paper section 5), its targets checked. */
+  z.strictObject({
+    kind: z
+      .literal('specialists')
+      .describe('Paper section 5 on a large label set: generalist, specialists in their own subsets, their ensemble, the ensemble distilled into one model and two controls; checks (a) the specialists beat the generalist in their own subsets on valid, (b) ensemble - generalist >= 1 point on test, (d) student - student_self >= 0.5 x (ensemble - generalist) on test'),
+    generalist: stage.default('generalist').describe('The generalist the specialists were copied from (a `generalist` or `train` stage)'),
+    clusters: stage.default('clusters').describe('The `clusters` stage (cluster sizes, classes per coverage)'),
+    specialists: stage.default('specialists').describe('The `specialists` stage (`specialists.json`: each one\'s in-subset accuracy on valid beside the generalist\'s, dustbin calibration)'),
+    ensemble: stage.default('ensemble').describe('The `ensemble` stage (test and valid accuracy, weight, the by-membership coverage table)'),
+    student: stage.default('student').describe('The `distill` stage taught by the ensemble (`teacher_targets: <ensemble>`)'),
+    student_self: stage
+      .optional()
+      .describe("Control: the same student distilled from the generalist alone (same transfer set, loss and schedule): check (d) compares the student's gain over it with half the ensemble's gain over the generalist. One that has not run in the run folder is left out and named"),
+    generalist_more: stage
+      .optional()
+      .describe("Control: the generalist's recipe trained longer: a row, and its time beside the specialist route's. One that has not run in the run folder is left out and named"),
+  }),
 ]);
 /** Params of the `results` stage. */
 export type ResultsParams = z.output<typeof schema>;
@@ -93,6 +119,8 @@ export function resultsDeps(p: ResultsParams): string[] {
       return [p.ensemble, p.distilled];
     case 'soft-regulariser':
       return [p.hard, p.soft, ...(p.full ? [p.full] : [])];
+    case 'specialists':
+      return [p.generalist, p.clusters, p.specialists, p.ensemble, p.student];
   }
 }
 
@@ -102,7 +130,16 @@ export function resultsDeps(p: ResultsParams): string[] {
  * out and names them.
  */
 export function resultsOptionalDeps(p: ResultsParams): string[] {
-  return p.kind === 'mnist-paper' ? [...p.controls, ...p.teacher_seeds] : p.kind === 'ensemble' ? [...p.controls] : [];
+  switch (p.kind) {
+    case 'mnist-paper':
+      return [...p.controls, ...p.teacher_seeds];
+    case 'ensemble':
+      return [...p.controls];
+    case 'specialists':
+      return [p.student_self, p.generalist_more].filter((s): s is string => s !== undefined);
+    default:
+      return [];
+  }
 }
 
 /**
@@ -215,6 +252,8 @@ function checkSeedRuns(teacher: string, others: readonly string[], dir: (stage: 
 export function buildResult(p: ResultsParams, dir: (stage: string) => string, has: (stage: string) => boolean = () => true): ExperimentResult {
   const optional = resultsOptionalDeps(p);
   const notRun = optional.filter((s) => !has(s));
+  // Its builder names the controls that have not run itself (target (d) needs one of them).
+  if (p.kind === 'specialists') return readSpecialistsResult(p, dir, notRun);
   const r = buildPresent(p, dir, (s) => !notRun.includes(s));
   if (optional.length === 0) return r;
   const line = notRun.length === 0 ? [] : [`- not in this run folder, so not in the table: ${notRun.map((s) => `'${s}'`).join(', ')} (\`npm run pipeline -- --config FILE --only NAME\` trains one; then rerun the results stage)`];
@@ -264,7 +303,56 @@ function buildPresent(p: ResultsParams, dir: (stage: string) => string, present:
       return ensembleResult({ ...read<EnsembleMetrics>(p.ensemble, 'metrics.json'), ...trainingOf(dir(p.ensemble)) }, metrics(p.distilled), p.controls.filter(present).map((name) => ({ name, ...metrics(name) })));
     case 'soft-regulariser':
       return softRegulariserResult(metrics(p.hard), metrics(p.soft), p.full ? metrics(p.full) : null);
+    case 'specialists':
+      return readSpecialistsResult(p, dir, []);
   }
+}
+
+/** A stage file read through its zod schema. @throws ArtifactError naming the file, the key and the fix */
+function readChecked<S extends z.ZodType>(dir: (stage: string) => string, s: string, file: string, schema: S, kind: string): z.output<S> {
+  const f = path.join(dir(s), file);
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(f, 'utf8'));
+  } catch (e) {
+    throw new ArtifactError(`results: cannot read ${f} of stage '${s}' (${(e as Error).message}); is '${s}' the right kind of stage for a '${kind}' result, and has it run?`);
+  }
+  const r = schema.safeParse(raw);
+  if (!r.success) {
+    const issue = r.error.issues[0]!;
+    throw new ArtifactError(`results: ${f} of stage '${s}' is not what a '${kind}' result reads (${issue.path.join('.') || '(top level)'}: ${issue.message}); point the results stage at the right stage, or rerun '${s}' with --force`);
+  }
+  return r.data;
+}
+
+/** A stage's time and peak memory from its manifest; null without one. */
+function costOf(stageDir: string): StageCost | null {
+  const m = readManifest(stageDir);
+  if (!m) return null;
+  const job = m.summary?.max_job_peak_rss_mb;
+  return { seconds: m.seconds, peak_rss_mb: m.stage_peak_rss_mb ?? null, ...(typeof job === 'number' ? { job_peak_rss_mb: job } : {}) };
+}
+
+/** How a model stage was trained, in one line (architecture, optimizer and epochs), from its manifest. */
+function trainingLine(stageDir: string): string | undefined {
+  const t = trainingOf(stageDir);
+  return [t.arch, t.optimizer].filter(Boolean).join(', ') || undefined;
+}
+
+/** The `specialists` result from the stage folders; the controls in `notRun` are absent. */
+function readSpecialistsResult(p: Extract<ResultsParams, { kind: 'specialists' }>, dir: (stage: string) => string, notRun: string[]): ExperimentResult {
+  const model = (s: string): ModelRun => ({ name: s, metrics: readChecked(dir, s, 'metrics.json', modelMetricsFileSchema, p.kind), training: trainingLine(dir(s)), cost: costOf(dir(s)) });
+  const control = (s: string | undefined): ModelRun | null => (s === undefined || notRun.includes(s) ? null : model(s));
+  return specialistsResult({
+    generalist: model(p.generalist),
+    clusters: { name: p.clusters, file: readChecked(dir, p.clusters, 'clusters.json', clustersFileSchema, p.kind), cost: costOf(dir(p.clusters)) },
+    specialists: { name: p.specialists, summary: readChecked(dir, p.specialists, 'specialists.json', specialistsSummarySchema, p.kind), cost: costOf(dir(p.specialists)) },
+    ensemble: { name: p.ensemble, metrics: readChecked(dir, p.ensemble, 'metrics.json', ensembleMetricsFileSchema, p.kind), cost: costOf(dir(p.ensemble)) },
+    student: model(p.student),
+    studentSelf: control(p.student_self),
+    generalistMore: control(p.generalist_more),
+    notRun,
+  });
 }
 
 /** `results`: an experiment's results.json and results.md, beside the paper's numbers. */

@@ -82,6 +82,9 @@ describe('glyphs through every stage', () => {
       const c = loadConfig(path.join(REPO_ROOT, 'pipeline', 'configs', `${name}.yaml`), STAGES);
       expect(c.name).toBe(name);
       expect(c.stages.map((s) => s.name)).toEqual(expect.arrayContaining(['ingest', 'generalist', 'covariance', 'clusters', 'specialists', 'ensemble', 'student', 'student_self', 'generalist_more']));
+      // the results table of the specialist route, its controls included, just before the report
+      expect(c.stages.slice(-2).map((s) => s.name)).toEqual(['results', 'report']);
+      expect(c.stages.at(-2)!.params).toMatchObject({ kind: 'specialists', student: 'student', student_self: 'student_self', generalist_more: 'generalist_more' });
     }
   });
 });
