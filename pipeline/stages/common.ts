@@ -9,7 +9,7 @@ import type { EpochMetrics } from '../../src/models/train.ts';
 import { writeFileAtomic, writeJsonAtomic } from '../../src/artifacts/atomic.ts';
 import { ArtifactError, ConfigError } from '../../src/util/errors.ts';
 import { UNLABELED_FILE } from '../../src/data/ingest.ts';
-import { writeTrainingCurves } from '../../src/tensorboard/training-curves.ts';
+import { TB_DIR, writeTrainingCurves } from '../../src/tensorboard/training-curves.ts';
 
 /** The three splits and class table written by an `ingest` stage. */
 export interface IngestedData {
@@ -19,15 +19,19 @@ export interface IngestedData {
   classes: ClassesFile;
 }
 
-/** Reads what an `ingest` stage wrote in `dir`. */
-export async function readIngested(dir: string): Promise<IngestedData> {
+/** Reads the `classes.json` an `ingest` stage wrote in `dir`. */
+export function readClasses(dir: string): ClassesFile {
   const file = path.join(dir, 'classes.json');
-  let classes: ClassesFile;
   try {
-    classes = JSON.parse(readFileSync(file, 'utf8')) as ClassesFile;
+    return JSON.parse(readFileSync(file, 'utf8')) as ClassesFile;
   } catch (e) {
     throw new ArtifactError(`cannot read ${file}: ${(e as Error).message}; rerun the ingest stage with --force`);
   }
+}
+
+/** Reads what an `ingest` stage wrote in `dir`. */
+export async function readIngested(dir: string): Promise<IngestedData> {
+  const classes = readClasses(dir);
   const [train, valid, test] = await Promise.all(['train', 'valid', 'test'].map((s) => readSplit(path.join(dir, `${s}.arrow`))));
   return { train: train!, valid: valid!, test: test!, classes };
 }
@@ -53,6 +57,9 @@ export interface SplitMetrics {
   examples: number;
   loss: number;
 }
+
+/** What {@link writeModelOutputs} writes into its folder (files and folders), for copying them elsewhere. */
+export const MODEL_OUTPUTS = ['model', 'metrics.jsonl', TB_DIR, 'metrics.json'] as const;
 
 /**
  * Writes a trained model's artifacts: `model/`, `metrics.jsonl` (one line per epoch), the same

@@ -2,20 +2,28 @@
  * `distill-sweep`: the paper's temperature experiment as one stage: a student of each hidden
  * width distilled at each temperature from one teacher (teacher logits computed once), plus an
  * optional hard-label student per width. Writes `sweep.json` and each student's training curves
- * as TensorBoard events in `<cell id>/tb/` (e.g. `w800-T4/tb/`); finished cells survive a crash.
+ * as TensorBoard events in `<cell id>/tb/` (e.g. `w800-T4/tb/`). Each student is an independent
+ * job (`sweep-student`, `pipeline/jobs/sweep-student-job.ts`): `--workers N` trains N at a time in
+ * local processes, `--queue redis://...` on queue workers; finished students survive a crash.
  */
-import { existsSync, readFileSync, promises as fs } from 'node:fs';
+import { readFileSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { writeJsonAtomic } from '../../src/artifacts/atomic.ts';
-import { TB_DIR, TB_FILE, writeTrainingCurves } from '../../src/tensorboard/training-curves.ts';
+import { TB_DIR, TB_FILE } from '../../src/tensorboard/training-curves.ts';
 import { defineStage, type StageContext } from '../stage.ts';
 import { modelKeys, resolveModel, trainingSchema } from '../schemas.ts';
 import { withWidth } from '../../src/models/arch/index.ts';
 import type { SplitMetrics } from './common.ts';
-import { checkTeacherParams, disposePrepared, distillDeps, distillSourceSchema, prepareDistillation, teacherRowsFor, type PreparedDistillation } from './distill.ts';
+import { checkTeacherParams, disposePrepared, distillDeps, distillSourceSchema, prepareDistillation, teacherRowsFor } from './distill.ts';
 import { SOFT_LOSS_KEYS } from '../../src/distill/loss-registry.ts';
-import { trainStudent, type LossConfig } from './student.ts';
+import { UNLABELED_FILE } from '../../src/data/ingest.ts';
+import { writeArrayFile } from '../../src/jobs/array-file.ts';
+import { runStageJobs } from '../../src/jobs/job-runner.ts';
+import { isJobDone, type Job } from '../../src/specialists/worker-pool.ts';
+import type { SweepStudentJobParams, SweepStudentMetrics } from '../jobs/sweep-student-job.ts';
+import { trainingParamsOf } from './student.ts';
+import { modelDirsOf } from './teachers.ts';
 
 const { hidden: _hidden, ...studentShape } = modelKeys;
 
@@ -93,18 +101,36 @@ export interface SweepFile {
 /** `distill-sweep`: students of several widths distilled at several temperatures from one teacher. */
 export const distillSweepStage = defineStage({
   type: 'distill-sweep',
-  description: 'distil one teacher into students of several hidden widths at several temperatures (table of test errors)',
+  description: 'distil one teacher into students of several hidden widths at several temperatures (table of test errors; parallel with --workers or --queue)',
   schema,
   deps: distillDeps,
   code: ['pipeline/stages/distill-sweep.ts'],
   async run(ctx) {
     const p = ctx.params;
-    const prep = await prepareDistillation(ctx as StageContext<unknown>, p, true);
-    try {
-      return await sweep(ctx, p, prep);
-    } finally {
-      disposePrepared(prep);
+    // The teacher's targets and the transfer rows go to files the jobs read; then the stage's own
+    // copies are let go (the cells run in this process with --workers 1).
+    const { plan, jobs, teacher, transferExamples } = await prepareCells(ctx, p);
+    await runStageJobs(ctx, 'distill-sweep', 'students', 'sweep-student', jobs);
+    const cells: SweepCell[] = [];
+    for (const [i, { width, T }] of plan.entries()) {
+      const job = jobs[i]!;
+      const m = JSON.parse(readFileSync(path.join(job.outDir, 'metrics.json'), 'utf8')) as SweepStudentMetrics;
+      cells.push({ width, T, test: m.test, valid: m.valid, best_epoch: m.best_epoch, transfer_accuracy: m.transfer_accuracy });
+      ctx.log.info(`[${i + 1}/${plan.length}] ${job.id}: ${m.test.errors} test errors of ${m.test.examples}`);
+      await fs.mkdir(path.join(ctx.outDir, job.id, TB_DIR), { recursive: true });
+      await fs.copyFile(path.join(job.outDir, TB_DIR, TB_FILE), path.join(ctx.outDir, job.id, TB_DIR, TB_FILE));
     }
+    const out: SweepFile = {
+      widths: p.widths,
+      temperatures: p.temperatures,
+      depth: p.depth,
+      alpha: p.alpha,
+      teacher,
+      transfer_examples: transferExamples,
+      cells,
+    };
+    await writeJsonAtomic(path.join(ctx.outDir, 'sweep.json'), out);
+    return { cells: cells.length };
   },
 });
 
@@ -113,62 +139,54 @@ function cellId(width: number, T: number | null): string {
   return `w${width}-${T === null ? 'hard' : `T${T}`}`;
 }
 
-async function sweep(ctx: StageContext<DistillSweepParams>, p: DistillSweepParams, prep: PreparedDistillation): Promise<Record<string, number>> {
-    const cellsDir = path.join(ctx.scratchDir, 'cells');
-    await fs.mkdir(cellsDir, { recursive: true });
-    const plan: { width: number; T: number | null }[] = [];
-    for (const width of p.widths) {
-      if (p.hard_baseline) plan.push({ width, T: null });
-      for (const T of p.temperatures) plan.push({ width, T });
-    }
-    const cells: SweepCell[] = [];
-    for (const [i, { width, T }] of plan.entries()) {
+/**
+ * The sweep's cells and their jobs: selects the transfer set and gets the teacher's targets on it
+ * (`prepareDistillation`: cached across a crash, and written to the stage folder), writes what the
+ * jobs read to the scratch folder (the transfer rows, the teacher's targets) unless every cell has
+ * finished, and frees the rest.
+ */
+async function prepareCells(
+  ctx: StageContext<DistillSweepParams>,
+  p: DistillSweepParams,
+): Promise<{ plan: { width: number; T: number | null }[]; jobs: Job[]; teacher: string[] | null; transferExamples: number }> {
+  const plan: { width: number; T: number | null }[] = [];
+  for (const width of p.widths) {
+    if (p.hard_baseline) plan.push({ width, T: null });
+    for (const T of p.temperatures) plan.push({ width, T });
+  }
+  const prep = await prepareDistillation(ctx as StageContext<unknown>, p, true);
+  try {
+    const dataDir = ctx.input(p.data);
+    const rowsFile = path.join(ctx.scratchDir, 'transfer-rows.i32');
+    const teacherFile = path.join(ctx.scratchDir, 'teacher-targets.f32');
+    // Every distilled cell has a soft loss: the same kind of teacher rows for all of them.
+    const teacherRows = teacherRowsFor(prep, { type: 'soft', T: p.temperatures[0]!, alpha: p.alpha });
+    const teacherModels = prep.online ? (p.teacher ?? []).flatMap((t) => modelDirsOf(ctx.input(t), t)) : [];
+    const jobs: Job[] = plan.map(({ width, T }) => {
       const id = cellId(width, T);
-      const done = path.join(cellsDir, `${id}.json`);
-      if (existsSync(done)) {
-        cells.push(JSON.parse(readFileSync(done, 'utf8')) as SweepCell);
-        ctx.log.info(`[${i + 1}/${plan.length}] ${id}: finished before, reused`);
-        continue;
-      }
-      const loss: LossConfig = T === null ? { type: 'hard' } : { type: 'soft', T, alpha: p.alpha };
-      ctx.log.info(`[${i + 1}/${plan.length}] ${id}: training`);
-      const r = await trainStudent({
-        transfer: prep.transfer,
-        teacher: teacherRowsFor(prep, loss),
-        online: prep.online,
-        valid: prep.data.valid,
-        test: prep.data.test,
+      const params: SweepStudentJobParams = {
+        trainFile: path.join(dataDir, 'train.arrow'),
+        validFile: path.join(dataDir, 'valid.arrow'),
+        testFile: path.join(dataDir, 'test.arrow'),
+        rowsFile,
+        ...((p.transfer.source ?? 'train') !== 'train' ? { unlabeledFile: path.join(dataDir, UNLABELED_FILE) } : {}),
+        ...(T !== null && teacherRows ? { teacherFile, teacherKind: teacherRows.kind } : {}),
+        ...(T !== null && prep.online ? { teacherModels, combine: prep.online.combine } : {}),
         classes: prep.classes,
         model: withWidth(p.model, width),
-        training: p,
-        loss,
+        training: trainingParamsOf(p),
+        loss: T === null ? { type: 'hard' } : { type: 'soft', T, alpha: p.alpha },
         seed: ctx.seed,
-        checkpointDir: path.join(ctx.scratchDir, `checkpoint-${id}`),
-        log: ctx.log,
-      });
-      r.model.dispose();
-      // Curves first, then the cell's done marker: a reused cell always has its curves.
-      await writeTrainingCurves(path.join(cellsDir, id), r.history);
-      const cell: SweepCell = { width, T, test: r.test, valid: r.valid, best_epoch: r.bestEpoch, transfer_accuracy: r.transfer?.accuracy ?? null };
-      await writeJsonAtomic(done, cell);
-      await fs.rm(path.join(ctx.scratchDir, `checkpoint-${id}`), { recursive: true, force: true });
-      ctx.log.info(`[${i + 1}/${plan.length}] ${id}: ${r.test.errors} test errors of ${r.test.examples}`);
-      cells.push(cell);
+        backend: ctx.backend.name,
+      };
+      return { id, outDir: path.join(ctx.scratchDir, 'cells', id), params };
+    });
+    if (jobs.some((j) => !isJobDone(j.outDir))) {
+      await writeArrayFile(rowsFile, prep.rows);
+      if (teacherRows) await writeArrayFile(teacherFile, teacherRows.targets);
     }
-    for (const { width, T } of plan) {
-      const id = cellId(width, T);
-      await fs.mkdir(path.join(ctx.outDir, id, TB_DIR), { recursive: true });
-      await fs.copyFile(path.join(cellsDir, id, TB_DIR, TB_FILE), path.join(ctx.outDir, id, TB_DIR, TB_FILE));
-    }
-    const out: SweepFile = {
-      widths: p.widths,
-      temperatures: p.temperatures,
-      depth: p.depth,
-      alpha: p.alpha,
-      teacher: prep.teacherLabel,
-      transfer_examples: prep.transfer.n,
-      cells,
-    };
-    await writeJsonAtomic(path.join(ctx.outDir, 'sweep.json'), out);
-    return { cells: cells.length };
+    return { plan, jobs, teacher: prep.teacherLabel, transferExamples: prep.transfer.n };
+  } finally {
+    disposePrepared(prep);
+  }
 }

@@ -7,7 +7,7 @@ import path from 'node:path';
 import type * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import { sha256 } from '../../src/artifacts/hash.ts';
-import { concatSets, subset, type LabeledSet } from '../../src/data/split-file.ts';
+import type { LabeledSet } from '../../src/data/split-file.ts';
 import { loadModel } from '../../src/models/io.ts';
 import { ArtifactError, ConfigError } from '../../src/util/errors.ts';
 import { defineStage, type StageContext } from '../stage.ts';
@@ -16,7 +16,7 @@ import { readIngested, writeModelOutputs, type IngestedData } from './common.ts'
 import { lossType } from '../../src/distill/loss-registry.ts';
 import { lossSchema, trainStudent, type LossConfig, type TeacherRows } from './student.ts';
 import { cachedTeacherLogits, logOfProbabilities, modelDirsOf, readSoftTargets, TEACHER_LOGITS_FILE } from './teachers.ts';
-import { describeTransfer, readUnlabeled, selectTransfer, transferSchema, type TransferSpec } from './transfer.ts';
+import { describeTransfer, readUnlabeled, selectTransfer, transferSchema, transferSet, type TransferSpec } from './transfer.ts';
 
 const stageName = z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, 'a stage name');
 
@@ -117,10 +117,9 @@ export async function prepareDistillation(ctx: StageContext<unknown>, p: Distill
   const C = data.classes.classes.length;
   const source = p.transfer.source ?? 'train';
   const rows = source === 'unlabeled' ? new Int32Array(0) : selectTransfer(data.train.y, C, p.transfer, ctx.seed);
-  const trainPart = rows.length === data.train.n ? data.train : subset(data.train, rows);
   const extra = source === 'train' ? null : await readUnlabeled(ctx.input(p.data), p.data);
   const unlabeled = extra?.n ?? 0;
-  const transfer = extra ? concatSets(trainPart, extra) : trainPart;
+  const transfer = transferSet(data.train, rows, extra);
   ctx.log.info(`transfer set: ${describeTransfer(p.transfer, rows.length, unlabeled)}`);
   if (!needsTeacher) return { data, classes: C, rows, unlabeled, transfer, teacher: null, teacherLabel: null, teacherModels: 0, online: null };
   if (p.teacher_targets) {

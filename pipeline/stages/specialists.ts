@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { defineStage } from '../stage.ts';
 import { optimizerSchema, toOptimizerSpec } from '../schemas.ts';
 import { isJobDone, type Job } from '../../src/specialists/worker-pool.ts';
-import { createJobRunner } from '../../src/jobs/job-runner.ts';
+import { runStageJobs } from '../../src/jobs/job-runner.ts';
 import { writeTeacherLogitsFile } from '../../src/specialists/teacher-logits-file.ts';
 import { SPECIALIST_LOSS_KEYS } from '../../src/specialists/specialist-loss.ts';
 import { readSplit } from '../../src/data/split-file.ts';
@@ -146,17 +146,7 @@ export const specialistsStage = defineStage({
       };
       return { id: idOf(k), outDir: jobDir(k), params };
     });
-    const runner = createJobRunner(ctx.queue);
-    ctx.log.info(`${jobs.length} specialists on ${ctx.queue ? runner.description : `${Math.min(ctx.workers, jobs.length)} local worker(s)`}`);
-    const result = await runner.run({ type: 'specialist', jobs, runDir: ctx.runDir, key: ctx.key ?? path.basename(ctx.scratchDir), workers: ctx.workers, log: ctx.log });
-    if (result.skipped.length) ctx.log.info(`${result.skipped.length} specialists had finished before a restart and were not retrained`);
-    if (result.failed.length) {
-      throw new UserError(
-        'specialists',
-        `${result.failed.length} of ${jobs.length} specialists failed (finished ones are kept; rerun to retry the rest):\n` +
-          result.failed.map((f) => `  ${f.id}: ${f.error.split('\n')[0]}`).join('\n'),
-      );
-    }
+    await runStageJobs(ctx, 'specialists', 'specialists', 'specialist', jobs);
     await fs.rm(validLogitsFile, { force: true });
     const summary: SpecialistSummary[] = [];
     let workerPeak = 0;

@@ -22,9 +22,17 @@ export const lossSchema = distillLossSchema;
 /** A parsed `loss:`. */
 export type LossConfig = DistillLossConfig;
 
-const trainingObject = z.strictObject(trainingSchema);
-/** Training params (`epochs`, `batch_size`, `optimizer`, `jitter`, `select`). */
-export type TrainingParams = z.output<typeof trainingObject>;
+/** Schema of the training params alone (a job's copy of them; see {@link trainingParamsOf}). */
+export const trainingParamsSchema = z.strictObject(trainingSchema);
+/** Training params (`epochs`, `batch_size`, `optimizer`, `jitter`, `select`, `divergence`). */
+export type TrainingParams = z.output<typeof trainingParamsSchema>;
+
+/** The training params of a stage's params (which hold them among others), for a job's payload. */
+export function trainingParamsOf(p: TrainingParams): TrainingParams {
+  const out: Record<string, unknown> = {};
+  for (const k of Object.keys(trainingSchema) as (keyof TrainingParams)[]) if (p[k] !== undefined) out[k] = p[k];
+  return out as TrainingParams;
+}
 
 /** Teacher rows of the transfer set, as handed to the loss. */
 export interface TeacherRows {

@@ -2,8 +2,10 @@
  * `train-ensemble`: K models of one architecture trained on hard labels from different random
  * seeds (initialisation, order, dropout), evaluated alone and as an ensemble (paper section 4).
  * A `distill` stage can name it as its teacher: its `members.json` lists the members' models.
+ * The members are independent jobs (`ensemble-member`): `--workers N` trains them in N local
+ * processes, `--queue redis://...` on queue workers; a finished member is kept across a crash.
  */
-import { existsSync, readFileSync, promises as fs } from 'node:fs';
+import { readFileSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { writeJsonAtomic } from '../../src/artifacts/atomic.ts';
@@ -14,8 +16,11 @@ import type { LabeledSet } from '../../src/data/split-file.ts';
 import { Rng } from '../../src/util/rng.ts';
 import { defineStage } from '../stage.ts';
 import { modelKeys, resolveModel, trainingSchema } from '../schemas.ts';
-import { readIngested, writeModelOutputs, type SplitMetrics } from './common.ts';
-import { trainStudent } from './student.ts';
+import { runStageJobs } from '../../src/jobs/job-runner.ts';
+import type { Job } from '../../src/specialists/worker-pool.ts';
+import type { EnsembleMemberJobParams } from '../jobs/ensemble-member-job.ts';
+import { MODEL_OUTPUTS, readClasses, readIngested, type SplitMetrics } from './common.ts';
+import { trainingParamsOf } from './student.ts';
 import { MEMBERS_FILE, type MembersFile } from './teachers.ts';
 
 const schema = z.strictObject({
@@ -71,54 +76,42 @@ export function ensembleAccuracy(memberLogits: Float32Array[], labels: Int32Arra
 /** `train-ensemble`: K independently seeded models and their ensemble. */
 export const trainEnsembleStage = defineStage({
   type: 'train-ensemble',
-  description: 'train K models of one architecture from different seeds; evaluate each and their ensemble',
+  description: 'train K models of one architecture from different seeds (parallel with --workers or --queue); evaluate each and their ensemble',
   schema,
   deps: (p) => [p.data],
   code: ['pipeline/stages/train-ensemble.ts'],
   async run(ctx) {
     const p = ctx.params;
-    const data = await readIngested(ctx.input(p.data));
-    const C = data.classes.classes.length;
+    const dataDir = ctx.input(p.data);
+    const C = readClasses(dataDir).classes.length;
+    // One job per member (`pipeline/jobs/ensemble-member-job.ts`): in this process, in --workers
+    // local processes or on the --queue; a member's folder counts once its done marker is written.
+    const jobs: Job[] = Array.from({ length: p.members }, (_, k) => {
+      const params: EnsembleMemberJobParams = {
+        trainFile: path.join(dataDir, 'train.arrow'),
+        validFile: path.join(dataDir, 'valid.arrow'),
+        testFile: path.join(dataDir, 'test.arrow'),
+        classes: C,
+        model: p.model,
+        training: trainingParamsOf(p),
+        seed: memberSeed(ctx.seed, k),
+        backend: ctx.backend.name,
+      };
+      return { id: `member-${k}`, outDir: path.join(ctx.scratchDir, `member-${k}`), params };
+    });
+    await runStageJobs(ctx, 'train-ensemble', 'members', 'ensemble-member', jobs);
     const members: MemberSummary[] = [];
     const rel: string[] = [];
-    for (let k = 0; k < p.members; k++) {
-      const name = `member-${k}`;
-      const scratch = path.join(ctx.scratchDir, name);
-      const seed = memberSeed(ctx.seed, k);
-      if (!existsSync(path.join(scratch, 'metrics.json'))) {
-        ctx.log.info(`member ${k + 1}/${p.members} (seed ${seed}): training`);
-        const r = await trainStudent({
-          transfer: data.train,
-          teacher: null,
-          valid: data.valid,
-          test: data.test,
-          classes: C,
-          model: p.model,
-          training: p,
-          loss: { type: 'hard' },
-          seed,
-          checkpointDir: path.join(ctx.scratchDir, `checkpoint-${k}`),
-          log: ctx.log,
-        });
-        try {
-          const tmp = `${scratch}.partial`;
-          await fs.rm(tmp, { recursive: true, force: true });
-          await writeModelOutputs(tmp, r.model, r.history, { test: r.test, valid: r.valid, best_epoch: r.bestEpoch, classes: C, seed });
-          await fs.rm(scratch, { recursive: true, force: true });
-          await fs.rename(tmp, scratch);
-        } finally {
-          r.model.dispose();
-        }
-        await fs.rm(path.join(ctx.scratchDir, `checkpoint-${k}`), { recursive: true, force: true });
-      } else {
-        ctx.log.info(`member ${k + 1}/${p.members}: finished before, reused`);
-      }
-      await fs.cp(scratch, path.join(ctx.outDir, name), { recursive: true });
-      const m = JSON.parse(readFileSync(path.join(scratch, 'metrics.json'), 'utf8')) as MemberSummary;
-      members.push({ seed, test: m.test, valid: m.valid, best_epoch: m.best_epoch });
-      rel.push(`${name}/model`);
+    for (const [k, job] of jobs.entries()) {
+      const dest = path.join(ctx.outDir, job.id);
+      await fs.mkdir(dest, { recursive: true });
+      for (const entry of MODEL_OUTPUTS) await fs.cp(path.join(job.outDir, entry), path.join(dest, entry), { recursive: true });
+      const m = JSON.parse(readFileSync(path.join(job.outDir, 'metrics.json'), 'utf8')) as MemberSummary;
+      members.push({ seed: memberSeed(ctx.seed, k), test: m.test, valid: m.valid, best_epoch: m.best_epoch });
+      rel.push(`${job.id}/model`);
       ctx.log.info(`member ${k + 1}: ${m.test.errors} test errors`);
     }
+    const data = await readIngested(dataDir);
     const logitsOn = async (set: LabeledSet): Promise<Float32Array[]> => {
       const out: Float32Array[] = [];
       for (const r of rel) {

@@ -6,7 +6,7 @@
  * stays whole (model selection, bias offsets); the test split is never used for any choice.
  */
 import { z } from 'zod';
-import { readSplit, type LabeledSet } from '../../src/data/split-file.ts';
+import { concatSets, readSplit, subset, type LabeledSet } from '../../src/data/split-file.ts';
 import { unlabeledFile } from './common.ts';
 import { ConfigError, DataError } from '../../src/util/errors.ts';
 import { Rng } from '../../src/util/rng.ts';
@@ -114,3 +114,13 @@ export async function readUnlabeled(ingestDir: string, stage: string): Promise<L
   return readSplit(unlabeledFile(ingestDir, stage, 'transfer.source asks for unlabeled rows', 'use transfer.source: train'));
 }
 
+
+/**
+ * The transfer set of {@link selectTransfer}'s `rows` of the train split (the split itself when
+ * they are all of it), followed by the unlabeled rows `extra` when given (`source: both` or
+ * `unlabeled`, where `rows` is empty).
+ */
+export function transferSet(train: LabeledSet, rows: Int32Array, extra: LabeledSet | null): LabeledSet {
+  const trainPart = rows.length === train.n ? train : subset(train, rows);
+  return extra ? concatSets(trainPart, extra) : trainPart;
+}

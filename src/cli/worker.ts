@@ -1,6 +1,7 @@
 /**
  * `npm run worker -- --queue redis://HOST:PORT[/db] [--concurrency N] [--threads T]`: takes the
- * jobs a pipeline run with `--queue` puts on the queue (specialists) and runs them, until stopped
+ * jobs a pipeline run with `--queue` puts on the queue (specialists, ensemble members, sweep
+ * students: the job types of `src/jobs/job-types.ts`) and runs them, until stopped
  * (Ctrl-C / SIGTERM: it finishes the jobs it runs; a job cut short by SIGKILL goes to another
  * worker). It needs the run folder at the same path as the coordinator (a shared filesystem).
  */
@@ -15,9 +16,10 @@ const USAGE = `usage: npm run worker -- --queue redis://[user:pass@]HOST:PORT[/d
 
 (also: distill-kit worker --queue ...)
 
-Runs the jobs that 'npm run pipeline -- --queue URL' queues (one per specialist), N at a time, each in
-its own process with T BLAS threads (default: cores / N). The run folder must be at the same path on
-this machine as on the coordinator (a shared filesystem). Stop with Ctrl-C.
+Runs the jobs that 'npm run pipeline -- --queue URL' queues (one per specialist, train-ensemble
+member and distill-sweep student), N at a time, each in its own process with T BLAS threads
+(default: cores / N). The run folder must be at the same path on this machine as on the
+coordinator (a shared filesystem). Stop with Ctrl-C.
 --lock-ms     how long a job's lock lasts unrenewed: a killed worker's job moves on after it (default 30000)
 --stalled-ms  how often this worker looks for such jobs (default 30000)`;
 

@@ -1,32 +1,23 @@
 /**
- * The job types a worker runs, and nothing else: each names its job module (what the child
- * process imports; never taken from a payload), the schema of its params and the params that are
- * paths (checked to lie inside the run folder before the job runs).
+ * The registry of job types a worker runs, and nothing else. Each names its job module (what the
+ * child process imports; never taken from a payload), the schema of its params and the params that
+ * are paths (checked to lie inside the run folder before the job runs). Adding a job type: one
+ * module exporting `runJob` and a `defineJobType(...)` (see `job-type.ts`), plus one entry here.
  */
-import type { z } from 'zod';
-import { SPECIALIST_JOB_MODULE, specialistParamsSchema } from '../specialists/worker-specialist-job.ts';
+import { specialistJobType } from '../specialists/worker-specialist-job.ts';
+import { ensembleMemberJobType } from '../../pipeline/jobs/ensemble-member-job.ts';
+import { sweepStudentJobType } from '../../pipeline/jobs/sweep-student-job.ts';
+import type { JobType } from './job-type.ts';
 
-/** One known job type. */
-export interface JobType {
-  /** Absolute path of the module exporting `runJob(job)`. */
-  module: string;
-  /** Schema of the job's params. */
-  params: z.ZodType;
-  /** Keys of the params that are file or folder paths (absolute, inside the run folder). */
-  pathKeys: readonly string[];
-}
+export type { JobType } from './job-type.ts';
 
-/** The job types by name. A queued job whose name is not here is rejected. */
-export const JOB_TYPES = {
-  specialist: {
-    module: SPECIALIST_JOB_MODULE,
-    params: specialistParamsSchema,
-    pathKeys: ['generalistDir', 'trainFile', 'validFile', 'validLogitsFile'],
-  },
-} as const satisfies Record<string, JobType>;
+const TYPES = [specialistJobType, ensembleMemberJobType, sweepStudentJobType] as const;
 
 /** Name of a known job type. */
-export type JobTypeName = keyof typeof JOB_TYPES;
+export type JobTypeName = (typeof TYPES)[number]['name'];
+
+/** The job types by name. A queued job whose name is not here is rejected. */
+export const JOB_TYPES: Readonly<Record<JobTypeName, JobType>> = Object.freeze(Object.fromEntries(TYPES.map((t) => [t.name, t])) as Record<JobTypeName, JobType>);
 
 /** Whether `name` is a known job type. */
 export function isJobTypeName(name: string): name is JobTypeName {

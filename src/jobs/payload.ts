@@ -1,7 +1,7 @@
 /**
  * What a queued job carries, checked by the worker before anything runs: a known job type, a
- * payload matching its schema, and every path (the job's output folder, the params that are paths)
- * absolute and inside the run folder named in the payload (a folder holding the pipeline's run
+ * payload matching its schema, and every path (the job's output folder, the params that are paths
+ * or lists of paths) absolute and inside the run folder named in the payload (a folder holding the pipeline's run
  * marker), symbolic links resolved. Anything else
  * is rejected with a message saying which field is wrong.
  */
@@ -70,7 +70,13 @@ export function checkPayload(type: string, data: unknown): { type: JobTypeName; 
     throw new PayloadError(`${type} job ${job.id}: ${runDir} is not a run folder (it has no ${RUN_MARKER}, which the pipeline writes); a worker writes only into run folders of the pipeline`);
   }
   const root = realpathSync(runDir);
-  const paths: [string, unknown][] = [['outDir', job.outDir], ...def.pathKeys.map((k): [string, unknown] => [`params.${k}`, (params.data as Record<string, unknown>)[k]])];
+  const paths: [string, unknown][] = [['outDir', job.outDir]];
+  for (const k of def.pathKeys) {
+    const value = (params.data as Record<string, unknown>)[k];
+    // A list of paths (e.g. the models of an ensemble teacher): every entry is checked.
+    if (Array.isArray(value)) value.forEach((v, i) => paths.push([`params.${k}[${i}]`, v]));
+    else paths.push([`params.${k}`, value]);
+  }
   for (const [field, value] of paths) {
     if (value === undefined) continue;
     if (typeof value !== 'string' || !path.isAbsolute(value)) throw new PayloadError(`${type} job ${job.id}: ${field} '${String(value)}' is not an absolute path`);

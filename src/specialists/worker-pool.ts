@@ -1,5 +1,6 @@
 /**
- * Runs independent jobs (one per specialist) in N parallel child processes.
+ * Runs independent jobs (a stage's specialists, ensemble members or sweep students: the job types of
+ * `src/jobs/job-types.ts`) in N parallel child processes.
  *
  * A job module is any ESM/TS module exporting `runJob(job: Job): Promise<unknown>`. With
  * `workers > 1` every job runs in a fresh `node --import tsx worker-entry.ts` child (a crash or

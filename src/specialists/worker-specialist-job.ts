@@ -34,6 +34,7 @@ import { loadModel, saveModel } from '../models/io.ts';
 import type { OptimizerSpec } from '../models/optimizer.ts';
 import { predictLogits } from '../models/predict.ts';
 import type { LabeledSet } from '../models/types.ts';
+import { defineJobType } from '../jobs/job-type.ts';
 import { ConfigError } from '../util/errors.ts';
 import { createLogger } from '../util/log.ts';
 import { streamTeacherCells } from './specialist-loss.ts';
@@ -77,6 +78,14 @@ export const specialistParamsSchema = z.strictObject({
   validLogitsFile: z.string().optional(),
   /** Tensor backend for a worker process (ignored when one is already active). Default `auto`. */
   backend: z.string().optional(),
+});
+
+/** The `specialist` job type (registered in `src/jobs/job-types.ts`). */
+export const specialistJobType = defineJobType({
+  name: 'specialist',
+  module: SPECIALIST_JOB_MODULE,
+  params: specialistParamsSchema,
+  pathKeys: ['generalistDir', 'trainFile', 'validFile', 'validLogitsFile'],
 });
 
 /** Parameters of one specialist job (JSON). */
