@@ -8,6 +8,8 @@ import { parseQueueUrl } from '../../src/jobs/queue-url.ts';
 import { parseConfig } from '../../pipeline/config.ts';
 import { STAGES } from '../../pipeline/stages/index.ts';
 import type { SpecialistJobParams } from '../../src/specialists/worker-specialist-job.ts';
+import { modelConfigSchema } from '../../src/models/arch/index.ts';
+import { trainingParamsSchema } from '../../pipeline/stages/student.ts';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'payload-'));
 const run = path.join(tmp, 'run');
@@ -81,5 +83,51 @@ describe('queued job payloads', () => {
     // A folder the pipeline did not create (no run marker) is no run folder, even with the paths inside it.
     const bare = path.join(tmp, 'elsewhere');
     expect(() => checkPayload('specialist', { runDir: bare, job: { id: 's', outDir: path.join(bare, 's'), params: params({ generalistDir: path.join(bare, 'g'), trainFile: path.join(bare, 't'), validFile: path.join(bare, 'v') }) } })).toThrow(/elsewhere is not a run folder \(it has no \.distill-kit-run\.json/);
+  });
+});
+
+describe('payloads of the train-ensemble and distill-sweep job types', () => {
+  const ingest = path.join(run, 'ingest');
+  const member = (over: Record<string, unknown> = {}): Record<string, unknown> => ({
+    trainFile: path.join(ingest, 'train.arrow'),
+    validFile: path.join(ingest, 'valid.arrow'),
+    testFile: path.join(ingest, 'test.arrow'),
+    classes: 3,
+    model: modelConfigSchema.parse({ type: 'mlp', hidden: [4] }),
+    training: trainingParamsSchema.parse({ epochs: 1 }),
+    seed: 1,
+    ...over,
+  });
+  const student = (over: Record<string, unknown> = {}): Record<string, unknown> => {
+    const { seed: _s, ...m } = member();
+    return { ...m, rowsFile: path.join(run, '.scratch-sweep-x', 'transfer-rows.i32'), loss: { type: 'soft', T: 2, alpha: 0.9 }, seed: 1, ...over };
+  };
+  const job = (type: string, params: Record<string, unknown>, outDir = path.join(run, '.scratch-x', 'job-0')): [string, unknown] => [type, { runDir: run, job: { id: 'job-0', outDir, params } }];
+  const check = ([type, data]: [string, unknown]) => () => checkPayload(type, data);
+
+  it('accepts jobs whose paths, and every entry of a list of paths, lie in the run folder', () => {
+    expect(checkPayload(...job('ensemble-member', member())).type).toBe('ensemble-member');
+    const teachers = [path.join(run, 'members', 'member-0', 'model'), path.join(run, 'members', 'member-1', 'model')];
+    expect(checkPayload(...job('sweep-student', student({ teacherModels: teachers, combine: 'geometric' }))).type).toBe('sweep-student');
+    expect(checkPayload(...job('sweep-student', student({ teacherFile: path.join(run, '.scratch-sweep-x', 't.f32'), teacherKind: 'logits', unlabeledFile: path.join(ingest, 'unlabeled.arrow') }))).type).toBe('sweep-student');
+  });
+  it('rejects a path outside the run folder in any path param, any list entry, or outDir', () => {
+    expect(check(job('ensemble-member', member({ testFile: '/etc/passwd' })))).toThrow(/ensemble-member job job-0: params.testFile \/etc\/passwd is outside the run folder/);
+    expect(check(job('ensemble-member', member(), path.join(tmp, 'elsewhere', 'm')))).toThrow(/ensemble-member job job-0: outDir .*elsewhere.* is outside the run folder/);
+    for (const key of ['trainFile', 'validFile', 'testFile', 'rowsFile', 'unlabeledFile']) {
+      expect(check(job('sweep-student', student({ [key]: path.join(run, '..', 'elsewhere', 'f') }))), key).toThrow(new RegExp(`params.${key} .* is outside the run folder`));
+    }
+    expect(check(job('sweep-student', student({ teacherFile: path.join(tmp, 'elsewhere', 't.f32'), teacherKind: 'logits' })))).toThrow(/params.teacherFile .* is outside the run folder/);
+    const list = [path.join(run, 'generalist', 'model'), path.join(tmp, 'elsewhere', 'model')];
+    expect(check(job('sweep-student', student({ teacherModels: list, combine: 'arithmetic' })))).toThrow(/sweep-student job job-0: params.teacherModels\[1\] .*elsewhere.* is outside the run folder/);
+    expect(check(job('sweep-student', student({ teacherModels: ['generalist/model'], combine: 'arithmetic' })))).toThrow(/params.teacherModels\[0\] 'generalist\/model' is not an absolute path/);
+  });
+  it('rejects params outside the schemas, and unknown job types', () => {
+    expect(check(job('ensemble-member', { ...member(), module: '/tmp/evil.ts' }))).toThrow(/ensemble-member job job-0: bad params: .*module/);
+    expect(check(job('ensemble-member', member({ classes: 0 })))).toThrow(/bad params: classes/);
+    expect(check(job('sweep-student', student({ loss: { type: 'shell', cmd: 'rm -rf /' } })))).toThrow(/sweep-student job job-0: bad params: loss/);
+    expect(check(job('sweep-student', student({ teacherFile: path.join(run, 't.f32') })))).toThrow(/bad params: teacherKind: teacherFile and teacherKind go together/);
+    expect(check(job('sweep-student', student({ teacherModels: [path.join(run, 'g')] })))).toThrow(/bad params: combine: teacherModels and combine go together/);
+    expect(check(job('ensemble', member()))).toThrow(/unknown job type 'ensemble'; this worker runs only specialist, ensemble-member, sweep-student/);
   });
 });

@@ -8,19 +8,18 @@
  * give clear errors.
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Queue } from 'bullmq';
-import { REPO_ROOT } from '../../pipeline/runner.ts';
-import { FAILPOINT_ENV } from '../../src/util/failpoint.ts';
 import { QueueJobRunner } from '../../src/jobs/queue-runner.ts';
 import { QUEUE_NAME } from '../../src/jobs/queue-connection.ts';
 import type { Job } from '../../src/specialists/worker-pool.ts';
 import type { SpecialistJobParams } from '../../src/specialists/worker-specialist-job.ts';
 import { haveRedisServer, startRedis, type TestRedis } from '../../src/jobs/local-redis.ts';
+import { killAll, runOutputs, startScript, startWorker, waitFor, type Proc } from '../helpers/queue-procs.ts';
 
 const CONFIG = `
 name: queue
@@ -39,51 +38,9 @@ const dir = mkdtempSync(path.join(os.tmpdir(), 'queue-'));
 const configFile = path.join(dir, 'queue.yaml');
 writeFileSync(configFile, CONFIG);
 
-/** A process under test and its output so far. */
-interface Proc {
-  child: ChildProcess;
-  output: () => string;
-  exit: Promise<{ code: number | null; signal: NodeJS.Signals | null; output: string }>;
-}
-
-function start(script: string, args: string[], onOutput?: (out: string, child: ChildProcess) => void, failpoint = ''): Proc {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, script), ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, [FAILPOINT_ENV]: failpoint } });
-  let out = '';
-  const on = (b: Buffer): void => {
-    out += b.toString();
-    onOutput?.(out, child);
-  };
-  child.stdout!.on('data', on);
-  child.stderr!.on('data', on);
-  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null; output: string }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal, output: out })));
-  return { child, output: () => out, exit };
-}
-
-const pipeline = (out: string, args: string[] = [], onOutput?: (o: string, c: ChildProcess) => void): Proc => start('pipeline/cli.ts', ['--config', configFile, '--out', out, ...args], onOutput);
-
-/**
- * A worker process with short locks, so that a killed worker's job moves on within seconds; with
- * `failpoint`, it SIGKILLs itself there (src/util/failpoint.ts).
- */
-const worker = (url: string, failpoint = ''): Proc => start('src/cli/worker.ts', ['--queue', url, '--concurrency', '1', '--lock-ms', '1500', '--stalled-ms', '500'], undefined, failpoint);
-
-async function waitFor(what: string, cond: () => boolean, ms: number): Promise<void> {
-  const until = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
-
-/** sha256 of every output of every stage, from the manifests. */
-function outputs(run: string): Record<string, Record<string, string>> {
-  const out: Record<string, Record<string, string>> = {};
-  for (const s of readdirSync(run)) {
-    const m = path.join(run, s, 'manifest.json');
-    if (existsSync(m)) out[s] = (JSON.parse(readFileSync(m, 'utf8')) as { outputs: Record<string, string> }).outputs;
-  }
-  return out;
-}
+const pipeline = (out: string, args: string[] = [], onOutput?: (o: string, c: ChildProcess) => void): Proc => startScript('pipeline/cli.ts', ['--config', configFile, '--out', out, ...args], onOutput);
+const worker = startWorker;
+const outputs = runOutputs;
 
 /** A copy of the local reference run without its specialists (only they rerun). */
 function copyWithoutSpecialists(name: string): string {
@@ -134,8 +91,7 @@ beforeAll(async () => {
 }, 180_000);
 
 afterAll(async () => {
-  for (const w of workers) if (w.child.exitCode === null && w.child.signalCode === null) w.child.kill('SIGKILL');
-  await Promise.all(workers.map((w) => w.exit));
+  await killAll(workers);
   await redis?.stop();
   rmSync(dir, { recursive: true, force: true });
 });
