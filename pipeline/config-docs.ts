@@ -93,8 +93,9 @@ export function configDocs(registry: Record<string, StageDef<unknown>>): string 
     const docs = new Map<string, string>();
     for (const file of def.code) for (const [key, doc] of docComments(file)) if (!docs.has(key)) docs.set(key, doc);
     for (const [key, doc] of shared) if (!docs.has(key)) docs.set(key, doc);
-    // then the other pipeline files the stage imports (shared schema pieces, e.g. distill.ts's teacher keys)
-    const imported = stageCodeFiles(def.code, REPO_ROOT).filter((f) => f.startsWith('pipeline/') && !def.code.includes(f));
+    // then the other pipeline files the stage imports (shared schema pieces, e.g. distill.ts's teacher
+    // keys); not the job modules (pipeline/jobs/), whose params are no config keys
+    const imported = stageCodeFiles(def.code, REPO_ROOT).filter((f) => f.startsWith('pipeline/') && !f.startsWith('pipeline/jobs/') && !def.code.includes(f));
     for (const file of imported) for (const [key, doc] of docComments(file)) if (!docs.has(key)) docs.set(key, doc);
     lines.push(`## \`${def.type}\``, '', def.description + '.', '');
     // A stage whose params are a union on `kind` (e.g. results): one table per kind.
