@@ -13,7 +13,8 @@ const USAGE = `usage: npm run pipeline -- [--config pipeline/configs/NAME.yaml] 
                              [--force] [--backend auto|tensorflow|wasm-blas|wasm|cpu] [--seed N] [--workers N] [--queue redis://HOST:PORT[/db]] [--verbose]
 
 Runs the stages of a config in order; unchanged stages are skipped. Default config: pipeline/configs/mnist.yaml.
---queue puts independent jobs (specialists) on a BullMQ queue for 'npm run worker' processes (run folder on a shared filesystem).
+--workers N runs independent jobs (specialists, train-ensemble members, distill-sweep students) in N local processes;
+--queue puts them on a BullMQ queue for 'npm run worker' processes (run folder on a shared filesystem).
 --only runs just the listed stages (comma-separated, in config order) on finished upstream stages.
 Stage types: ${Object.values(STAGES).map((s) => `\n  ${s.type.padEnd(12)} ${s.description}`).join('')}`;
 

@@ -37,7 +37,7 @@ const topSchema = z.strictObject({
   seed: z.number().int().min(0).max(2 ** 31 - 1).default(1),
   backend: z.enum(['auto', ...BACKEND_NAMES]).default('auto'),
   description: z.string().optional(),
-  /** `redis://[user:pass@]HOST:PORT[/db]`: independent jobs (specialists) go to this BullMQ queue. */
+  /** `redis://[user:pass@]HOST:PORT[/db]`: independent jobs (specialists, train-ensemble members, distill-sweep students) go to this BullMQ queue. */
   queue: z.string().optional(),
   stages: z.record(z.string(), z.unknown()),
 });
