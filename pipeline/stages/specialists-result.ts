@@ -8,6 +8,7 @@
  */
 import { z } from 'zod';
 import { markdownTable, num, pct, type ExperimentResult } from './experiment-results.ts';
+import { coverageRowSchema } from '../../src/ensemble/metrics.ts';
 
 const splitSchema = z.looseObject({ accuracy: z.number(), errors: z.number(), examples: z.number() });
 /** The part of a model stage's `metrics.json` (train, generalist, distill) this table reads. */
@@ -16,14 +17,6 @@ export const modelMetricsFileSchema = z.looseObject({ test: splitSchema, valid: 
 export type ModelMetricsFile = z.output<typeof modelMetricsFileSchema>;
 
 const countSchema = z.looseObject({ accuracy: z.number(), correct: z.number() });
-const coverageRowSchema = z.looseObject({
-  specialists: z.number(),
-  label: z.string(),
-  examples: z.number(),
-  generalist_correct: z.number(),
-  ensemble_correct: z.number(),
-  relative_change: z.number().nullable(),
-});
 /** The part of the `ensemble` stage's `metrics.json` this table reads (test at the top level). */
 export const ensembleMetricsFileSchema = z.looseObject({
   examples: z.number(),

@@ -6,6 +6,7 @@
  * `by_membership` (the paper's Table 4 grouping) counts every cluster holding the true class,
  * whether its specialist was active for the case or not.
  */
+import { z } from 'zod';
 import { DataError } from '../util/errors.ts';
 
 /** One row of the by-coverage and by-membership tables. */
@@ -23,6 +24,16 @@ export interface CoverageRow {
   /** (ensemble_correct - generalist_correct) / generalist_correct; null when the generalist got none right. */
   relative_change: number | null;
 }
+
+/** The schema of a {@link CoverageRow} as read back from a `metrics.json` (extra keys kept). */
+export const coverageRowSchema = z.looseObject({
+  specialists: z.number(),
+  label: z.string(),
+  examples: z.number(),
+  generalist_correct: z.number(),
+  ensemble_correct: z.number(),
+  relative_change: z.number().nullable(),
+});
 
 /** Output of {@link ensembleMetrics}. */
 export interface EnsembleMetrics {

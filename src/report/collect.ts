@@ -11,6 +11,7 @@ import { describeModel, modelOfParams } from '../models/arch/index.ts';
 import { runNameOf } from '../artifacts/run-folder.ts';
 import { readCovariance } from '../specialists/covariance.ts';
 import { ArtifactError } from '../util/errors.ts';
+import { coverageRowSchema } from '../ensemble/metrics.ts';
 
 /** One finished stage of the run. */
 export interface StageRecord {
@@ -164,14 +165,6 @@ export interface SpecialistsInfo {
   specialists: SpecialistRow[];
 }
 
-const coverageRowSchema = z.looseObject({
-  specialists: z.number(),
-  label: z.string(),
-  examples: z.number(),
-  generalist_correct: z.number(),
-  ensemble_correct: z.number(),
-  relative_change: z.number().nullable(),
-});
 const ensembleSchema = z.looseObject({
   examples: z.number().optional(),
   generalist: z.looseObject({ accuracy: z.number() }),
