@@ -19,16 +19,28 @@ export interface CnnSetup {
 /**
  * The CNN of the bench cases (the same as `bench/peers/torch_cnn.py`): 28x28x1 input; conv 3x3 with
  * 32 filters ('same') + relu, max-pool 2; conv 3x3 with 64 filters ('same') + relu, max-pool 2;
- * dense 256 + relu; dense 10 (logits). Seeded weights, and a seeded random batch of `batch` images.
+ * dense 256 + relu; dense 10 (logits). With `batchNorm` each conv has no bias and is followed by
+ * batch normalisation (tf.layers' defaults: momentum 0.99, epsilon 1e-3) before its relu, as the
+ * pipeline's `cnn` architecture builds a block with `batch_norm: true`. Seeded weights, and a seeded
+ * random batch of `batch` images.
  */
-export function buildCnn(batch: number, seed = 1): CnnSetup {
+export function buildCnn(batch: number, seed = 1, batchNorm = false): CnnSetup {
   const rng = new Rng(seed);
   const init = (k: number) => tf.initializers.glorotUniform({ seed: seed + k });
   const model = tf.sequential();
-  model.add(tf.layers.conv2d({ inputShape: [...CNN_INPUT], filters: 32, kernelSize: 3, padding: 'same', activation: 'relu', kernelInitializer: init(1) }));
-  model.add(tf.layers.maxPooling2d({ poolSize: 2 }));
-  model.add(tf.layers.conv2d({ filters: 64, kernelSize: 3, padding: 'same', activation: 'relu', kernelInitializer: init(2) }));
-  model.add(tf.layers.maxPooling2d({ poolSize: 2 }));
+  const block = (filters: number, k: number, first: boolean) => {
+    model.add(tf.layers.conv2d({
+      ...(first ? { inputShape: [...CNN_INPUT] } : {}),
+      filters, kernelSize: 3, padding: 'same', activation: batchNorm ? 'linear' : 'relu', useBias: !batchNorm, kernelInitializer: init(k),
+    }));
+    if (batchNorm) {
+      model.add(tf.layers.batchNormalization({ axis: -1 }));
+      model.add(tf.layers.activation({ activation: 'relu' }));
+    }
+    model.add(tf.layers.maxPooling2d({ poolSize: 2 }));
+  };
+  block(32, 1, true);
+  block(64, 2, false);
   model.add(tf.layers.flatten());
   model.add(tf.layers.dense({ units: 256, activation: 'relu', kernelInitializer: init(3) }));
   model.add(tf.layers.dense({ units: CNN_CLASSES, kernelInitializer: init(4) }));

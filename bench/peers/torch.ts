@@ -99,10 +99,11 @@ export function torchDistillLoop(sizes: readonly number[], opts: { batch: number
 
 /**
  * PyTorch throughput (ex/s) of the bench CNN (`bench/peers/torch_cnn.py`: conv 32 / 64 + max-pool,
- * dense 256 on 28x28x1), training with Adam or inference without grad; undefined if unavailable.
+ * dense 256 on 28x28x1; `batchNorm`: batch norm after each conv), training with Adam or inference
+ * without grad; undefined if unavailable.
  */
-export function torchCnn(mode: 'train' | 'infer', batch: number, steps: number): TorchPeerResult | undefined {
-  return runPy(CNN_SCRIPT, ['--mode', mode, '--batch', String(batch), '--steps', String(steps)]);
+export function torchCnn(mode: 'train' | 'infer', batch: number, steps: number, batchNorm = false): TorchPeerResult | undefined {
+  return runPy(CNN_SCRIPT, ['--mode', mode, '--batch', String(batch), '--steps', String(steps), ...(batchNorm ? ['--batch-norm'] : [])]);
 }
 
 /** As {@link torchCnn} for training, on one thread (OpenBLAS and intra-op), in examples per CPU-second of the process. */

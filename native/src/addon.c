@@ -860,14 +860,20 @@ static int pointwise(const geom_t *g) {
   return g->fH == 1 && g->fW == 1 && g->sH == 1 && g->sW == 1 && g->padT == 0 && g->padL == 0 && g->outH == g->inH && g->outW == g->inW;
 }
 
-/* Checks the element ranges of a convolution call; sets *msg on failure. */
-static int conv_ranges(const geom_t *g, int64_t len, int64_t xOff, int64_t fOff, int64_t yOff, const char **msg) {
+/* Whether the element ranges of a convolution's x, filter and y lie inside an array of len elements. */
+static int conv_ranges(const geom_t *g, int64_t len, int64_t xOff, int64_t fOff, int64_t yOff) {
   const int64_t nx = g->N * g->inH * g->inW * g->inC, nf = g->fH * g->fW * g->inC * g->outC, ny = g->N * g->outH * g->outW * g->outC;
-  if (xOff < 0 || fOff < 0 || yOff < 0 || xOff + nx > len || fOff + nf > len || yOff + ny > len) {
-    *msg = "range outside the array";
-    return 0;
-  }
-  return 1;
+  return xOff >= 0 && fOff >= 0 && yOff >= 0 && xOff + nx <= len && fOff + nf <= len && yOff + ny <= len;
+}
+
+/* Rows of the im2col matrix materialised at once for K columns (at most M, at least 1), and this
+ * thread's scratch for them in *col (NULL when out of memory). */
+static int64_t col_chunk(int64_t K, int64_t M, float **col) {
+  int64_t R = COL_CHUNK_FLOATS / K;
+  if (R > M) R = M;
+  if (R < 1) R = 1;
+  *col = col_scratch((size_t)(R * K));
+  return R;
 }
 
 #define CONV_ARGS(fn)                                                                                        \
@@ -895,8 +901,7 @@ static int conv_ranges(const geom_t *g, int64_t len, int64_t xOff, int64_t fOff,
 static napi_value js_conv2d(napi_env env, napi_callback_info info) {
   CONV_ARGS("conv2d")
   const int64_t xOff = a0, fOff = a1, yOff = a2;
-  const char *msg = NULL;
-  if (!conv_ranges(&g, len, xOff, fOff, yOff, &msg)) THROW(env, "distill_blas.conv2d: range outside the array");
+  if (!conv_ranges(&g, len, xOff, fOff, yOff)) THROW(env, "distill_blas.conv2d: range outside the array");
   if (overlaps(yOff, ny, xOff, nx) || overlaps(yOff, ny, fOff, K * g.outC)) THROW(env, "distill_blas.conv2d: the output overlaps an input");
   if (M == 0) return NULL;
   const float *x = H.data + xOff, *f = H.data + fOff;
@@ -905,10 +910,8 @@ static napi_value js_conv2d(napi_env env, napi_callback_info info) {
     gemm(0, 0, M, g.outC, K, 1.0f, x, K, f, g.outC, 0.0f, y, g.outC);
     return NULL;
   }
-  int64_t R = COL_CHUNK_FLOATS / K;
-  if (R < 1) R = 1;
-  if (R > M) R = M;
-  float *col = col_scratch((size_t)(R * K));
+  float *col;
+  const int64_t R = col_chunk(K, M, &col);
   if (!col) THROW(env, "distill_blas.conv2d: out of memory");
   for (int64_t m0 = 0; m0 < M; m0 += R) {
     const int64_t r = M - m0 < R ? M - m0 : R;
@@ -925,8 +928,7 @@ static napi_value js_conv2d(napi_env env, napi_callback_info info) {
 static napi_value js_conv2d_backprop_input(napi_env env, napi_callback_info info) {
   CONV_ARGS("conv2dBackpropInput")
   const int64_t dyOff = a0, fOff = a1, dxOff = a2;
-  const char *msg = NULL;
-  if (!conv_ranges(&g, len, dxOff, fOff, dyOff, &msg)) THROW(env, "distill_blas.conv2dBackpropInput: range outside the array");
+  if (!conv_ranges(&g, len, dxOff, fOff, dyOff)) THROW(env, "distill_blas.conv2dBackpropInput: range outside the array");
   if (overlaps(dxOff, nx, dyOff, ny) || overlaps(dxOff, nx, fOff, K * g.outC)) THROW(env, "distill_blas.conv2dBackpropInput: the output overlaps an input");
   float *dx = H.data + dxOff;
   const float *dy = H.data + dyOff, *f = H.data + fOff;
@@ -936,10 +938,8 @@ static napi_value js_conv2d_backprop_input(napi_env env, napi_callback_info info
   }
   memset(dx, 0, (size_t)nx * sizeof(float));
   if (M == 0) return NULL;
-  int64_t R = COL_CHUNK_FLOATS / K;
-  if (R < 1) R = 1;
-  if (R > M) R = M;
-  float *col = col_scratch((size_t)(R * K));
+  float *col;
+  const int64_t R = col_chunk(K, M, &col);
   if (!col) THROW(env, "distill_blas.conv2dBackpropInput: out of memory");
   for (int64_t m0 = 0; m0 < M; m0 += R) {
     const int64_t r = M - m0 < R ? M - m0 : R;
@@ -956,8 +956,7 @@ static napi_value js_conv2d_backprop_input(napi_env env, napi_callback_info info
 static napi_value js_conv2d_backprop_filter(napi_env env, napi_callback_info info) {
   CONV_ARGS("conv2dBackpropFilter")
   const int64_t xOff = a0, dyOff = a1, dwOff = a2;
-  const char *msg = NULL;
-  if (!conv_ranges(&g, len, xOff, dwOff, dyOff, &msg)) THROW(env, "distill_blas.conv2dBackpropFilter: range outside the array");
+  if (!conv_ranges(&g, len, xOff, dwOff, dyOff)) THROW(env, "distill_blas.conv2dBackpropFilter: range outside the array");
   const int64_t nf = K * g.outC;
   if (overlaps(dwOff, nf, xOff, nx) || overlaps(dwOff, nf, dyOff, ny)) THROW(env, "distill_blas.conv2dBackpropFilter: the output overlaps an input");
   float *dw = H.data + dwOff;
@@ -970,10 +969,8 @@ static napi_value js_conv2d_backprop_filter(napi_env env, napi_callback_info inf
     gemm(1, 0, K, g.outC, M, 1.0f, x, K, dy, g.outC, 0.0f, dw, g.outC);
     return NULL;
   }
-  int64_t R = COL_CHUNK_FLOATS / K;
-  if (R < 1) R = 1;
-  if (R > M) R = M;
-  float *col = col_scratch((size_t)(R * K));
+  float *col;
+  const int64_t R = col_chunk(K, M, &col);
   if (!col) THROW(env, "distill_blas.conv2dBackpropFilter: out of memory");
   for (int64_t m0 = 0; m0 < M; m0 += R) {
     const int64_t r = M - m0 < R ? M - m0 : R;
@@ -981,6 +978,55 @@ static napi_value js_conv2d_backprop_filter(napi_env env, napi_callback_info inf
     gemm(1, 0, K, g.outC, r, 1.0f, col, K, dy + m0 * g.outC, g.outC, m0 == 0 ? 0.0f : 1.0f, dw, g.outC);
   }
   return NULL;
+}
+
+/*
+ * The in-image taps of output pixel m's pooling window: the element offset of each in x (pixel
+ * (n, ih, iw), channel 0) and its row-major index in the window (kh * fW + kw). Returns how many
+ * there are (at most fH * fW).
+ */
+static int64_t window_taps(const geom_t *g, int64_t m, int64_t *restrict off, int32_t *restrict idx) {
+  const int64_t ow = m % g->outW, t = m / g->outW, oh = t % g->outH, n = t / g->outH;
+  int64_t k = 0;
+  for (int64_t kh = 0; kh < g->fH; kh++) {
+    const int64_t ih = oh * g->sH + kh * g->dH - g->padT;
+    if (ih < 0 || ih >= g->inH) continue;
+    for (int64_t kw = 0; kw < g->fW; kw++) {
+      const int64_t iw = ow * g->sW + kw * g->dW - g->padL;
+      if (iw < 0 || iw >= g->inW) continue;
+      off[k] = (((n * g->inH + ih) * g->inW) + iw) * g->inC;
+      idx[k] = (int32_t)(kh * g->fW + kw);
+      k++;
+    }
+  }
+  return k;
+}
+
+/* Scratch for window_taps (fH * fW entries each); 0 when out of memory (both freed). */
+static int taps_alloc(const geom_t *g, int64_t **off, int32_t **idx) {
+  const size_t n = (size_t)(g->fH * g->fW);
+  *off = (int64_t *)malloc(n * sizeof(int64_t));
+  *idx = (int32_t *)malloc(n * sizeof(int32_t));
+  if (*off && *idx) return 1;
+  free(*off);
+  free(*idx);
+  return 0;
+}
+
+/* Checks a pooling call: outC = inC, x [N, inH, inW, C], the pooled [M, C] and (gradient) dx in the
+ * array, no output overlapping an input; throws and returns 0 otherwise. */
+static int pool_ranges(napi_env env, const geom_t *g, int64_t len, int64_t xOff, int64_t pOff, int64_t dxOff, const char *fn) {
+  const int64_t nx = g->N * g->inH * g->inW * g->inC, np = g->N * g->outH * g->outW * g->inC;
+  const char *why = NULL;
+  if (g->outC != g->inC) why = "outC must equal inC";
+  else if (xOff < 0 || pOff < 0 || xOff + nx > len || pOff + np > len || (dxOff >= 0 && dxOff + nx > len)) why = "range outside the array";
+  else if (dxOff < 0 ? overlaps(pOff, np, xOff, nx) : overlaps(dxOff, nx, xOff, nx) || overlaps(dxOff, nx, pOff, np))
+    why = dxOff < 0 ? "the output overlaps the input" : "the output overlaps an input";
+  if (!why) return 1;
+  char msg[160];
+  snprintf(msg, sizeof msg, "distill_blas.%s: %s", fn, why);
+  napi_throw_error(env, NULL, msg);
+  return 0;
 }
 
 /*
@@ -992,27 +1038,23 @@ static napi_value js_max_pool(napi_env env, napi_callback_info info) {
   const int64_t xOff = a0, yOff = a1;
   (void)a2;
   const int64_t C = g.inC;
-  const int64_t nyp = M * C;
-  if (g.outC != C) THROW(env, "distill_blas.maxPool: outC must equal inC");
-  if (xOff < 0 || yOff < 0 || xOff + nx > len || yOff + nyp > len) THROW(env, "distill_blas.maxPool: range outside the array");
-  if (overlaps(yOff, nyp, xOff, nx)) THROW(env, "distill_blas.maxPool: the output overlaps the input");
+  if (!pool_ranges(env, &g, len, xOff, yOff, -1, "maxPool")) return NULL;
   const float *x = H.data + xOff;
   float *y = H.data + yOff;
+  int64_t *off;
+  int32_t *idx;
+  if (!taps_alloc(&g, &off, &idx)) THROW(env, "distill_blas.maxPool: out of memory");
   for (int64_t m = 0; m < M; m++) {
-    const int64_t ow = m % g.outW, t = m / g.outW, oh = t % g.outH, n = t / g.outH;
     float *restrict out = y + m * C;
     for (int64_t c = 0; c < C; c++) out[c] = -INFINITY;
-    for (int64_t kh = 0; kh < g.fH; kh++) {
-      const int64_t ih = oh * g.sH + kh * g.dH - g.padT;
-      if (ih < 0 || ih >= g.inH) continue;
-      for (int64_t kw = 0; kw < g.fW; kw++) {
-        const int64_t iw = ow * g.sW + kw * g.dW - g.padL;
-        if (iw < 0 || iw >= g.inW) continue;
-        const float *restrict v = x + (((n * g.inH + ih) * g.inW) + iw) * C;
-        for (int64_t c = 0; c < C; c++) out[c] = v[c] > out[c] ? v[c] : out[c];
-      }
+    const int64_t k = window_taps(&g, m, off, idx);
+    for (int64_t j = 0; j < k; j++) {
+      const float *restrict v = x + off[j];
+      for (int64_t c = 0; c < C; c++) out[c] = v[c] > out[c] ? v[c] : out[c];
     }
   }
+  free(off);
+  free(idx);
   return NULL;
 }
 
@@ -1036,50 +1078,239 @@ static napi_value js_max_pool_grad(napi_env env, napi_callback_info info) {
   CONV_ARGS("maxPoolGrad")
   const int64_t dyOff = a0, xOff = a1, dxOff = a2;
   const int64_t C = g.inC;
-  const int64_t nyp = M * C;
-  if (g.outC != C) THROW(env, "distill_blas.maxPoolGrad: outC must equal inC");
-  if (dyOff < 0 || xOff < 0 || dxOff < 0 || dyOff + nyp > len || xOff + nx > len || dxOff + nx > len) THROW(env, "distill_blas.maxPoolGrad: range outside the array");
-  if (overlaps(dxOff, nx, xOff, nx) || overlaps(dxOff, nx, dyOff, nyp)) THROW(env, "distill_blas.maxPoolGrad: the output overlaps an input");
+  if (dxOff < 0) THROW(env, "distill_blas.maxPoolGrad: range outside the array");
+  if (!pool_ranges(env, &g, len, xOff, dyOff, dxOff, "maxPoolGrad")) return NULL;
   const float *x = H.data + xOff, *dy = H.data + dyOff;
   float *dx = H.data + dxOff;
   memset(dx, 0, (size_t)nx * sizeof(float));
   float *best = (float *)malloc((size_t)C * sizeof(float));
   int32_t *tap = (int32_t *)malloc((size_t)C * sizeof(int32_t));
-  if (!best || !tap) {
+  int64_t *off = NULL;
+  int32_t *idx = NULL;
+  if (!best || !tap || !taps_alloc(&g, &off, &idx)) {
     free(best);
     free(tap);
     THROW(env, "distill_blas.maxPoolGrad: out of memory");
   }
   for (int64_t m = 0; m < M; m++) {
-    const int64_t ow = m % g.outW, t = m / g.outW, oh = t % g.outH, n = t / g.outH;
     for (int64_t c = 0; c < C; c++) {
       best[c] = -INFINITY;
       tap[c] = -1;
     }
+    const int64_t k = window_taps(&g, m, off, idx);
     /* Pass 1: per channel, the first tap (row-major) holding the maximum; branch-free so it vectorizes. */
-    for (int64_t kh = 0; kh < g.fH; kh++) {
-      const int64_t ih = oh * g.sH + kh * g.dH - g.padT;
-      if (ih < 0 || ih >= g.inH) continue;
-      for (int64_t kw = 0; kw < g.fW; kw++) {
-        const int64_t iw = ow * g.sW + kw * g.dW - g.padL;
-        if (iw < 0 || iw >= g.inW) continue;
-        pool_argmax_tap(best, tap, x + (((n * g.inH + ih) * g.inW) + iw) * C, (int32_t)(kh * g.fW + kw), C);
-      }
-    }
+    for (int64_t j = 0; j < k; j++) pool_argmax_tap(best, tap, x + off[j], idx[j], C);
     /* Pass 2: each channel's dy to its tap. */
-    const float *d = dy + m * C;
-    for (int64_t kh = 0; kh < g.fH; kh++) {
-      const int64_t ih = oh * g.sH + kh * g.dH - g.padT;
-      if (ih < 0 || ih >= g.inH) continue;
-      for (int64_t kw = 0; kw < g.fW; kw++) {
-        const int64_t iw = ow * g.sW + kw * g.dW - g.padL;
-        if (iw < 0 || iw >= g.inW) continue;
-        pool_scatter_tap(dx + (((n * g.inH + ih) * g.inW) + iw) * C, tap, d, (int32_t)(kh * g.fW + kw), C);
-      }
-    }
+    for (int64_t j = 0; j < k; j++) pool_scatter_tap(dx + off[j], tap, dy + m * C, idx[j], C);
   }
   free(best);
   free(tap);
+  free(off);
+  free(idx);
+  return NULL;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Batch normalisation and per-channel reductions, channels last: a tensor is a rows x C block, C
+ * its last axis (the channels of NHWC images, the units of a dense layer), rows all the others.
+ * Per-channel parameters have length 1 (one value for every channel) or C. Sums run in double.
+ * ------------------------------------------------------------------------------------------- */
+
+/* Reads argv[0..n) as integers into out; 0 on failure (thrown). */
+static int get_i64s(napi_env env, const napi_value *argv, int64_t *out, int n) {
+  for (int k = 0; k < n; k++)
+    if (!get_i64(env, argv[k], &out[k])) return 0;
+  return 1;
+}
+
+/* Element ranges [off, off + n) of one call: each inside the array; outputs (the first nOut) not
+ * overlapping each other or any input. Ranges with off < 0 are absent. */
+typedef struct {
+  int64_t off, n;
+} range_t;
+
+static const char *check_ranges(const range_t *r, int count, int nOut, int64_t len) {
+  for (int i = 0; i < count; i++)
+    if (r[i].off >= 0 && (r[i].n < 0 || r[i].off + r[i].n > len)) return "range outside the array";
+  for (int i = 0; i < nOut; i++) {
+    if (r[i].off < 0) continue;
+    for (int j = 0; j < count; j++)
+      if (j != i && r[j].off >= 0 && overlaps(r[i].off, r[i].n, r[j].off, r[j].n)) return "an output overlaps an input or another output";
+  }
+  return NULL;
+}
+
+#define THROW_WHY(env, fn, why)                                         \
+  do {                                                                  \
+    char msg_[160];                                                     \
+    snprintf(msg_, sizeof msg_, "distill_blas." fn ": %s", (why));      \
+    napi_throw_error((env), NULL, msg_);                                \
+    return NULL;                                                        \
+  } while (0)
+
+/* Element j of a per-channel parameter of length 1 or C. */
+static inline double chan(const float *p, int64_t plen, int64_t j) {
+  return (double)p[plen == 1 ? 0 : j];
+}
+
+__attribute__((noinline)) static void bn_forward_row(float *restrict y, const float *restrict x, const double *restrict mean,
+                                                     const double *restrict k, const double *restrict offset, int64_t C) {
+  for (int64_t j = 0; j < C; j++) y[j] = (float)(offset[j] + ((double)x[j] - mean[j]) * k[j]);
+}
+
+/*
+ * bnForward(H, xOff, rows, C, meanOff, meanLen, varOff, varLen, offsetOff, offsetLen, scaleOff, scaleLen, outOff, eps):
+ *   out[i, j] = offset[j] + (x[i, j] - mean[j]) * scale[j] / sqrt(variance[j] + eps)
+ * (tfjs's FusedBatchNorm; each parameter of length 1 or C; offsetOff < 0: no offset (0), scaleOff
+ * < 0: no scale (1)). In double, rounded once to float32, as tfjs's cpu kernel. The output must not
+ * overlap the inputs.
+ */
+static napi_value js_bn_forward(napi_env env, napi_callback_info info) {
+  size_t argc = 14;
+  napi_value argv[14];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc != 14) THROW(env, "distill_blas.bnForward: expected 14 arguments");
+  fview H;
+  int64_t a[12];
+  double eps;
+  if (!get_f32(env, argv[0], &H, 0, "H") || !get_i64s(env, argv + 1, a, 12) || !get_f64(env, argv[13], &eps)) return NULL;
+  const int64_t xOff = a[0], rows = a[1], C = a[2], meanOff = a[3], meanLen = a[4], varOff = a[5], varLen = a[6];
+  const int64_t offOff = a[7], offLen = a[8], scaleOff = a[9], scaleLen = a[10], outOff = a[11];
+  if (rows < 0 || C < 1) THROW(env, "distill_blas.bnForward: rows must be >= 0 and C >= 1");
+  const int64_t len = (int64_t)H.length;
+  const int lens_ok = (meanLen == 1 || meanLen == C) && (varLen == 1 || varLen == C) && (offOff < 0 || offLen == 1 || offLen == C) &&
+                      (scaleOff < 0 || scaleLen == 1 || scaleLen == C);
+  if (!lens_ok || meanOff < 0 || varOff < 0) THROW(env, "distill_blas.bnForward: mean, variance, offset and scale must have length 1 or C");
+  const range_t r[] = {{outOff, rows * C}, {xOff, rows * C}, {meanOff, meanLen}, {varOff, varLen}, {offOff, offLen}, {scaleOff, scaleLen}};
+  const char *why = outOff < 0 || xOff < 0 ? "range outside the array" : check_ranges(r, 6, 1, len);
+  if (why) THROW_WHY(env, "bnForward", why);
+  double *k = (double *)malloc((size_t)C * 3 * sizeof(double));
+  if (!k) THROW(env, "distill_blas.bnForward: out of memory");
+  double *mean = k + C, *offset = k + 2 * C;
+  const float *m = H.data + meanOff, *v = H.data + varOff;
+  for (int64_t j = 0; j < C; j++) {
+    mean[j] = chan(m, meanLen, j);
+    offset[j] = offOff < 0 ? 0.0 : chan(H.data + offOff, offLen, j);
+    k[j] = (scaleOff < 0 ? 1.0 : chan(H.data + scaleOff, scaleLen, j)) / sqrt(chan(v, varLen, j) + eps);
+  }
+  const float *x = H.data + xOff;
+  float *y = H.data + outOff;
+  for (int64_t i = 0; i < rows; i++) bn_forward_row(y + i * C, x + i * C, mean, k, offset, C);
+  free(k);
+  return NULL;
+}
+
+__attribute__((noinline)) static void bn_grad_row(float *restrict dx, double *restrict s1, double *restrict s2, const float *restrict x,
+                                                  const float *restrict dy, const double *restrict mean, const double *restrict k, int64_t C) {
+  for (int64_t j = 0; j < C; j++) {
+    const double d = (double)dy[j];
+    s1[j] += d;
+    s2[j] += d * ((double)x[j] - mean[j]);
+    dx[j] = (float)(d * k[j]);
+  }
+}
+
+/*
+ * bnGrad(H, xOff, dyOff, rows, C, meanOff, varOff, scaleOff, dxOff, dmeanOff, dvarOff, dscaleOff, doffsetOff, eps):
+ * the gradients of bnForward w.r.t. each of its inputs, given dy, for mean, variance and scale of
+ * length C (scaleOff < 0: scale 1), in one pass over x and dy:
+ *   r = 1 / sqrt(variance + eps);  dx = dy * r * scale;  doffset = sum_i dy;  dscale = r * sum_i dy (x - mean);
+ *   dmean = -r * scale * sum_i dy;  dvariance = -r^3 / 2 * scale * sum_i dy (x - mean)
+ * (the formulas of tfjs's FusedBatchNorm gradient, mean and variance taken as independent inputs).
+ * dscaleOff / doffsetOff < 0: not written. Outputs must not overlap the inputs or each other.
+ */
+static napi_value js_bn_grad(napi_env env, napi_callback_info info) {
+  size_t argc = 14;
+  napi_value argv[14];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc != 14) THROW(env, "distill_blas.bnGrad: expected 14 arguments");
+  fview H;
+  int64_t a[12];
+  double eps;
+  if (!get_f32(env, argv[0], &H, 0, "H") || !get_i64s(env, argv + 1, a, 12) || !get_f64(env, argv[13], &eps)) return NULL;
+  const int64_t xOff = a[0], dyOff = a[1], rows = a[2], C = a[3], meanOff = a[4], varOff = a[5], scaleOff = a[6];
+  const int64_t dxOff = a[7], dmeanOff = a[8], dvarOff = a[9], dscaleOff = a[10], doffOff = a[11];
+  if (rows < 0 || C < 1) THROW(env, "distill_blas.bnGrad: rows must be >= 0 and C >= 1");
+  const int64_t n = rows * C;
+  const range_t r[] = {{dxOff, n}, {dmeanOff, C}, {dvarOff, C}, {dscaleOff, C}, {doffOff, C}, {xOff, n}, {dyOff, n}, {meanOff, C}, {varOff, C}, {scaleOff, C}};
+  const char *why = dxOff < 0 || dmeanOff < 0 || dvarOff < 0 || xOff < 0 || dyOff < 0 || meanOff < 0 || varOff < 0 ? "range outside the array" : check_ranges(r, 10, 5, (int64_t)H.length);
+  if (why) THROW_WHY(env, "bnGrad", why);
+  double *buf = (double *)calloc((size_t)C * 5, sizeof(double));
+  if (!buf) THROW(env, "distill_blas.bnGrad: out of memory");
+  double *s1 = buf, *s2 = buf + C, *mean = buf + 2 * C, *k = buf + 3 * C, *rs = buf + 4 * C;
+  const float *sc = scaleOff < 0 ? NULL : H.data + scaleOff;
+  for (int64_t j = 0; j < C; j++) {
+    mean[j] = (double)H.data[meanOff + j];
+    rs[j] = 1.0 / sqrt((double)H.data[varOff + j] + eps);
+    k[j] = rs[j] * (sc ? (double)sc[j] : 1.0);
+  }
+  const float *x = H.data + xOff, *dy = H.data + dyOff;
+  float *dx = H.data + dxOff;
+  for (int64_t i = 0; i < rows; i++) bn_grad_row(dx + i * C, s1, s2, x + i * C, dy + i * C, mean, k, C);
+  for (int64_t j = 0; j < C; j++) {
+    H.data[dmeanOff + j] = (float)(-k[j] * s1[j]);
+    H.data[dvarOff + j] = (float)(-0.5 * rs[j] * rs[j] * k[j] * s2[j]);
+    if (dscaleOff >= 0) H.data[dscaleOff + j] = (float)(rs[j] * s2[j]);
+    if (doffOff >= 0) H.data[doffOff + j] = (float)s1[j];
+  }
+  free(buf);
+  return NULL;
+}
+
+__attribute__((noinline)) static void add_row_f64(double *restrict acc, const float *restrict x, int64_t n) {
+  for (int64_t j = 0; j < n; j++) acc[j] += (double)x[j];
+}
+
+/*
+ * colMean(H, xOff, rows, cols, outOff): out[j] = (sum_i x[i * cols + j]) / rows, summed in double
+ * and rounded once (a Mean over the leading axes of a row-major tensor); rows >= 1.
+ */
+static napi_value js_col_mean(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc != 5) THROW(env, "distill_blas.colMean: expected 5 arguments");
+  fview H;
+  int64_t a[4];
+  if (!get_f32(env, argv[0], &H, 0, "H") || !get_i64s(env, argv + 1, a, 4)) return NULL;
+  const int64_t xOff = a[0], rows = a[1], cols = a[2], outOff = a[3];
+  if (rows < 1 || cols < 0) THROW(env, "distill_blas.colMean: rows must be >= 1 and cols >= 0");
+  const range_t r[] = {{outOff, cols}, {xOff, rows * cols}};
+  const char *why = outOff < 0 || xOff < 0 ? "range outside the array" : check_ranges(r, 2, 1, (int64_t)H.length);
+  if (why) THROW_WHY(env, "colMean", why);
+  double *acc = (double *)calloc(cols > 0 ? (size_t)cols : 1, sizeof(double));
+  if (!acc) THROW(env, "distill_blas.colMean: out of memory");
+  for (int64_t i = 0; i < rows; i++) add_row_f64(acc, H.data + xOff + i * cols, cols);
+  for (int64_t j = 0; j < cols; j++) H.data[outOff + j] = (float)(acc[j] / (double)rows);
+  free(acc);
+  return NULL;
+}
+
+/*
+ * spreadRows(H, srcOff, rows, cols, divisor, outOff): out[i * cols + j] = src[j] / divisor (float32)
+ * for every row i: the gradient of a Mean over the leading axes (dy spread over the reduced
+ * elements). The output must not overlap the source.
+ */
+static napi_value js_spread_rows(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc != 6) THROW(env, "distill_blas.spreadRows: expected 6 arguments");
+  fview H;
+  int64_t a[3], outOff;
+  double divisor;
+  if (!get_f32(env, argv[0], &H, 0, "H") || !get_i64s(env, argv + 1, a, 3) || !get_f64(env, argv[4], &divisor) || !get_i64(env, argv[5], &outOff)) return NULL;
+  const int64_t srcOff = a[0], rows = a[1], cols = a[2];
+  if (rows < 0 || cols < 0) THROW(env, "distill_blas.spreadRows: rows and cols must be >= 0");
+  const range_t r[] = {{outOff, rows * cols}, {srcOff, cols}};
+  const char *why = outOff < 0 || srcOff < 0 ? "range outside the array" : check_ranges(r, 2, 1, (int64_t)H.length);
+  if (why) THROW_WHY(env, "spreadRows", why);
+  if (rows == 0 || cols == 0) return NULL;
+  float *out = H.data + outOff;
+  const float *src = H.data + srcOff;
+  const float d = (float)divisor;
+  for (int64_t j = 0; j < cols; j++) out[j] = src[j] / d;
+  for (int64_t i = 1; i < rows; i++) memcpy(out + i * cols, out, (size_t)cols * sizeof(float));
   return NULL;
 }
 
@@ -1101,6 +1332,10 @@ static napi_value init(napi_env env, napi_value exports) {
       {"conv2dBackpropFilter", NULL, js_conv2d_backprop_filter, NULL, NULL, NULL, napi_default, NULL},
       {"maxPool", NULL, js_max_pool, NULL, NULL, NULL, napi_default, NULL},
       {"maxPoolGrad", NULL, js_max_pool_grad, NULL, NULL, NULL, napi_default, NULL},
+      {"bnForward", NULL, js_bn_forward, NULL, NULL, NULL, napi_default, NULL},
+      {"bnGrad", NULL, js_bn_grad, NULL, NULL, NULL, napi_default, NULL},
+      {"colMean", NULL, js_col_mean, NULL, NULL, NULL, napi_default, NULL},
+      {"spreadRows", NULL, js_spread_rows, NULL, NULL, NULL, napi_default, NULL},
       {"adviseHugePages", NULL, js_advise_huge_pages, NULL, NULL, NULL, napi_default, NULL},
       {"setThreads", NULL, js_set_threads, NULL, NULL, NULL, napi_default, NULL},
       {"getThreads", NULL, js_get_threads, NULL, NULL, NULL, napi_default, NULL},

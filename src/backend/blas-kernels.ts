@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { installBufferPool, uninstallBufferPool } from './buffer-pool.ts';
-import { CONV_KERNELS, convKernelConfigs, type ConvKernelName } from './conv-kernels.ts';
+import { BATCH_NORM_GRAD_KERNEL, BATCH_NORM_KERNELS, batchNormGradKernel, batchNormKernelConfigs, installBatchNormGrads, MEAN_GRAD_KERNEL, meanGradKernel, uninstallBatchNormGrads } from './batch-norm-kernels.ts';
+import { CONV_KERNELS, convKernelConfigs } from './conv-kernels.ts';
 import { installFastMomentum, uninstallFastMomentum } from './fast-optimizer.ts';
 import { installHugePages, uninstallHugePages } from './huge-pages.ts';
 import { loadNative, NATIVE_ACTIVATION, type NativeBlas } from './native.ts';
@@ -20,8 +21,21 @@ type KernelName = (typeof KERNELS)[number];
 
 /** The stock wasm kernel configs we replaced, to restore them in {@link disableBlasKernels}. */
 const stock = new Map<string, tf.KernelConfig>();
-/** The stock wasm convolution / pooling kernels replaced (the wasm backend has no Conv2DBackpropFilter). */
-const stockConv = new Map<ConvKernelName, tf.KernelConfig>();
+/**
+ * Kernel families, each a file of kernels by name that fall back to the stock wasm kernel of the
+ * same name for what they do not handle (`stock` throws a clear error where there is none).
+ */
+type StockCall<N extends string> = (name: N, args: Parameters<tf.KernelFunc>[0]) => ReturnType<tf.KernelFunc>;
+interface KernelFamily<N extends string = string> {
+  names: readonly N[];
+  configs(blas: NativeBlas, stock: StockCall<N>): Record<N, tf.KernelFunc>;
+}
+const FAMILIES: KernelFamily[] = [
+  { names: CONV_KERNELS, configs: convKernelConfigs },
+  { names: BATCH_NORM_KERNELS, configs: batchNormKernelConfigs },
+];
+/** The stock wasm kernels the families replaced (the wasm backend has no Conv2DBackpropFilter). */
+const stockFamily = new Map<string, tf.KernelConfig>();
 let enabledDetail: string | undefined;
 
 /** Shapes of one (batched) matrix product `op(a) op(b)`, as tfjs defines them. */
@@ -374,7 +388,8 @@ export function blasKernelsEnabled(): string | undefined {
  * fused bias and every fused activation. Gradients of matMul are matMuls, so training uses them
  * too. Convolutions (`Conv2D`, `FusedConv2D` and both gradients, which the stock wasm backend
  * lacks in part) run as im2col + sgemm and max-pooling with its gradient natively
- * (`conv-kernels.ts`). Also makes `Identity`, same-dtype `Cast` and whole-tensor `Slice` zero-copy, `Sum` over
+ * (`conv-kernels.ts`), batch normalisation's forward and gradient and `Mean` over leading axes in
+ * one native pass each (`batch-norm-kernels.ts`). Also makes `Identity`, same-dtype `Cast` and whole-tensor `Slice` zero-copy, `Sum` over
  * leading axes (bias gradients), bias-broadcast `Add` and `Relu` one native pass each, number-to-bool
  * `Cast` correct (x != 0), relu's gradient one fused kernel (`relu-grad.ts`), the softmax
  * cross-entropy of the hard and distillation losses one native pass per row with its gradient
@@ -408,19 +423,25 @@ export function enableBlasKernels(): BlasEnableResult {
     tf.unregisterKernel(name, BACKEND);
     tf.registerKernel({ kernelName: name, backendName: BACKEND, kernelFunc: funcs[name] });
   }
-  const convFuncs = convKernelConfigs(l.addon, (name, args) => {
-    const k = stockConv.get(name);
+  const stockCall = (name: string, args: Parameters<tf.KernelFunc>[0]): ReturnType<tf.KernelFunc> => {
+    const k = stockFamily.get(name);
     if (!k) throw new Error(`${name}: this case (e.g. NCHW data or another dtype) has no kernel on the wasm backend; use channels-last float32 data, or --backend cpu`);
     return k.kernelFunc(args);
-  });
-  for (const name of CONV_KERNELS) {
-    const k = tf.getKernel(name, BACKEND);
-    if (k) {
-      stockConv.set(name, k);
-      tf.unregisterKernel(name, BACKEND);
+  };
+  for (const family of FAMILIES) {
+    const familyFuncs = family.configs(l.addon, stockCall);
+    for (const name of family.names) {
+      const k = tf.getKernel(name, BACKEND);
+      if (k) {
+        stockFamily.set(name, k);
+        tf.unregisterKernel(name, BACKEND);
+      }
+      tf.registerKernel({ kernelName: name, backendName: BACKEND, kernelFunc: familyFuncs[name]! });
     }
-    tf.registerKernel({ kernelName: name, backendName: BACKEND, kernelFunc: convFuncs[name] });
   }
+  tf.registerKernel({ kernelName: BATCH_NORM_GRAD_KERNEL, backendName: BACKEND, kernelFunc: batchNormGradKernel(l.addon) });
+  tf.registerKernel({ kernelName: MEAN_GRAD_KERNEL, backendName: BACKEND, kernelFunc: meanGradKernel(l.addon) });
+  installBatchNormGrads();
   tf.registerKernel({ kernelName: RELU_GRAD_KERNEL, backendName: BACKEND, kernelFunc: reluGradKernel(l.addon) });
   installReluGrad();
   tf.registerKernel({ kernelName: SOFTMAX_XENT_KERNEL, backendName: BACKEND, kernelFunc: softmaxXentKernel(l.addon) });
@@ -431,7 +452,7 @@ export function enableBlasKernels(): BlasEnableResult {
   const wasmBackend = tf.findBackend(BACKEND);
   const huge = wasmBackend ? installHugePages(l.addon, asWasmBackend(wasmBackend)) : undefined;
   const pooled = wasmBackend ? installBufferPool(asWasmBackend(wasmBackend)) : false;
-  enabledDetail = `${gemmDetail(l.addon.config(), l.addon.getThreads())} + native conv2d (im2col), max-pool, momentum, Adam, max-norm, relu, relu grad, bias add, softmax cross-entropy${huge !== undefined && huge >= 0 ? ', huge pages' : ''}${pooled ? ', buffer pool' : ''}`;
+  enabledDetail = `${gemmDetail(l.addon.config(), l.addon.getThreads())} + native conv2d (im2col), max-pool, batch norm, momentum, Adam, max-norm, relu, relu grad, bias add, softmax cross-entropy${huge !== undefined && huge >= 0 ? ', huge pages' : ''}${pooled ? ', buffer pool' : ''}`;
   return { ok: true, detail: enabledDetail };
 }
 
@@ -451,12 +472,17 @@ export function disableBlasKernels(): void {
     if (k) tf.registerKernel(k);
   }
   stock.clear();
-  for (const name of CONV_KERNELS) {
-    tf.unregisterKernel(name, BACKEND);
-    const k = stockConv.get(name);
-    if (k) tf.registerKernel(k);
+  for (const family of FAMILIES) {
+    for (const name of family.names) {
+      tf.unregisterKernel(name, BACKEND);
+      const k = stockFamily.get(name);
+      if (k) tf.registerKernel(k);
+    }
   }
-  stockConv.clear();
+  stockFamily.clear();
+  tf.unregisterKernel(BATCH_NORM_GRAD_KERNEL, BACKEND);
+  tf.unregisterKernel(MEAN_GRAD_KERNEL, BACKEND);
+  uninstallBatchNormGrads();
   tf.unregisterKernel(RELU_GRAD_KERNEL, BACKEND);
   uninstallReluGrad();
   tf.unregisterKernel(SOFTMAX_XENT_KERNEL, BACKEND);

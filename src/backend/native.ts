@@ -97,6 +97,29 @@ export interface NativeBlas {
   /** The gradient of {@link maxPool}: each `dy` goes to the first tap holding its window's maximum. */
   maxPoolGrad(H: Float32Array, geom: Int32Array, dyOff: number, xOff: number, dxOff: number): void;
   /**
+   * Batch normalisation of the row-major `rows x C` block at `H[xOff]` (C: the last axis) into
+   * `H[outOff]`: `offset + (x - mean) * scale / sqrt(variance + eps)` per channel, each parameter of
+   * length 1 or C (`offsetOff` / `scaleOff` -1: none), in double, rounded once.
+   */
+  bnForward(
+    H: Float32Array, xOff: number, rows: number, C: number, meanOff: number, meanLen: number, varOff: number, varLen: number,
+    offsetOff: number, offsetLen: number, scaleOff: number, scaleLen: number, outOff: number, eps: number,
+  ): void;
+  /**
+   * The gradients of {@link bnForward} (mean, variance and scale of length C; `scaleOff` -1: scale 1)
+   * for `dy` in one pass: `dx = dy r scale`, `dmean = -r scale sum dy`, `dvar = -r^3/2 scale sum dy (x - mean)`,
+   * `dscale = r sum dy (x - mean)`, `doffset = sum dy` with `r = 1 / sqrt(variance + eps)` (sums over
+   * the rows in double; `dscaleOff` / `doffsetOff` -1: not written).
+   */
+  bnGrad(
+    H: Float32Array, xOff: number, dyOff: number, rows: number, C: number, meanOff: number, varOff: number, scaleOff: number,
+    dxOff: number, dmeanOff: number, dvarOff: number, dscaleOff: number, doffsetOff: number, eps: number,
+  ): void;
+  /** Column means of the row-major `rows x cols` block at `H[xOff]` (rows >= 1) into `H[outOff..+cols]`, summed in double. */
+  colMean(H: Float32Array, xOff: number, rows: number, cols: number, outOff: number): void;
+  /** `H[outOff + i * cols + j] = H[srcOff + j] / divisor` (float32) for `rows` rows: a mean's gradient spread over the reduced elements. */
+  spreadRows(H: Float32Array, srcOff: number, rows: number, cols: number, divisor: number, outOff: number): void;
+  /**
    * Asks the kernel for transparent huge pages on the memory of `H` (its 2 MiB-aligned part);
    * `collapse` also converts the pages in use now (Linux 6.1+). Returns the bytes advised, or
    * `-errno` when the kernel refused. Only a hint.
@@ -130,7 +153,7 @@ export function nativeAddonPath(): string {
 function isNativeBlas(m: unknown): m is NativeBlas {
   if (m === null || typeof m !== 'object') return false;
   const r = m as Record<string, unknown>;
-  return ['sgemm', 'biasAct', 'momentum', 'adam', 'sgdStep', 'maxNormCols', 'colSum', 'reluGrad', 'relu', 'addRows', 'softmaxXent', 'conv2d', 'conv2dBackpropInput', 'conv2dBackpropFilter', 'maxPool', 'maxPoolGrad', 'adviseHugePages', 'setThreads', 'getThreads', 'config'].every((k) => typeof r[k] === 'function');
+  return ['sgemm', 'biasAct', 'momentum', 'adam', 'sgdStep', 'maxNormCols', 'colSum', 'reluGrad', 'relu', 'addRows', 'softmaxXent', 'conv2d', 'conv2dBackpropInput', 'conv2dBackpropFilter', 'maxPool', 'maxPoolGrad', 'bnForward', 'bnGrad', 'colMean', 'spreadRows', 'adviseHugePages', 'setThreads', 'getThreads', 'config'].every((k) => typeof r[k] === 'function');
 }
 
 /**
