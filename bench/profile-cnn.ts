@@ -1,10 +1,11 @@
 /**
  * Where a CNN training step's time goes, per tfjs kernel: the `model: {type: cnn}` architecture
  * (`src/models/arch/cnn.ts`) of the MNIST configs (conv 32 k5 pool 2, conv 64 k5 pool 2, dense 512,
- * dropout 0.5), with or without batch norm on both conv blocks, on random 28x28x1 images, stepped
- * as the pipeline's loop does (`tf.variableGrads`, `hardLoss`, `ParamOptimizer` Adam).
+ * dropout 0.5), or with `--bench` the bench cases' CNN (`bench/cnn.ts`: conv 3x3 32 / 64, dense
+ * 256), with or without batch norm on both conv blocks, on random 28x28x1 images, stepped as the
+ * pipeline's loop does (`tf.variableGrads`, `hardLoss`, `ParamOptimizer` Adam).
  *
- *   node --import tsx bench/profile-cnn.ts [--bn] [--batch 100] [--steps 20] [--backend wasm-blas]
+ *   node --import tsx bench/profile-cnn.ts [--bn] [--bench] [--batch 100] [--steps 20] [--backend wasm-blas]
  *
  * Prints ex/s and the wall time per kernel (every kernel of the active backend wrapped with a
  * timer); the rest of the step is engine and tf.layers JavaScript.
@@ -16,10 +17,12 @@ import { buildCnn, cnnConfigSchema } from '../src/models/arch/cnn.ts';
 import { hardLoss } from '../src/models/losses.ts';
 import { ParamOptimizer } from '../src/models/optimizer.ts';
 import { Rng } from '../src/util/rng.ts';
+import { buildCnn as buildBenchCnn } from './cnn.ts';
 
 const { values: opts } = parseArgs({
   options: {
     bn: { type: 'boolean', default: false },
+    bench: { type: 'boolean', default: false },
     batch: { type: 'string', default: '100' },
     steps: { type: 'string', default: '20' },
     backend: { type: 'string', default: 'wasm-blas' },
@@ -36,18 +39,18 @@ const config = cnnConfigSchema.parse({
   dense: [512],
   dropout: 0.5,
 });
-const model = buildCnn(config, { inputDim: 784, shape: [28, 28, 1], outputs: 10, seed: 1 });
+const model = opts.bench ? buildBenchCnn(batch, 1, bn).model : buildCnn(config, { inputDim: 784, shape: [28, 28, 1], outputs: 10, seed: 1 });
 const rng = new Rng(1);
 const xv = new Float32Array(batch * 784);
 for (let i = 0; i < xv.length; i++) xv[i] = rng.normal();
 const yv = new Int32Array(batch);
 for (let i = 0; i < batch; i++) yv[i] = rng.int(10);
-const x = tf.tensor2d(xv, [batch, 784]);
+const x = opts.bench ? tf.tensor4d(xv, [batch, 28, 28, 1]) : tf.tensor2d(xv, [batch, 784]);
 const y = tf.tensor1d(yv, 'int32');
 const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
 const opt = new ParamOptimizer({ name: 'adam', lr: 1e-3 }, vars);
 const step = (): void => {
-  const { value, grads } = tf.variableGrads(() => hardLoss(model.apply(x, { training: true }) as tf.Tensor2D, { x, y }), vars);
+  const { value, grads } = tf.variableGrads(() => hardLoss(model.apply(x, { training: true }) as tf.Tensor2D, { x: x as tf.Tensor2D, y }), vars);
   opt.step(vars.map((v) => grads[v.name]), 1e-3, 0);
   tf.dispose([value, ...Object.values(grads)]);
 };

@@ -107,8 +107,8 @@ export function torchCnn(mode: 'train' | 'infer', batch: number, steps: number, 
 }
 
 /** As {@link torchCnn} for training, on one thread (OpenBLAS and intra-op), in examples per CPU-second of the process. */
-export function torchCnnCpu(batch: number, steps: number): TorchPeerResult | undefined {
-  return runPy(CNN_SCRIPT, ['--mode', 'train', '--batch', String(batch), '--steps', String(steps), '--threads', '1'], 'examples_per_cpu_s', { OPENBLAS_NUM_THREADS: '1', OMP_NUM_THREADS: '1' });
+export function torchCnnCpu(batch: number, steps: number, batchNorm = false): TorchPeerResult | undefined {
+  return runPy(CNN_SCRIPT, ['--mode', 'train', '--batch', String(batch), '--steps', String(steps), '--threads', '1', ...(batchNorm ? ['--batch-norm'] : [])], 'examples_per_cpu_s', { OPENBLAS_NUM_THREADS: '1', OMP_NUM_THREADS: '1' });
 }
 
 /** PyTorch inference throughput (ex/s, no grad) for the same MLP; undefined if unavailable. */

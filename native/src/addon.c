@@ -1148,14 +1148,31 @@ static const char *check_ranges(const range_t *r, int count, int nOut, int64_t l
     return NULL;                                                        \
   } while (0)
 
+/* Values per block of the per-channel loops: short rows (few channels) are handled BLOCK_VALUES / C
+ * rows at a time, against parameters repeated that often, so that the loops stay long enough to
+ * vectorise well and the call overhead per row vanishes. */
+#define BLOCK_VALUES 1024
+
+/* Rows per block for rows of C values (at least 1, at most rows when rows >= 1). */
+static int64_t block_rows(int64_t C, int64_t rows) {
+  int64_t R = C >= BLOCK_VALUES ? 1 : BLOCK_VALUES / C;
+  if (R > rows) R = rows;
+  return R < 1 ? 1 : R;
+}
+
+/* Repeats p[0..C) R times in place (p holds R * C values). */
+static void repeat_block(double *p, int64_t C, int64_t R) {
+  for (int64_t b = 1; b < R; b++) memcpy(p + b * C, p, (size_t)C * sizeof(double));
+}
+
 /* Element j of a per-channel parameter of length 1 or C. */
 static inline double chan(const float *p, int64_t plen, int64_t j) {
   return (double)p[plen == 1 ? 0 : j];
 }
 
 __attribute__((noinline)) static void bn_forward_row(float *restrict y, const float *restrict x, const double *restrict mean,
-                                                     const double *restrict k, const double *restrict offset, int64_t C) {
-  for (int64_t j = 0; j < C; j++) y[j] = (float)(offset[j] + ((double)x[j] - mean[j]) * k[j]);
+                                                     const double *restrict k, const double *restrict offset, int64_t n) {
+  for (int64_t j = 0; j < n; j++) y[j] = (float)(offset[j] + ((double)x[j] - mean[j]) * k[j]);
 }
 
 /*
@@ -1184,25 +1201,29 @@ static napi_value js_bn_forward(napi_env env, napi_callback_info info) {
   const range_t r[] = {{outOff, rows * C}, {xOff, rows * C}, {meanOff, meanLen}, {varOff, varLen}, {offOff, offLen}, {scaleOff, scaleLen}};
   const char *why = outOff < 0 || xOff < 0 ? "range outside the array" : check_ranges(r, 6, 1, len);
   if (why) THROW_WHY(env, "bnForward", why);
-  double *k = (double *)malloc((size_t)C * 3 * sizeof(double));
+  const int64_t R = block_rows(C, rows), B = R * C;
+  double *k = (double *)malloc((size_t)B * 3 * sizeof(double));
   if (!k) THROW(env, "distill_blas.bnForward: out of memory");
-  double *mean = k + C, *offset = k + 2 * C;
+  double *mean = k + B, *offset = k + 2 * B;
   const float *m = H.data + meanOff, *v = H.data + varOff;
   for (int64_t j = 0; j < C; j++) {
     mean[j] = chan(m, meanLen, j);
     offset[j] = offOff < 0 ? 0.0 : chan(H.data + offOff, offLen, j);
     k[j] = (scaleOff < 0 ? 1.0 : chan(H.data + scaleOff, scaleLen, j)) / sqrt(chan(v, varLen, j) + eps);
   }
+  repeat_block(k, C, R);
+  repeat_block(mean, C, R);
+  repeat_block(offset, C, R);
   const float *x = H.data + xOff;
   float *y = H.data + outOff;
-  for (int64_t i = 0; i < rows; i++) bn_forward_row(y + i * C, x + i * C, mean, k, offset, C);
+  for (int64_t i = 0; i < rows; i += R) bn_forward_row(y + i * C, x + i * C, mean, k, offset, (rows - i < R ? rows - i : R) * C);
   free(k);
   return NULL;
 }
 
 __attribute__((noinline)) static void bn_grad_row(float *restrict dx, double *restrict s1, double *restrict s2, const float *restrict x,
-                                                  const float *restrict dy, const double *restrict mean, const double *restrict k, int64_t C) {
-  for (int64_t j = 0; j < C; j++) {
+                                                  const float *restrict dy, const double *restrict mean, const double *restrict k, int64_t n) {
+  for (int64_t j = 0; j < n; j++) {
     const double d = (double)dy[j];
     s1[j] += d;
     s2[j] += d * ((double)x[j] - mean[j]);
@@ -1235,18 +1256,26 @@ static napi_value js_bn_grad(napi_env env, napi_callback_info info) {
   const range_t r[] = {{dxOff, n}, {dmeanOff, C}, {dvarOff, C}, {dscaleOff, C}, {doffOff, C}, {xOff, n}, {dyOff, n}, {meanOff, C}, {varOff, C}, {scaleOff, C}};
   const char *why = dxOff < 0 || dmeanOff < 0 || dvarOff < 0 || xOff < 0 || dyOff < 0 || meanOff < 0 || varOff < 0 ? "range outside the array" : check_ranges(r, 10, 5, (int64_t)H.length);
   if (why) THROW_WHY(env, "bnGrad", why);
-  double *buf = (double *)calloc((size_t)C * 5, sizeof(double));
+  const int64_t R = block_rows(C, rows), B = R * C;
+  double *buf = (double *)calloc((size_t)B * 4 + (size_t)C, sizeof(double));
   if (!buf) THROW(env, "distill_blas.bnGrad: out of memory");
-  double *s1 = buf, *s2 = buf + C, *mean = buf + 2 * C, *k = buf + 3 * C, *rs = buf + 4 * C;
+  double *s1 = buf, *s2 = buf + B, *mean = buf + 2 * B, *k = buf + 3 * B, *rs = buf + 4 * B;
   const float *sc = scaleOff < 0 ? NULL : H.data + scaleOff;
   for (int64_t j = 0; j < C; j++) {
     mean[j] = (double)H.data[meanOff + j];
     rs[j] = 1.0 / sqrt((double)H.data[varOff + j] + eps);
     k[j] = rs[j] * (sc ? (double)sc[j] : 1.0);
   }
+  repeat_block(mean, C, R);
+  repeat_block(k, C, R);
   const float *x = H.data + xOff, *dy = H.data + dyOff;
   float *dx = H.data + dxOff;
-  for (int64_t i = 0; i < rows; i++) bn_grad_row(dx + i * C, s1, s2, x + i * C, dy + i * C, mean, k, C);
+  for (int64_t i = 0; i < rows; i += R) bn_grad_row(dx + i * C, s1, s2, x + i * C, dy + i * C, mean, k, (rows - i < R ? rows - i : R) * C);
+  for (int64_t b = 1; b < R; b++) /* fold the block's partial sums */
+    for (int64_t j = 0; j < C; j++) {
+      s1[j] += s1[b * C + j];
+      s2[j] += s2[b * C + j];
+    }
   for (int64_t j = 0; j < C; j++) {
     H.data[dmeanOff + j] = (float)(-k[j] * s1[j]);
     H.data[dvarOff + j] = (float)(-0.5 * rs[j] * rs[j] * k[j] * s2[j]);
@@ -1278,9 +1307,13 @@ static napi_value js_col_mean(napi_env env, napi_callback_info info) {
   const range_t r[] = {{outOff, cols}, {xOff, rows * cols}};
   const char *why = outOff < 0 || xOff < 0 ? "range outside the array" : check_ranges(r, 2, 1, (int64_t)H.length);
   if (why) THROW_WHY(env, "colMean", why);
-  double *acc = (double *)calloc(cols > 0 ? (size_t)cols : 1, sizeof(double));
+  if (cols == 0) return NULL;
+  const int64_t R = block_rows(cols, rows);
+  double *acc = (double *)calloc((size_t)(R * cols), sizeof(double));
   if (!acc) THROW(env, "distill_blas.colMean: out of memory");
-  for (int64_t i = 0; i < rows; i++) add_row_f64(acc, H.data + xOff + i * cols, cols);
+  for (int64_t i = 0; i < rows; i += R) add_row_f64(acc, H.data + xOff + i * cols, (rows - i < R ? rows - i : R) * cols);
+  for (int64_t b = 1; b < R; b++)
+    for (int64_t j = 0; j < cols; j++) acc[j] += acc[b * cols + j];
   for (int64_t j = 0; j < cols; j++) H.data[outOff + j] = (float)(acc[j] / (double)rows);
   free(acc);
   return NULL;
@@ -1310,7 +1343,12 @@ static napi_value js_spread_rows(napi_env env, napi_callback_info info) {
   const float *src = H.data + srcOff;
   const float d = (float)divisor;
   for (int64_t j = 0; j < cols; j++) out[j] = src[j] / d;
-  for (int64_t i = 1; i < rows; i++) memcpy(out + i * cols, out, (size_t)cols * sizeof(float));
+  /* Double the filled part until it covers the output: few, long copies even for short rows. */
+  for (int64_t done = 1; done < rows;) {
+    const int64_t k = done < rows - done ? done : rows - done;
+    memcpy(out + done * cols, out, (size_t)(k * cols) * sizeof(float));
+    done += k;
+  }
   return NULL;
 }
 
