@@ -1352,6 +1352,121 @@ static napi_value js_spread_rows(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* ---------------------------------------------------------------------------------------------
+ * Elementwise float32 arithmetic with a broadcast operand: out = a op b on a rows x cols result,
+ * each operand the same size (rows * cols), a row broadcast over the leading axes (cols: a [C]
+ * operand over [N, H, W, C]) or one value. Plain IEEE float32 operations, so the results are those
+ * of the stock kernels (no contraction: built with -ffp-contract=off).
+ * ------------------------------------------------------------------------------------------- */
+
+enum { BIN_ADD = 0, BIN_SUB = 1, BIN_MUL = 2, BIN_DIV = 3 };
+
+#define BIN_LOOPS(name, OP)                                                                                                   \
+  __attribute__((noinline)) static void name##_vv(float *restrict o, const float *restrict a, const float *restrict b, int64_t n) { \
+    for (int64_t j = 0; j < n; j++) o[j] = a[j] OP b[j];                                                                      \
+  }                                                                                                                           \
+  __attribute__((noinline)) static void name##_vs(float *restrict o, const float *restrict a, float b, int64_t n) {            \
+    for (int64_t j = 0; j < n; j++) o[j] = a[j] OP b;                                                                         \
+  }                                                                                                                           \
+  __attribute__((noinline)) static void name##_sv(float *restrict o, float a, const float *restrict b, int64_t n) {            \
+    for (int64_t j = 0; j < n; j++) o[j] = a OP b[j];                                                                         \
+  }
+BIN_LOOPS(bin_add, +)
+BIN_LOOPS(bin_sub, -)
+BIN_LOOPS(bin_mul, *)
+BIN_LOOPS(bin_div, /)
+
+typedef void (*bin_vv_fn)(float *restrict, const float *restrict, const float *restrict, int64_t);
+typedef void (*bin_vs_fn)(float *restrict, const float *restrict, float, int64_t);
+typedef void (*bin_sv_fn)(float *restrict, float, const float *restrict, int64_t);
+static const bin_vv_fn BIN_VV[] = {bin_add_vv, bin_sub_vv, bin_mul_vv, bin_div_vv};
+static const bin_vs_fn BIN_VS[] = {bin_add_vs, bin_sub_vs, bin_mul_vs, bin_div_vs};
+static const bin_sv_fn BIN_SV[] = {bin_add_sv, bin_sub_sv, bin_mul_sv, bin_div_sv};
+
+/*
+ * binaryRows(H, op, aOff, aLen, bOff, bLen, rows, cols, outOff): out[i, j] = a op b (op: 0 add,
+ * 1 sub, 2 mul, 3 div) for the rows x cols result at outOff, where each operand has length
+ * rows * cols (elementwise), cols (the same row for every i) or 1 (one value). The inputs may alias
+ * each other; the output must not overlap them.
+ */
+static napi_value js_binary_rows(napi_env env, napi_callback_info info) {
+  size_t argc = 9;
+  napi_value argv[9];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc != 9) THROW(env, "distill_blas.binaryRows: expected 9 arguments");
+  fview H;
+  int64_t a[8];
+  if (!get_f32(env, argv[0], &H, 0, "H") || !get_i64s(env, argv + 1, a, 8)) return NULL;
+  const int64_t op = a[0], aOff = a[1], aLen = a[2], bOff = a[3], bLen = a[4], rows = a[5], cols = a[6], outOff = a[7];
+  if (op < BIN_ADD || op > BIN_DIV) THROW(env, "distill_blas.binaryRows: unknown operation");
+  if (rows < 0 || cols < 0) THROW(env, "distill_blas.binaryRows: rows and cols must be >= 0");
+  const int64_t n = rows * cols;
+  if (!(aLen == n || aLen == cols || aLen == 1) || !(bLen == n || bLen == cols || bLen == 1))
+    THROW(env, "distill_blas.binaryRows: each operand must have length rows * cols, cols or 1");
+  const range_t r[] = {{outOff, n}, {aOff, aLen}, {bOff, bLen}};
+  const char *why = outOff < 0 || aOff < 0 || bOff < 0 ? "range outside the array" : check_ranges(r, 3, 1, (int64_t)H.length);
+  if (why) THROW_WHY(env, "binaryRows", why);
+  if (n == 0) return NULL;
+  float *out = H.data + outOff;
+  const float *pa = H.data + aOff, *pb = H.data + bOff;
+  if (aLen == 1 && bLen == 1) { /* one value (n is 1 then, or the caller wants it everywhere) */
+    float v;
+    BIN_VV[op](&v, pa, pb, 1);
+    for (int64_t j = 0; j < n; j++) out[j] = v;
+    return NULL;
+  }
+  /* A row operand (length cols, the same for every row) is taken a block of rows at a time, repeated
+   * into scratch, so that the loops run over R * cols values (few channels, many rows). */
+  const int aRow = aLen != n && aLen != 1, bRow = bLen != n && bLen != 1;
+  const int64_t R = aRow || bRow ? block_rows(cols, rows) : rows;
+  float *rep = NULL;
+  if (aRow || bRow) {
+    rep = (float *)malloc((size_t)(R * cols) * sizeof(float));
+    if (!rep) THROW(env, "distill_blas.binaryRows: out of memory");
+    for (int64_t k = 0; k < R; k++) memcpy(rep + k * cols, aRow ? pa : pb, (size_t)cols * sizeof(float));
+  }
+  for (int64_t i = 0; i < rows; i += R) {
+    const int64_t m = (rows - i < R ? rows - i : R) * cols;
+    const float *x = aRow ? rep : pa + (aLen == n ? i * cols : 0);
+    const float *y = bRow ? rep : pb + (bLen == n ? i * cols : 0);
+    if (aLen == 1) BIN_SV[op](out + i * cols, pa[0], y, m);
+    else if (bLen == 1) BIN_VS[op](out + i * cols, x, pb[0], m);
+    else BIN_VV[op](out + i * cols, x, y, m);
+  }
+  free(rep);
+  return NULL;
+}
+
+__attribute__((noinline)) static void square_copy(float *restrict out, const float *restrict x, int64_t n) {
+  for (int64_t i = 0; i < n; i++) out[i] = x[i] * x[i];
+}
+__attribute__((noinline)) static void square_grad(float *restrict out, const float *restrict dy, const float *restrict x, int64_t n) {
+  for (int64_t i = 0; i < n; i++) out[i] = dy[i] * (x[i] * 2.0f);
+}
+
+/*
+ * square(H, xOff, n, outOff, dyOff): without dy (dyOff < 0) out = x * x (tfjs's Square); with it
+ * out = dy * (x * 2), the gradient of Square (tfjs's `mul(dy, mul(x, 2))` in one pass). The output
+ * must not overlap the inputs.
+ */
+static napi_value js_square(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc != 5) THROW(env, "distill_blas.square: expected 5 arguments");
+  fview H;
+  int64_t a[4];
+  if (!get_f32(env, argv[0], &H, 0, "H") || !get_i64s(env, argv + 1, a, 4)) return NULL;
+  const int64_t xOff = a[0], n = a[1], outOff = a[2], dyOff = a[3];
+  if (n < 0) THROW(env, "distill_blas.square: n must be >= 0");
+  const range_t r[] = {{outOff, n}, {xOff, n}, {dyOff, n}};
+  const char *why = outOff < 0 || xOff < 0 ? "range outside the array" : check_ranges(r, 3, 1, (int64_t)H.length);
+  if (why) THROW_WHY(env, "square", why);
+  if (dyOff < 0) square_copy(H.data + outOff, H.data + xOff, n);
+  else square_grad(H.data + outOff, H.data + dyOff, H.data + xOff, n);
+  return NULL;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"sgemm", NULL, js_sgemm, NULL, NULL, NULL, napi_default, NULL},
@@ -1374,6 +1489,8 @@ static napi_value init(napi_env env, napi_value exports) {
       {"bnGrad", NULL, js_bn_grad, NULL, NULL, NULL, napi_default, NULL},
       {"colMean", NULL, js_col_mean, NULL, NULL, NULL, napi_default, NULL},
       {"spreadRows", NULL, js_spread_rows, NULL, NULL, NULL, napi_default, NULL},
+      {"binaryRows", NULL, js_binary_rows, NULL, NULL, NULL, napi_default, NULL},
+      {"square", NULL, js_square, NULL, NULL, NULL, napi_default, NULL},
       {"adviseHugePages", NULL, js_advise_huge_pages, NULL, NULL, NULL, napi_default, NULL},
       {"setThreads", NULL, js_set_threads, NULL, NULL, NULL, napi_default, NULL},
       {"getThreads", NULL, js_get_threads, NULL, NULL, NULL, napi_default, NULL},

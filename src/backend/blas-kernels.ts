@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { installBufferPool, uninstallBufferPool } from './buffer-pool.ts';
 import { BATCH_NORM_GRAD_KERNEL, BATCH_NORM_KERNELS, batchNormGradKernel, batchNormKernelConfigs, installBatchNormGrads, MEAN_GRAD_KERNEL, meanGradKernel, uninstallBatchNormGrads } from './batch-norm-kernels.ts';
 import { CONV_KERNELS, convKernelConfigs } from './conv-kernels.ts';
+import { ELEMENTWISE_KERNELS, elementwiseKernelConfigs, installSquareGrad, SQUARE_GRAD_KERNEL, squareGradKernel, uninstallSquareGrad } from './elementwise-kernels.ts';
 import { installFastMomentum, uninstallFastMomentum } from './fast-optimizer.ts';
 import { installHugePages, uninstallHugePages } from './huge-pages.ts';
 import { loadNative, NATIVE_ACTIVATION, type NativeBlas } from './native.ts';
@@ -33,6 +34,7 @@ interface KernelFamily<N extends string = string> {
 const FAMILIES: KernelFamily[] = [
   { names: CONV_KERNELS, configs: convKernelConfigs },
   { names: BATCH_NORM_KERNELS, configs: batchNormKernelConfigs },
+  { names: ELEMENTWISE_KERNELS, configs: elementwiseKernelConfigs },
 ];
 /** The stock wasm kernels the families replaced (the wasm backend has no Conv2DBackpropFilter). */
 const stockFamily = new Map<string, tf.KernelConfig>();
@@ -389,7 +391,8 @@ export function blasKernelsEnabled(): string | undefined {
  * too. Convolutions (`Conv2D`, `FusedConv2D` and both gradients, which the stock wasm backend
  * lacks in part) run as im2col + sgemm and max-pooling with its gradient natively
  * (`conv-kernels.ts`), batch normalisation's forward and gradient and `Mean` over leading axes in
- * one native pass each (`batch-norm-kernels.ts`). Also makes `Identity`, same-dtype `Cast` and whole-tensor `Slice` zero-copy, `Sum` over
+ * one native pass each (`batch-norm-kernels.ts`), and `Sub` / `Multiply` / `RealDiv` with a
+ * same-shape, scalar or row-broadcast operand, `Square` and its gradient (`elementwise-kernels.ts`). Also makes `Identity`, same-dtype `Cast` and whole-tensor `Slice` zero-copy, `Sum` over
  * leading axes (bias gradients), bias-broadcast `Add` and `Relu` one native pass each, number-to-bool
  * `Cast` correct (x != 0), relu's gradient one fused kernel (`relu-grad.ts`), the softmax
  * cross-entropy of the hard and distillation losses one native pass per row with its gradient
@@ -442,6 +445,8 @@ export function enableBlasKernels(): BlasEnableResult {
   tf.registerKernel({ kernelName: BATCH_NORM_GRAD_KERNEL, backendName: BACKEND, kernelFunc: batchNormGradKernel(l.addon) });
   tf.registerKernel({ kernelName: MEAN_GRAD_KERNEL, backendName: BACKEND, kernelFunc: meanGradKernel(l.addon) });
   installBatchNormGrads();
+  tf.registerKernel({ kernelName: SQUARE_GRAD_KERNEL, backendName: BACKEND, kernelFunc: squareGradKernel(l.addon) });
+  installSquareGrad();
   tf.registerKernel({ kernelName: RELU_GRAD_KERNEL, backendName: BACKEND, kernelFunc: reluGradKernel(l.addon) });
   installReluGrad();
   tf.registerKernel({ kernelName: SOFTMAX_XENT_KERNEL, backendName: BACKEND, kernelFunc: softmaxXentKernel(l.addon) });
@@ -452,7 +457,7 @@ export function enableBlasKernels(): BlasEnableResult {
   const wasmBackend = tf.findBackend(BACKEND);
   const huge = wasmBackend ? installHugePages(l.addon, asWasmBackend(wasmBackend)) : undefined;
   const pooled = wasmBackend ? installBufferPool(asWasmBackend(wasmBackend)) : false;
-  enabledDetail = `${gemmDetail(l.addon.config(), l.addon.getThreads())} + native conv2d (im2col), max-pool, batch norm, momentum, Adam, max-norm, relu, relu grad, bias add, softmax cross-entropy${huge !== undefined && huge >= 0 ? ', huge pages' : ''}${pooled ? ', buffer pool' : ''}`;
+  enabledDetail = `${gemmDetail(l.addon.config(), l.addon.getThreads())} + native conv2d (im2col), max-pool, batch norm, broadcast sub/mul/div, square, momentum, Adam, max-norm, relu, relu grad, bias add, softmax cross-entropy${huge !== undefined && huge >= 0 ? ', huge pages' : ''}${pooled ? ', buffer pool' : ''}`;
   return { ok: true, detail: enabledDetail };
 }
 
@@ -483,6 +488,8 @@ export function disableBlasKernels(): void {
   tf.unregisterKernel(BATCH_NORM_GRAD_KERNEL, BACKEND);
   tf.unregisterKernel(MEAN_GRAD_KERNEL, BACKEND);
   uninstallBatchNormGrads();
+  tf.unregisterKernel(SQUARE_GRAD_KERNEL, BACKEND);
+  uninstallSquareGrad();
   tf.unregisterKernel(RELU_GRAD_KERNEL, BACKEND);
   uninstallReluGrad();
   tf.unregisterKernel(SOFTMAX_XENT_KERNEL, BACKEND);

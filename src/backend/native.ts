@@ -120,6 +120,13 @@ export interface NativeBlas {
   /** `H[outOff + i * cols + j] = H[srcOff + j] / divisor` (float32) for `rows` rows: a mean's gradient spread over the reduced elements. */
   spreadRows(H: Float32Array, srcOff: number, rows: number, cols: number, divisor: number, outOff: number): void;
   /**
+   * `out = a op b` (op 0 add, 1 sub, 2 mul, 3 div; float32) on the `rows x cols` result at
+   * `H[outOff]`, each operand of length `rows * cols`, `cols` (one row for every row) or 1.
+   */
+  binaryRows(H: Float32Array, op: number, aOff: number, aLen: number, bOff: number, bLen: number, rows: number, cols: number, outOff: number): void;
+  /** `out = x * x` (`dyOff` -1), or Square's gradient `out = dy * (x * 2)`, over `n` values. */
+  square(H: Float32Array, xOff: number, n: number, outOff: number, dyOff: number): void;
+  /**
    * Asks the kernel for transparent huge pages on the memory of `H` (its 2 MiB-aligned part);
    * `collapse` also converts the pages in use now (Linux 6.1+). Returns the bytes advised, or
    * `-errno` when the kernel refused. Only a hint.
@@ -153,7 +160,7 @@ export function nativeAddonPath(): string {
 function isNativeBlas(m: unknown): m is NativeBlas {
   if (m === null || typeof m !== 'object') return false;
   const r = m as Record<string, unknown>;
-  return ['sgemm', 'biasAct', 'momentum', 'adam', 'sgdStep', 'maxNormCols', 'colSum', 'reluGrad', 'relu', 'addRows', 'softmaxXent', 'conv2d', 'conv2dBackpropInput', 'conv2dBackpropFilter', 'maxPool', 'maxPoolGrad', 'bnForward', 'bnGrad', 'colMean', 'spreadRows', 'adviseHugePages', 'setThreads', 'getThreads', 'config'].every((k) => typeof r[k] === 'function');
+  return ['sgemm', 'biasAct', 'momentum', 'adam', 'sgdStep', 'maxNormCols', 'colSum', 'reluGrad', 'relu', 'addRows', 'softmaxXent', 'conv2d', 'conv2dBackpropInput', 'conv2dBackpropFilter', 'maxPool', 'maxPoolGrad', 'bnForward', 'bnGrad', 'colMean', 'spreadRows', 'binaryRows', 'square', 'adviseHugePages', 'setThreads', 'getThreads', 'config'].every((k) => typeof r[k] === 'function');
 }
 
 /**
