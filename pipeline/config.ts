@@ -103,7 +103,7 @@ export function parseConfig(text: string, file: string, registry: Record<string,
   if (stages.length === 0) throw new ConfigError(`${file}: 'stages' is empty; list at least one stage`);
   const seen = new Set<string>();
   for (const s of stages) {
-    for (const d of [...s.def.deps(s.params, [...seen]), ...(s.def.optionalDeps?.(s.params) ?? [])]) {
+    for (const d of [...s.def.deps(s.params, [...seen]), ...(s.def.optionalDeps?.(s.params, [...seen]) ?? [])]) {
       if (!seen.has(d)) {
         const exists = stages.some((o) => o.name === d);
         if (d === s.name) {

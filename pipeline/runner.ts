@@ -280,8 +280,9 @@ export async function runPipeline(config: PipelineConfig, opts: RunOptions = {})
     for (const stage of config.stages) {
       if (!run.includes(stage)) continue; // not selected (--only another stage); its outputs may still be read below
       const dir = stageDir(stage.name);
-      const deps = stage.def.deps(stage.params, config.stages.slice(0, config.stages.indexOf(stage)).map((s) => s.name));
-      const optional = (stage.def.optionalDeps?.(stage.params) ?? []).filter((d) => !deps.includes(d));
+      const earlier = config.stages.slice(0, config.stages.indexOf(stage)).map((s) => s.name);
+      const deps = stage.def.deps(stage.params, earlier);
+      const optional = (stage.def.optionalDeps?.(stage.params, earlier) ?? []).filter((d) => !deps.includes(d));
       // Its inputs and itself are held for reading while it is keyed and checked, and its inputs
       // until it has run; it is upgraded to a write lock only if it has to run.
       for (const d of new Set([...deps, ...optional, stage.name])) hold(d, 'read');

@@ -62,8 +62,9 @@ export interface StageDef<P> {
    * extra rows of a results table), so `--only` need not wait for them. One that has run keys the
    * cache like a dep; one that has not keys it as absent, so the stage reruns once it has run.
    * Names must still be stages above this one in the config.
+   * @param earlier the names of the stages before this one in the config, in order.
    */
-  optionalDeps?(params: P): string[];
+  optionalDeps?(params: P, earlier: string[]): string[];
   /** Files outside the run folder whose content keys the cache (e.g. a user's `.arrow`). */
   externalInputs?(params: P): string[];
   /**

@@ -29,7 +29,10 @@ export const reportStage = defineStage({
   type: 'report',
   description: 'write a self-contained HTML report of the run (tables, training curves, covariance, ensemble)',
   schema,
-  deps: (p, earlier) => (p.stages.length ? p.stages : earlier),
+  // The listed stages must have run; without a list, every stage above that has run is shown
+  // (`--only results,report` on a folder where some rows were never trained still gets its page).
+  deps: (p) => p.stages,
+  optionalDeps: (p, earlier) => (p.stages.length ? [] : earlier),
   code: ['pipeline/stages/report.ts'],
   // The page shows run times: it differs between otherwise identical runs, and `npm run report`
   // rewrites it in place.
