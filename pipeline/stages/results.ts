@@ -169,7 +169,7 @@ type TrainingText = Pick<ModelMetrics, 'jitter' | 'regularisation' | 'optimizer'
  * @throws ArtifactError when the manifest exists but is not valid (it names the file and the fix).
  */
 export function trainingOf(stageDir: string): { arch?: string } & TrainingText {
-  type Params = { hidden?: unknown; from?: unknown; jitter?: unknown; input_dropout?: unknown; dropout?: unknown; max_norm?: unknown; init_from?: unknown; epochs?: unknown; seed?: unknown; optimizer?: unknown };
+  type Params = { hidden?: unknown; from?: unknown; jitter?: unknown; input_dropout?: unknown; dropout?: unknown; conv_dropout?: unknown; max_norm?: unknown; init_from?: unknown; epochs?: unknown; seed?: unknown; optimizer?: unknown };
   const extras = (p: Params): TrainingText => {
     const out: TrainingText = {};
     const opt = optimizerText(p.optimizer, p.epochs);
@@ -180,7 +180,10 @@ export function trainingOf(stageDir: string): { arch?: string } & TrainingText {
     const parts: string[] = [];
     const inDrop = typeof p.input_dropout === 'number' ? p.input_dropout : 0;
     const drop = typeof p.dropout === 'number' ? p.dropout : 0;
-    if (inDrop > 0 || drop > 0) parts.push(`dropout ${inDrop}/${drop}`);
+    const convDrop = typeof p.conv_dropout === 'number' ? p.conv_dropout : 0;
+    // An MLP's dropout is input/hidden; a CNN's is after its conv blocks / its dense layers.
+    if (convDrop > 0) parts.push(`dropout ${convDrop} conv/${drop} dense`);
+    else if (inDrop > 0 || drop > 0) parts.push(`dropout ${inDrop}/${drop}`);
     if (typeof p.max_norm === 'number') parts.push(`max-norm ${p.max_norm}`);
     if (parts.length > 0) out.regularisation = parts.join(', ');
     return out;
@@ -192,8 +195,8 @@ export function trainingOf(stageDir: string): { arch?: string } & TrainingText {
   const model = modelOfParams(m.params);
   if (!model) return extras(params);
   // The regularisation keys as the architecture has them (an MLP's; a CNN's dropout and max-norm).
-  const reg = model as { dropout?: number; input_dropout?: number; max_norm?: number | null };
-  return { arch: describeModel(model), ...extras({ ...params, dropout: reg.dropout, input_dropout: reg.input_dropout, max_norm: reg.max_norm }) };
+  const reg = model as { dropout?: number; input_dropout?: number; conv_dropout?: number; max_norm?: number | null };
+  return { arch: describeModel(model), ...extras({ ...params, dropout: reg.dropout, input_dropout: reg.input_dropout, conv_dropout: reg.conv_dropout, max_norm: reg.max_norm }) };
 }
 
 /** Is `v` a plain object (not an array or null)? */

@@ -324,6 +324,9 @@ describe('experiment result tables (hand-made metrics)', () => {
     expect(trainingOf(t)).toEqual(want);
     expect(trainingOf(manifest('imp', 'import', { from: t }))).toEqual(want);
     expect(trainingOf(manifest('r', 'train', { hidden: [30, 10], init_from: 't', epochs: 150 }))).toEqual({ arch: '30-10', continued: "continued from 't' for 150 epochs" });
+    const cnn = { type: 'cnn', conv: [{ filters: 32, kernel: 5, pool: 2 }, { filters: 64, kernel: 5, pool: 2 }], dense: [512], conv_dropout: 0.1, dropout: 0.5 };
+    expect(trainingOf(manifest('c', 'train', { model: cnn, jitter: 2, epochs: 40 })).regularisation).toBe('dropout 0.1 conv/0.5 dense');
+    expect(trainingOf(manifest('c0', 'train', { model: { ...cnn, conv_dropout: 0 }, epochs: 40 })).regularisation).toBe('dropout 0/0.5');
     expect(trainingOf(path.join(root, 'never-ran'))).toEqual({});
     const bad = path.join(root, 'bad');
     mkdirSync(bad);
