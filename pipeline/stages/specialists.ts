@@ -56,6 +56,19 @@ const schema = z.strictObject({
   epochs: z.number().int().positive().max(10_000).default(10),
   batch_size: z.number().int().positive().default(128),
   optimizer: optimizerSchema.default({ name: 'sgd', lr: 0.01, momentum: 0.9, nesterov: false, schedule: { type: 'constant' } }),
+  /**
+   * Early stopping: the epoch whose weights each specialist keeps, judged on the validation split
+   * (natural prior, before the dustbin correction): `last`, `valid_loss` (the specialist loss) or
+   * `valid_accuracy` (argmax over its classes and dustbin). Each epoch then also costs a pass over
+   * valid. The chosen epochs are in specialists.json (`best_epoch`).
+   */
+  select: z.enum(['last', 'valid_loss', 'valid_accuracy']).default('last'),
+  /**
+   * Layers kept at the generalist's values while a specialist trains: `none` (the whole copy is
+   * fine-tuned, as in the paper), `conv` (a CNN's convolution and batch-norm layers frozen: its dense
+   * layers and head learn), `body` (only the head learns).
+   */
+  freeze: z.enum(['none', 'conv', 'body']).default('none'),
 });
 
 /** One row of `specialists.json`. */
@@ -73,6 +86,8 @@ export interface SpecialistSummary {
   log_oversampling: number;
   specialist_auc: number;
   generalist_auc: number;
+  /** The 1-based epoch whose weights the specialist kept (`select`). */
+  best_epoch: number;
 }
 
 interface ClustersJson {
@@ -141,6 +156,8 @@ export const specialistsStage = defineStage({
         dustbinInit: p.dustbin_init,
         dustbinInitSample: p.dustbin_init_sample,
         ...(p.max_outside !== undefined ? { maxOutside: p.max_outside } : {}),
+        ...(p.select !== 'last' ? { select: p.select } : {}),
+        ...(p.freeze !== 'none' ? { freeze: p.freeze } : {}),
         validLogitsFile,
         backend: ctx.backend.name,
       };
@@ -172,14 +189,15 @@ export const specialistsStage = defineStage({
         log_oversampling: m.valid.dustbin.log_oversampling,
         specialist_auc: m.valid.dustbin.special_vs_rest.specialist_auc,
         generalist_auc: m.valid.dustbin.special_vs_rest.generalist_auc,
+        best_epoch: m.best_epoch ?? m.history.length,
       });
     }
-    await writeJsonAtomic(path.join(ctx.outDir, 'specialists.json'), { head: p.head, correction: p.correction, specialists: summary });
+    await writeJsonAtomic(path.join(ctx.outDir, 'specialists.json'), { head: p.head, correction: p.correction, select: p.select, freeze: p.freeze, specialists: summary });
     ctx.log.info(
       '\n' +
         formatTable(
-          ['specialist', 'classes', 'valid n', 'spec acc', 'gen acc', 'dustbin offset', 'log odds', 'dustbin p', 'natural', 'AUC spec', 'AUC gen'],
-          summary.map((s) => [s.id, s.size, s.within_examples, pct(s.specialist_accuracy_within), pct(s.generalist_accuracy_within), s.dustbin_offset, s.log_oversampling, s.mean_dustbin_prob, s.natural_rate, s.specialist_auc, s.generalist_auc]),
+          ['specialist', 'classes', 'valid n', 'spec acc', 'gen acc', 'dustbin offset', 'log odds', 'dustbin p', 'natural', 'AUC spec', 'AUC gen', 'epoch kept'],
+          summary.map((s) => [s.id, s.size, s.within_examples, pct(s.specialist_accuracy_within), pct(s.generalist_accuracy_within), s.dustbin_offset, s.log_oversampling, s.mean_dustbin_prob, s.natural_rate, s.specialist_auc, s.generalist_auc, s.best_epoch]),
         ),
     );
     const mean = (f: (s: SpecialistSummary) => number): number => summary.reduce((a, s) => a + f(s) * s.within_examples, 0) / Math.max(1, summary.reduce((a, s) => a + s.within_examples, 0));

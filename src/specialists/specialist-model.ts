@@ -436,3 +436,35 @@ export function buildSpecialist(generalist: tf.LayersModel, classes: readonly nu
   }
   return model;
 }
+
+/** Which of a specialist's layers keep the generalist's values while it trains (see {@link freezeSpecialistLayers}). */
+export type SpecialistFreeze = 'none' | 'conv' | 'body';
+
+/** Layer classes frozen by `freeze: 'conv'`: the convolutional feature extractor. */
+const CONV_LAYER_CLASSES = new Set(['Conv1D', 'Conv2D', 'DepthwiseConv2D', 'SeparableConv2D', 'BatchNormalization']);
+
+/**
+ * Marks layers of a freshly built specialist as not trainable, so training leaves them at the
+ * generalist's values: `conv` freezes its convolution and batch-norm layers (the dense layers and
+ * the head learn), `body` every layer but the head (only the head learns; the paper's specialists
+ * trained the whole copy, which is `none`). Returns the names of the layers frozen.
+ * @throws ConfigError when `conv` is asked of a model without convolution layers, or when nothing
+ *   would be left to train.
+ */
+export function freezeSpecialistLayers(model: tf.LayersModel, freeze: SpecialistFreeze): string[] {
+  if (freeze === 'none') return [];
+  const head = findHead(model, 'specialist');
+  const frozen: string[] = [];
+  for (const layer of model.layers) {
+    if (layer === head || layer.weights.length === 0) continue;
+    if (freeze === 'body' || CONV_LAYER_CLASSES.has(layer.getClassName())) {
+      layer.trainable = false;
+      frozen.push(layer.name);
+    }
+  }
+  if (freeze === 'conv' && frozen.length === 0) {
+    throw new ConfigError("specialists.freeze 'conv': the generalist has no convolution layers (an MLP); use 'body' to train only the head, or 'none'");
+  }
+  if (model.trainableWeights.length === 0) throw new ConfigError(`specialists.freeze '${freeze}' leaves no trainable weights`);
+  return frozen;
+}

@@ -29,7 +29,7 @@ import { correctDustbin, dustbinColumns, type DustbinCorrection } from './dustbi
 import { halfHalfSampler, naturalSpecialFraction, oversamplingFactor, splitBySpecial } from './sampling.ts';
 import { buildLoss } from '../distill/loss-registry.ts';
 import { teacherCellCount, type TeacherCells } from './specialist-loss.ts';
-import { buildSpecialist, modelLogits, normaliseClasses, specialistCells, type DustbinInit } from './specialist-model.ts';
+import { buildSpecialist, freezeSpecialistLayers, modelLogits, normaliseClasses, specialistCells, type DustbinInit, type SpecialistFreeze } from './specialist-model.ts';
 
 /** Options of {@link trainSpecialist}. */
 export interface TrainSpecialistOptions {
@@ -79,8 +79,14 @@ export interface TrainSpecialistOptions {
   dustbinInit?: 'logistic' | 'lstsq' | 'mean';
   /** Rows of the training set used for the fitted dustbin initialisations. Default 2048. */
   dustbinInitSample?: number;
-  /** Checkpoint selection (see `trainModel`); default `last` (the validation split has the natural, not the 50/50, prior). */
+  /**
+   * Checkpoint selection (see `trainModel`): `last` (default), or early stopping on the validation
+   * split with its natural prior (`valid_loss`: the specialist loss; `valid_accuracy`: argmax over
+   * the cells, dustbin included), which costs a pass over the split every epoch.
+   */
   select?: TrainOptions['select'];
+  /** Layers kept at the generalist's values (`freezeSpecialistLayers`): `none` (default), `conv`, `body`. */
+  freeze?: SpecialistFreeze;
   log?: Logger;
   checkpointDir?: string;
 }
@@ -129,6 +135,11 @@ export interface SpecialistMetrics {
   };
   /** Per-epoch records from `trainModel` (valid_loss is the specialist loss on the natural-prior validation split, before the correction). */
   history: EpochMetrics[];
+  /** The checkpoint rule, and the 1-based epoch whose weights the specialist kept. */
+  select: NonNullable<TrainOptions['select']>;
+  best_epoch: number;
+  /** The layers kept at the generalist's values (empty: the whole copy trained). */
+  frozen: string[];
 }
 
 /** Softmax of each row of `logits` (n x k), float32. */
@@ -436,6 +447,13 @@ export async function trainSpecialist(opts: TrainSpecialistOptions): Promise<{ m
     init = { method: 'mean', prior: counts };
   }
   const model = buildSpecialist(opts.generalist, classes, { head, dustbinInit: init });
+  let frozen: string[];
+  try {
+    frozen = freezeSpecialistLayers(model, opts.freeze ?? 'none');
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
 
   // The registry's `specialist` loss (src/distill/loss-registry.ts), as every stage builds its loss.
   const loss = buildLoss({ type: 'specialist', soft_weight: opts.softWeight, temperature: opts.T }, { teacher: 'logits', specialist: { classes, C, head, targets: targetForm } });
@@ -443,7 +461,8 @@ export async function trainSpecialist(opts: TrainSpecialistOptions): Promise<{ m
   if (used.shape) trainSet.shape = used.shape;
   const sampler = halfHalfSampler(used.y, special, { specialFraction, epochSize: opts.epochSize });
   log.info(
-    `specialist over ${classes.length} classes (${head} head): softWeight ${opts.softWeight}, T ${opts.T}, ${opts.epochs} epochs, ${used.n} of ${train.n} training rows, ${targetForm} teacher targets`,
+    `specialist over ${classes.length} classes (${head} head): softWeight ${opts.softWeight}, T ${opts.T}, ${opts.epochs} epochs, ${used.n} of ${train.n} training rows, ${targetForm} teacher targets` +
+      (frozen.length > 0 ? `, frozen: ${frozen.join(', ')}` : ''),
   );
   // Per-epoch validation costs a pass over the whole (natural-prior) validation split, typically
   // ten times an epoch of the specialist's own 50/50 stream: only done when it selects the epoch.
@@ -499,6 +518,9 @@ export async function trainSpecialist(opts: TrainSpecialistOptions): Promise<{ m
       },
     },
     history: result.history,
+    select,
+    best_epoch: result.bestEpoch,
+    frozen,
   };
   log.info(
     `specialist within-subset accuracy ${(100 * m.specialist_accuracy_within).toFixed(2)}% vs generalist ${(100 * m.generalist_accuracy_within).toFixed(2)}% (${m.within_examples} examples); dustbin offset ${corr.offset.toFixed(3)}, mean dustbin ${m.mean_dustbin_prob.toFixed(4)} vs natural ${(corr.naturalRate ?? NaN).toFixed(4)}`,

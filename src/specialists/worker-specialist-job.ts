@@ -76,6 +76,10 @@ export const specialistParamsSchema = z.strictObject({
    * reduces them to its cells instead of running the generalist over the split again. Same result.
    */
   validLogitsFile: z.string().optional(),
+  /** Checkpoint rule (early stopping on valid): `last` (default), `valid_loss`, `valid_accuracy`. */
+  select: z.enum(['last', 'valid_loss', 'valid_accuracy']).optional(),
+  /** Layers kept at the generalist's values: `none` (default), `conv`, `body`. */
+  freeze: z.enum(['none', 'conv', 'body']).optional(),
   /** Tensor backend for a worker process (ignored when one is already active). Default `auto`. */
   backend: z.string().optional(),
 });
@@ -144,6 +148,8 @@ export async function runJob(job: Job): Promise<void> {
       specialFraction: p.specialFraction,
       dustbinInit: p.dustbinInit,
       ...(p.dustbinInitSample !== undefined ? { dustbinInitSample: p.dustbinInitSample } : {}),
+      ...(p.select !== undefined ? { select: p.select } : {}),
+      ...(p.freeze !== undefined ? { freeze: p.freeze } : {}),
       checkpointDir,
       log,
     });

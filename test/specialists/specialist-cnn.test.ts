@@ -6,7 +6,8 @@ import { buildModel, modelConfigSchema } from '../../src/models/arch/index.ts';
 import { evaluate, predictLogits } from '../../src/models/predict.ts';
 import { trainModel } from '../../src/models/train.ts';
 import { correctDustbin } from '../../src/specialists/dustbin.ts';
-import { buildSpecialist, hiddenActivations } from '../../src/specialists/specialist-model.ts';
+import { buildSpecialist, freezeSpecialistLayers, hiddenActivations } from '../../src/specialists/specialist-model.ts';
+import { trainSpecialist } from '../../src/specialists/specialist-train.ts';
 import { ConfigError } from '../../src/util/errors.ts';
 import { images } from '../models/image-fixture.ts';
 
@@ -82,6 +83,66 @@ describe('specialists from a CNN generalist', () => {
     const want = tf.tidy(() => (feats.predict(tf.tensor2d(valid.x, [valid.n, 64])) as tf.Tensor).dataSync());
     expect(Array.from(h)).toEqual(Array.from(want, (v) => v));
   });
+});
+
+describe('specialist training options: freeze, select', () => {
+  const base = () => ({
+    generalist,
+    classes: SPECIAL,
+    train,
+    valid,
+    generalistTrainLogits: predictLogits(generalist, train.x, train.n, train.dim),
+    generalistValidLogits: gValid,
+    C,
+    head: 'dustbin' as const,
+    softWeight: 1,
+    T: 2,
+    correction: 'fitted' as const,
+    epochs: 3,
+    batchSize: 20,
+    optimizer: { name: 'adam' as const, lr: 0.01 },
+    seed: 5,
+  });
+  const weightsOf = (m: tf.LayersModel, layer: string): number[][] => m.getLayer(layer).getWeights().map((t) => Array.from(t.dataSync()));
+
+  it("freeze 'conv' keeps the convolution and batch-norm layers at the generalist's values; the dense layers learn", async () => {
+    const before = tf.memory().numTensors;
+    const { model, metrics } = await trainSpecialist({ ...base(), freeze: 'conv' });
+    expect(metrics.frozen).toEqual(['conv_0', 'bn_0']);
+    expect(weightsOf(model, 'conv_0')).toEqual(weightsOf(generalist, 'conv_0'));
+    expect(weightsOf(model, 'bn_0').slice(0, 2)).toEqual(weightsOf(generalist, 'bn_0').slice(0, 2));
+    expect(weightsOf(model, 'dense_0')).not.toEqual(weightsOf(generalist, 'dense_0'));
+    model.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+  }, 60_000);
+
+  it("freeze 'body' trains only the head; 'none' trains the convolutions too", async () => {
+    const body = await trainSpecialist({ ...base(), freeze: 'body' });
+    expect(body.metrics.frozen).toEqual(['conv_0', 'bn_0', 'dense_0']);
+    expect(weightsOf(body.model, 'dense_0')).toEqual(weightsOf(generalist, 'dense_0'));
+    const all = await trainSpecialist(base());
+    expect(all.metrics.frozen).toEqual([]);
+    expect(weightsOf(all.model, 'conv_0')).not.toEqual(weightsOf(generalist, 'conv_0'));
+    body.model.dispose();
+    all.model.dispose();
+  }, 60_000);
+
+  it("freeze 'conv' on an MLP is refused, naming the alternatives", () => {
+    const input = tf.input({ shape: [64] });
+    const out = tf.layers.dense({ units: C, name: 'logits' }).apply(tf.layers.dense({ units: 5, activation: 'relu', name: 'h' }).apply(input) as tf.SymbolicTensor) as tf.SymbolicTensor;
+    const g = tf.model({ inputs: input, outputs: out });
+    expect(() => freezeSpecialistLayers(g, 'conv')).toThrow(/no convolution layers.*'body'/);
+    g.dispose();
+  });
+
+  it("select 'valid_loss' keeps the epoch of least validation loss", async () => {
+    const { model, metrics } = await trainSpecialist({ ...base(), epochs: 4, optimizer: { name: 'adam' as const, lr: 0.05 }, select: 'valid_loss' });
+    const losses = metrics.history.map((h) => h.valid_loss!);
+    expect(losses).toHaveLength(4);
+    expect(metrics.select).toBe('valid_loss');
+    expect(metrics.best_epoch).toBe(losses.indexOf(Math.min(...losses)) + 1);
+    model.dispose();
+  }, 60_000);
 });
 
 describe('specialists from a functional model', () => {
