@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { SELECT_RULES } from '../src/models/types.ts';
 import { mlpConfigSchema } from '../src/models/arch/mlp.ts';
 import { modelConfigSchema, type ModelConfig } from '../src/models/arch/index.ts';
 
@@ -120,7 +121,7 @@ export const trainingSchema = {
   /** Random shifts of up to this many pixels for image-shaped inputs (0 = off). */
   jitter: z.number().int().min(0).max(8).default(0),
   /** Checkpoint selection on the validation split (never the test split). */
-  select: z.enum(['valid_accuracy', 'valid_loss', 'last']).default('valid_accuracy'),
+  select: z.enum(SELECT_RULES).default('valid_accuracy'),
   /**
    * When a finite run counts as diverged (the stage then fails instead of saving the model):
    * training loss above `factor` x its first-epoch value for `epochs` epochs in a row, or a weight

@@ -11,6 +11,8 @@ import { readSplit } from '../../src/data/split-file.ts';
 import { loadModel } from '../../src/models/io.ts';
 import { type SpecialistJobParams } from '../../src/specialists/worker-specialist-job.ts';
 import type { SpecialistMetrics } from '../../src/specialists/specialist-train.ts';
+import { SPECIALIST_FREEZE } from '../../src/specialists/specialist-model.ts';
+import { SELECT_RULES } from '../../src/models/types.ts';
 import { writeJsonAtomic } from '../../src/artifacts/atomic.ts';
 import { writeTrainingCurves } from '../../src/tensorboard/training-curves.ts';
 import { warnIfTrainedOnValid } from './common.ts';
@@ -62,13 +64,13 @@ const schema = z.strictObject({
    * `valid_accuracy` (argmax over its classes and dustbin). Each epoch then also costs a pass over
    * valid. The chosen epochs are in specialists.json (`best_epoch`).
    */
-  select: z.enum(['last', 'valid_loss', 'valid_accuracy']).default('last'),
+  select: z.enum(SELECT_RULES).default('last'),
   /**
    * Layers kept at the generalist's values while a specialist trains: `none` (the whole copy is
    * fine-tuned, as in the paper), `conv` (a CNN's convolution and batch-norm layers frozen: its dense
    * layers and head learn), `body` (only the head learns).
    */
-  freeze: z.enum(['none', 'conv', 'body']).default('none'),
+  freeze: z.enum(SPECIALIST_FREEZE).default('none'),
 });
 
 /** One row of `specialists.json`. */
@@ -189,7 +191,7 @@ export const specialistsStage = defineStage({
         log_oversampling: m.valid.dustbin.log_oversampling,
         specialist_auc: m.valid.dustbin.special_vs_rest.specialist_auc,
         generalist_auc: m.valid.dustbin.special_vs_rest.generalist_auc,
-        best_epoch: m.best_epoch ?? m.history.length,
+        best_epoch: m.best_epoch,
       });
     }
     await writeJsonAtomic(path.join(ctx.outDir, 'specialists.json'), { head: p.head, correction: p.correction, select: p.select, freeze: p.freeze, specialists: summary });

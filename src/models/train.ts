@@ -12,16 +12,13 @@ import { imageShape, jitterBatch, type ImageShape } from './jitter.ts';
 import { hardLoss } from './losses.ts';
 import { ParamOptimizer, checkOptimizerSpec, learningRateAt, momentumAt, type OptimizerSpec } from './optimizer.ts';
 import { evaluate, evaluateWithLoss, outputDim, targetDimOf } from './predict.ts';
-import type { EpochMetrics, LossFn, TrainBatch, TrainSet } from './types.ts';
+import type { EpochMetrics, LossFn, SelectRule, TrainBatch, TrainSet } from './types.ts';
 import { failpoint } from '../util/failpoint.ts';
 
 export { hardLoss } from './losses.ts';
 export type { LrSchedule, OptimizerSpec } from './optimizer.ts';
 export type { DivergenceSpec } from './divergence.ts';
-export type { EpochMetrics, LabeledSet, LossFn, TrainBatch, TrainSet } from './types.ts';
-
-/** Checkpoint selection rule (on the validation split, never on test). */
-export type SelectRule = 'valid_accuracy' | 'valid_loss' | 'last';
+export type { EpochMetrics, LabeledSet, LossFn, SelectRule, TrainBatch, TrainSet } from './types.ts';
 
 /** Options of {@link trainModel}. */
 export interface TrainOptions {

@@ -1,6 +1,12 @@
 import type * as tf from '@tensorflow/tfjs';
 import type { LabeledSet } from '../data/split-file.ts';
 
+/** The checkpoint selection rules (on the validation split, never on test), for config and job schemas. */
+export const SELECT_RULES = ['valid_accuracy', 'valid_loss', 'last'] as const;
+
+/** Checkpoint selection rule (on the validation split, never on test). */
+export type SelectRule = (typeof SELECT_RULES)[number];
+
 /** A labelled split in memory (x row-major n x dim); defined in `src/data/split-file.ts`. */
 export type { LabeledSet };
 

@@ -437,8 +437,11 @@ export function buildSpecialist(generalist: tf.LayersModel, classes: readonly nu
   return model;
 }
 
+/** The choices of which specialist layers keep the generalist's values while it trains (see {@link freezeSpecialistLayers}). */
+export const SPECIALIST_FREEZE = ['none', 'conv', 'body'] as const;
+
 /** Which of a specialist's layers keep the generalist's values while it trains (see {@link freezeSpecialistLayers}). */
-export type SpecialistFreeze = 'none' | 'conv' | 'body';
+export type SpecialistFreeze = (typeof SPECIALIST_FREEZE)[number];
 
 /** Layer classes frozen by `freeze: 'conv'`: the convolutional feature extractor. */
 const CONV_LAYER_CLASSES = new Set(['Conv1D', 'Conv2D', 'DepthwiseConv2D', 'SeparableConv2D', 'BatchNormalization']);

@@ -33,13 +33,13 @@ import { readSplit } from '../data/split-file.ts';
 import { loadModel, saveModel } from '../models/io.ts';
 import type { OptimizerSpec } from '../models/optimizer.ts';
 import { predictLogits } from '../models/predict.ts';
-import type { LabeledSet } from '../models/types.ts';
+import { SELECT_RULES, type LabeledSet } from '../models/types.ts';
 import { defineJobType } from '../jobs/job-type.ts';
 import { ConfigError } from '../util/errors.ts';
 import { createLogger } from '../util/log.ts';
 import { streamTeacherCells } from './specialist-loss.ts';
 import { readLogitsFile, teacherCellsFromLogitsFile } from './teacher-logits-file.ts';
-import { normaliseClasses } from './specialist-model.ts';
+import { normaliseClasses, SPECIALIST_FREEZE } from './specialist-model.ts';
 import { selectTrainingRows, trainSpecialist, type TrainSpecialistOptions } from './specialist-train.ts';
 import type { Job } from './worker-pool.ts';
 
@@ -77,9 +77,9 @@ export const specialistParamsSchema = z.strictObject({
    */
   validLogitsFile: z.string().optional(),
   /** Checkpoint rule (early stopping on valid): `last` (default), `valid_loss`, `valid_accuracy`. */
-  select: z.enum(['last', 'valid_loss', 'valid_accuracy']).optional(),
+  select: z.enum(SELECT_RULES).optional(),
   /** Layers kept at the generalist's values: `none` (default), `conv`, `body`. */
-  freeze: z.enum(['none', 'conv', 'body']).optional(),
+  freeze: z.enum(SPECIALIST_FREEZE).optional(),
   /** Tensor backend for a worker process (ignored when one is already active). Default `auto`. */
   backend: z.string().optional(),
 });
