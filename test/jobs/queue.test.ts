@@ -164,8 +164,12 @@ describe.skipIf(!redisOk)('specialists on a BullMQ queue (real Redis, real worke
       await q.add('specialist', { runDir: run, job: { id: 'specialist-00', outDir: path.join(outside, 'specialist-00'), params: good } }, { jobId: 'evil-1', attempts: 3 });
       await q.add('specialist', { runDir: run, job: { id: 'specialist-00', outDir: path.join(run, '.scratch-x', 'specialist-00'), params: { ...good, trainFile: '/etc/passwd' } } }, { jobId: 'evil-2', attempts: 3 });
       await q.add('shell', { runDir: run, job: { id: 'x', outDir: path.join(run, 'x'), params: { cmd: 'touch /tmp/pwned' } } }, { jobId: 'evil-3', attempts: 3 });
-      const until = Date.now() + 30_000;
-      while ((await q.getJobCounts('failed')).failed < 3 && Date.now() < until) await sleep(100);
+      // Wait for these three jobs by id: the queue's failed count can also hold an earlier test's job.
+      const ids = ['evil-1', 'evil-2', 'evil-3'];
+      const until = Date.now() + 45_000;
+      const allFailed = async (): Promise<boolean> => (await Promise.all(ids.map(async (id) => (await q.getJob(id))?.isFailed() ?? false))).every(Boolean);
+      while (!(await allFailed()) && Date.now() < until) await sleep(100);
+      expect(await allFailed(), 'the three rejected jobs failed within 45 s').toBe(true);
       const reason = async (id: string): Promise<[string, number]> => {
         const j = (await q.getJob(id))!;
         return [j.failedReason, j.attemptsMade];
