@@ -22,9 +22,12 @@ export function nativeMlpStepRuns(): number {
   return runs;
 }
 
-/** Turns the fused MLP step on (called by `enableBlasKernels`). */
+/**
+ * Turns the fused MLP step on (called by `enableBlasKernels`), unless `DISTILL_NO_FUSED_STEP=1`
+ * is set: that switch keeps the generic tfjs path, to time a stage with and without the step.
+ */
 export function installNativeMlpStep(addon: NativeBlas): void {
-  native = addon;
+  native = process.env.DISTILL_NO_FUSED_STEP === '1' ? undefined : addon;
 }
 
 /** Turns it off (the generic tfjs path runs). */

@@ -110,4 +110,22 @@ describe.skipIf(skip)('fused MLP training step (wasm-blas)', () => {
     await train(base, { name: 'adam', lr: 0.01 }, custom, { ...set, y: set.y.map((v) => Math.max(v, 0)) });
     expect(nativeMlpStepRuns()).toBe(before);
   });
+
+  it('DISTILL_NO_FUSED_STEP=1 keeps the generic path (the switch to time a stage without the step)', async () => {
+    if (!native.ok) return;
+    const set = dataset();
+    process.env.DISTILL_NO_FUSED_STEP = '1';
+    try {
+      installNativeMlpStep(native.addon);
+      const before = nativeMlpStepRuns();
+      await train(base, { name: 'adam', lr: 0.01 }, undefined, set);
+      expect(nativeMlpStepRuns()).toBe(before);
+    } finally {
+      delete process.env.DISTILL_NO_FUSED_STEP;
+      installNativeMlpStep(native.addon);
+    }
+    const before = nativeMlpStepRuns();
+    await train(base, { name: 'adam', lr: 0.01 }, undefined, set);
+    expect(nativeMlpStepRuns()).toBeGreaterThan(before);
+  });
 });
