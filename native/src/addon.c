@@ -38,6 +38,15 @@ extern char *openblas_get_config(void);
     if ((call) != napi_ok) THROW(env, "distill_blas: N-API call failed: " #call); \
   } while (0)
 
+/* Declares argv[n] and reads exactly n arguments of distill_blas.<fn>, or throws and returns NULL. */
+#define ARGS(n, fn)                                                                 \
+  napi_value argv[n];                                                               \
+  do {                                                                              \
+    size_t argc_ = (n);                                                             \
+    CHECK(env, napi_get_cb_info(env, info, &argc_, argv, NULL, NULL));              \
+    if (argc_ != (n)) THROW(env, "distill_blas." fn ": expected " #n " arguments"); \
+  } while (0)
+
 /* Products with M * N * K below this run on one OpenBLAS thread (see js_sgemm). */
 #define SINGLE_THREAD_MNK (4.0 * 1024 * 1024)
 
@@ -118,10 +127,7 @@ static int64_t span(int64_t rows, int64_t cols, int64_t ld) {
  * C[M x N] = alpha * op(A) op(B) + beta * C, row-major.
  */
 static napi_value js_sgemm(napi_env env, napi_callback_info info) {
-  size_t argc = 16;
-  napi_value argv[16];
-  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc != 16) THROW(env, "distill_blas.sgemm: expected 16 arguments");
+  ARGS(16, "sgemm");
   int ta, tb;
   int64_t M, N, K, aOff, lda, bOff, ldb, cOff, ldc;
   double alpha, beta;
@@ -224,10 +230,7 @@ enum { ACT_LINEAR = 0, ACT_RELU = 1, ACT_RELU6 = 2, ACT_ELU = 3, ACT_PRELU = 4, 
  * then applies the activation (codes above; prelu weights likewise scalar or per column).
  */
 static napi_value js_bias_act(napi_env env, napi_callback_info info) {
-  size_t argc = 12;
-  napi_value argv[12];
-  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc != 12) THROW(env, "distill_blas.biasAct: expected 12 arguments");
+  ARGS(12, "biasAct");
   fview C, bias, prelu;
   int64_t cOff, rows, cols, biasOff, biasLen, act, preluOff, preluLen;
   double alpha;
@@ -279,10 +282,7 @@ static napi_value js_bias_act(napi_env env, napi_callback_info info) {
  * built with -std=c11, i.e. -ffp-contract=off).
  */
 static napi_value js_momentum(napi_env env, napi_callback_info info) {
-  size_t argc = 8;
-  napi_value argv[8];
-  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc != 8) THROW(env, "distill_blas.momentum: expected 8 arguments");
+  ARGS(8, "momentum");
   fview H;
   int64_t wOff, accOff, gOff, n;
   double m, c;
@@ -319,10 +319,7 @@ __attribute__((noinline)) static void adam_step(float *restrict w, float *restri
  * rounded to float32 here like tfjs scalars).
  */
 static napi_value js_adam(napi_env env, napi_callback_info info) {
-  size_t argc = 13;
-  napi_value argv[13];
-  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc != 13) THROW(env, "distill_blas.adam: expected 13 arguments");
+  ARGS(13, "adam");
   fview H;
   int64_t wOff, mOff, vOff, gOff, n;
   double k[7];
@@ -345,10 +342,7 @@ static napi_value js_adam(napi_env env, napi_callback_info info) {
  *   lrG = g*lr;  vel = vel*mu - lrG;  w = w + vel   (nesterov: w = (w + vel*mu) - lrG)
  */
 static napi_value js_sgd_step(napi_env env, napi_callback_info info) {
-  size_t argc = 8;
-  napi_value argv[8];
-  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc != 8) THROW(env, "distill_blas.sgdStep: expected 8 arguments");
+  ARGS(8, "sgdStep");
   fview H;
   int64_t wOff, velOff, gOff, n;
   double lr, mu;
@@ -392,10 +386,7 @@ static napi_value js_sgd_step(napi_env env, napi_callback_info info) {
  * of columns rescaled.
  */
 static napi_value js_max_norm_cols(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
-  napi_value argv[5];
-  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc != 5) THROW(env, "distill_blas.maxNormCols: expected 5 arguments");
+  ARGS(5, "maxNormCols");
   fview H;
   int64_t wOff, rows, cols;
   double maxValue;
@@ -435,10 +426,7 @@ static napi_value js_max_norm_cols(napi_env env, napi_callback_info info) {
  * i.e. a reduction over the leading axes of a row-major tensor.
  */
 static napi_value js_col_sum(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
-  napi_value argv[5];
-  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc != 5) THROW(env, "distill_blas.colSum: expected 5 arguments");
+  ARGS(5, "colSum");
   fview H;
   int64_t xOff, rows, cols, outOff;
   if (!get_f32(env, argv[0], &H, 0, "H") || !get_i64(env, argv[1], &xOff) || !get_i64(env, argv[2], &rows) ||
@@ -466,10 +454,7 @@ __attribute__((noinline)) static void relu_grad(float *restrict dx, const float 
  * must not overlap the inputs.
  */
 static napi_value js_relu_grad(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
-  napi_value argv[5];
-  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc != 5) THROW(env, "distill_blas.reluGrad: expected 5 arguments");
+  ARGS(5, "reluGrad");
   fview H;
   int64_t dyOff, xOff, outOff, n;
   if (!get_f32(env, argv[0], &H, 0, "H") || !get_i64(env, argv[1], &dyOff) || !get_i64(env, argv[2], &xOff) ||
@@ -490,10 +475,7 @@ __attribute__((noinline)) static void relu_copy(float *restrict out, const float
 
 /* relu(H, xOff, outOff, n): out = x < 0 ? 0 : x (tfjs's Relu: NaN stays NaN, -0 stays -0). */
 static napi_value js_relu(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4];
-  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc != 4) THROW(env, "distill_blas.relu: expected 4 arguments");
+  ARGS(4, "relu");
   fview H;
   int64_t xOff, outOff, n;
   if (!get_f32(env, argv[0], &H, 0, "H") || !get_i64(env, argv[1], &xOff) || !get_i64(env, argv[2], &outOff) || !get_i64(env, argv[3], &n))
@@ -519,10 +501,7 @@ __attribute__((noinline)) static void add_bcast_scalar(float *restrict out, cons
  * the output must not overlap them.
  */
 static napi_value js_add_rows(napi_env env, napi_callback_info info) {
-  size_t argc = 7;
-  napi_value argv[7];
-  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc != 7) THROW(env, "distill_blas.addRows: expected 7 arguments");
+  ARGS(7, "addRows");
   fview H;
   int64_t aOff, rows, cols, bOff, bLen, outOff;
   if (!get_f32(env, argv[0], &H, 0, "H") || !get_i64(env, argv[1], &aOff) || !get_i64(env, argv[2], &rows) ||
@@ -557,10 +536,7 @@ static napi_value js_add_rows(napi_env env, napi_callback_info info) {
  * advised, or -errno when the kernel refused (e.g. THP disabled); never throws for that.
  */
 static napi_value js_advise_huge_pages(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc != 2) THROW(env, "distill_blas.adviseHugePages: expected 2 arguments");
+  ARGS(2, "adviseHugePages");
   fview H;
   int collapse;
   if (!get_f32(env, argv[0], &H, 0, "H") || !get_bool(env, argv[1], &collapse)) return NULL;
@@ -694,10 +670,7 @@ static double xent_row(const float *restrict z, const float *restrict t, int32_t
  * alpha = 1. Writes the B x C gradient at gradOff (must not overlap the inputs); returns the loss.
  */
 static napi_value js_softmax_xent(napi_env env, napi_callback_info info) {
-  size_t argc = 10;
-  napi_value argv[10];
-  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc != 10) THROW(env, "distill_blas.softmaxXent: expected 10 arguments");
+  ARGS(10, "softmaxXent");
   fview H;
   int64_t zOff, tOff, yOff, B, C, kind, gOff;
   double T, alpha;
@@ -877,10 +850,7 @@ static int64_t col_chunk(int64_t K, int64_t M, float **col) {
 }
 
 #define CONV_ARGS(fn)                                                                                        \
-  size_t argc = 5;                                                                                           \
-  napi_value argv[5];                                                                                        \
-  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));                                          \
-  if (argc != 5) THROW(env, "distill_blas." fn ": expected 5 arguments");                                     \
+  ARGS(5, fn);                                                                                               \
   fview H;                                                                                                   \
   geom_t g;                                                                                                  \
   int64_t a0, a1, a2;                                                                                        \
@@ -1183,10 +1153,7 @@ __attribute__((noinline)) static void bn_forward_row(float *restrict y, const fl
  * overlap the inputs.
  */
 static napi_value js_bn_forward(napi_env env, napi_callback_info info) {
-  size_t argc = 14;
-  napi_value argv[14];
-  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc != 14) THROW(env, "distill_blas.bnForward: expected 14 arguments");
+  ARGS(14, "bnForward");
   fview H;
   int64_t a[12];
   double eps;
@@ -1241,10 +1208,7 @@ __attribute__((noinline)) static void bn_grad_row(float *restrict dx, double *re
  * dscaleOff / doffsetOff < 0: not written. Outputs must not overlap the inputs or each other.
  */
 static napi_value js_bn_grad(napi_env env, napi_callback_info info) {
-  size_t argc = 14;
-  napi_value argv[14];
-  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc != 14) THROW(env, "distill_blas.bnGrad: expected 14 arguments");
+  ARGS(14, "bnGrad");
   fview H;
   int64_t a[12];
   double eps;
@@ -1295,10 +1259,7 @@ __attribute__((noinline)) static void add_row_f64(double *restrict acc, const fl
  * and rounded once (a Mean over the leading axes of a row-major tensor); rows >= 1.
  */
 static napi_value js_col_mean(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
-  napi_value argv[5];
-  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc != 5) THROW(env, "distill_blas.colMean: expected 5 arguments");
+  ARGS(5, "colMean");
   fview H;
   int64_t a[4];
   if (!get_f32(env, argv[0], &H, 0, "H") || !get_i64s(env, argv + 1, a, 4)) return NULL;
@@ -1325,10 +1286,7 @@ static napi_value js_col_mean(napi_env env, napi_callback_info info) {
  * elements). The output must not overlap the source.
  */
 static napi_value js_spread_rows(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
-  napi_value argv[6];
-  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc != 6) THROW(env, "distill_blas.spreadRows: expected 6 arguments");
+  ARGS(6, "spreadRows");
   fview H;
   int64_t a[3], outOff;
   double divisor;
@@ -1390,10 +1348,7 @@ static const bin_sv_fn BIN_SV[] = {bin_add_sv, bin_sub_sv, bin_mul_sv, bin_div_s
  * each other; the output must not overlap them.
  */
 static napi_value js_binary_rows(napi_env env, napi_callback_info info) {
-  size_t argc = 9;
-  napi_value argv[9];
-  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc != 9) THROW(env, "distill_blas.binaryRows: expected 9 arguments");
+  ARGS(9, "binaryRows");
   fview H;
   int64_t a[8];
   if (!get_f32(env, argv[0], &H, 0, "H") || !get_i64s(env, argv + 1, a, 8)) return NULL;
@@ -1450,10 +1405,7 @@ __attribute__((noinline)) static void square_grad(float *restrict out, const flo
  * must not overlap the inputs.
  */
 static napi_value js_square(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
-  napi_value argv[5];
-  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc != 5) THROW(env, "distill_blas.square: expected 5 arguments");
+  ARGS(5, "square");
   fview H;
   int64_t a[4];
   if (!get_f32(env, argv[0], &H, 0, "H") || !get_i64s(env, argv + 1, a, 4)) return NULL;
