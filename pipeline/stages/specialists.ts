@@ -1,11 +1,11 @@
 import path from 'node:path';
-import { existsSync, promises as fs, readFileSync } from 'node:fs';
+import { existsSync, promises as fs, readFileSync, statfsSync } from 'node:fs';
 import { z } from 'zod';
 import { defineStage } from '../stage.ts';
 import { optimizerSchema, toOptimizerSpec } from '../schemas.ts';
 import { isJobDone, type Job } from '../../src/specialists/worker-pool.ts';
 import { runStageJobs } from '../../src/jobs/job-runner.ts';
-import { writeTeacherLogitsFile } from '../../src/specialists/teacher-logits-file.ts';
+import { removeTeacherLogitsFile, writeTeacherLogitsFile } from '../../src/specialists/teacher-logits-file.ts';
 import { SPECIALIST_LOSS_KEYS } from '../../src/specialists/specialist-loss.ts';
 import { readSplit } from '../../src/data/split-file.ts';
 import { loadModel } from '../../src/models/io.ts';
@@ -71,6 +71,14 @@ const schema = z.strictObject({
    * layers and head learn), `body` (only the head learns).
    */
   freeze: z.enum(SPECIALIST_FREEZE).default('none'),
+  /**
+   * The generalist's logits on the training split: `shared` (computed once by the stage into its
+   * scratch folder, n x C x 4 bytes, and read by every job: the rows it trains on only), `per-job`
+   * (each job runs the generalist over its training rows itself), or `auto` (shared when the file
+   * takes at most half the free space of the run's disk). Same cells either way; shared saves K - 1
+   * forward passes and most of the reduction. The validation split's are always shared.
+   */
+  train_logits: z.enum(['auto', 'shared', 'per-job']).default('auto'),
 });
 
 /** One row of `specialists.json`. */
@@ -125,20 +133,41 @@ export const specialistsStage = defineStage({
     const dataDir = ctx.input(p.data);
     const width = String(Math.max(0, clusters.clusters.length - 1)).length;
     const idOf = (k: number): string => `specialist-${String(k).padStart(Math.max(width, 2), '0')}`;
-    // The generalist's logits on the validation split, once for all jobs (each needs them whole).
+    // The generalist's logits on the validation split, once for all jobs (each needs them whole),
+    // and on the training split unless `train_logits` says otherwise (each job reads its rows).
     const validLogitsFile = path.join(ctx.scratchDir, 'generalist-valid-logits.f32');
+    const trainLogitsPath = path.join(ctx.scratchDir, 'generalist-train-logits.f32');
     const jobDir = (k: number): string => path.join(ctx.scratchDir, idOf(k));
-    if (clusters.clusters.some((_, k) => !isJobDone(jobDir(k))) && !existsSync(validLogitsFile)) {
-      const started = Date.now();
-      const valid = await readSplit(path.join(dataDir, 'valid.arrow'));
-      warnIfTrainedOnValid(ctx.input(p.model), p.model, "the specialists' comparison with it on valid (its accuracy within each subset)", ctx.log);
-      const generalist = await loadModel(path.join(ctx.input(p.model), 'model'));
-      try {
-        writeTeacherLogitsFile(generalist, valid.x, valid.n, valid.dim, validLogitsFile);
-      } finally {
-        generalist.dispose();
+    let trainLogitsFile: string | undefined;
+    if (clusters.clusters.some((_, k) => !isJobDone(jobDir(k)))) {
+      const need = [!existsSync(validLogitsFile), p.train_logits !== 'per-job' && !existsSync(trainLogitsPath)];
+      if (need[0] || need[1]) {
+        warnIfTrainedOnValid(ctx.input(p.model), p.model, "the specialists' comparison with it on valid (its accuracy within each subset)", ctx.log);
+        const generalist = await loadModel(path.join(ctx.input(p.model), 'model'));
+        try {
+          if (need[0]) {
+            const started = Date.now();
+            const valid = await readSplit(path.join(dataDir, 'valid.arrow'));
+            writeTeacherLogitsFile(generalist, valid.x, valid.n, valid.dim, validLogitsFile);
+            ctx.log.info(`generalist logits on ${valid.n} validation rows, shared by the ${clusters.clusters.length} jobs: ${((Date.now() - started) / 1000).toFixed(1)} s`);
+          }
+          if (need[1]) {
+            const started = Date.now();
+            const train = await readSplit(path.join(dataDir, 'train.arrow'));
+            const bytes = train.n * C * 4;
+            const free = freeBytes(ctx.scratchDir);
+            if (p.train_logits === 'shared' || bytes <= free / 2) {
+              writeTeacherLogitsFile(generalist, train.x, train.n, train.dim, trainLogitsPath);
+              ctx.log.info(`generalist logits on ${train.n} training rows (${(bytes / 2 ** 20).toFixed(0)} MiB), shared by the ${clusters.clusters.length} jobs: ${((Date.now() - started) / 1000).toFixed(1)} s`);
+            } else {
+              ctx.log.info(`generalist logits on the training split would take ${(bytes / 2 ** 30).toFixed(1)} GiB, more than half the ${(free / 2 ** 30).toFixed(1)} GiB free in ${ctx.scratchDir}: each job computes its own (set specialists.train_logits: shared to force)`);
+            }
+          }
+        } finally {
+          generalist.dispose();
+        }
       }
-      ctx.log.info(`generalist logits on ${valid.n} validation rows, shared by the ${clusters.clusters.length} jobs: ${((Date.now() - started) / 1000).toFixed(1)} s`);
+      if (existsSync(trainLogitsPath)) trainLogitsFile = trainLogitsPath;
     }
     const jobs: Job[] = clusters.clusters.map((c, k) => {
       const params: SpecialistJobParams = {
@@ -161,12 +190,14 @@ export const specialistsStage = defineStage({
         ...(p.select !== 'last' ? { select: p.select } : {}),
         ...(p.freeze !== 'none' ? { freeze: p.freeze } : {}),
         validLogitsFile,
+        ...(trainLogitsFile ? { trainLogitsFile } : {}),
         backend: ctx.backend.name,
       };
       return { id: idOf(k), outDir: jobDir(k), params };
     });
     await runStageJobs(ctx, 'specialists', 'specialists', 'specialist', jobs);
-    await fs.rm(validLogitsFile, { force: true });
+    removeTeacherLogitsFile(validLogitsFile);
+    removeTeacherLogitsFile(trainLogitsPath);
     const summary: SpecialistSummary[] = [];
     let workerPeak = 0;
     for (const job of jobs) {
@@ -212,3 +243,13 @@ export const specialistsStage = defineStage({
     };
   },
 });
+
+/** Bytes free to an unprivileged user on the filesystem holding `dir` (Infinity when unknown). */
+function freeBytes(dir: string): number {
+  try {
+    const s = statfsSync(dir);
+    return Number(s.bavail) * Number(s.bsize);
+  } catch {
+    return Infinity;
+  }
+}

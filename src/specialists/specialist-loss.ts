@@ -103,8 +103,9 @@ export interface StreamTeacherCellsOptions {
 /**
  * The generalist's cell logits (see {@link teacherCellLogits}, dustbin head) and its argmax over
  * all classes for the rows of `x` (row-major n x dim), in one streaming pass: the generalist runs
- * on `batchSize` rows at a time (inference mode) and each batch is reduced to cells immediately,
- * so only n x (|S|+1) floats and n ints are kept, never n x C. No tensors survive the call.
+ * on `batchSize` rows at a time (inference mode) and each batch is reduced to cells immediately
+ * ({@link reduceTeacherCells}), so only n x (|S|+1) floats and n ints are kept, never n x C. No
+ * tensors survive the call.
  * @throws DataError when `x` is not n x dim or a row index is out of range; ConfigError for a bad subset.
  */
 export function streamTeacherCells(generalist: tf.LayersModel, x: Float32Array, n: number, dim: number, classes: readonly number[], opts: StreamTeacherCellsOptions = {}): TeacherCells {
@@ -124,43 +125,110 @@ export function streamTeacherCells(generalist: tf.LayersModel, x: Float32Array, 
       }
       input = xb.subarray(0, b * dim);
     } else input = x.subarray(start * dim, (start + b) * dim);
-    return generalist.predict(tf.tensor2d(input, [b, dim])) as tf.Tensor2D;
+    const t = tf.tidy(() => generalist.predict(tf.tensor2d(input, [b, dim])) as tf.Tensor2D);
+    try {
+      return { logits: t.dataSync() as Float32Array };
+    } finally {
+      t.dispose();
+    }
   });
+}
+
+/** Values per row of {@link logitRowStats}: the maximum, its (first) index, and the sum of exp(z - max) over all classes. */
+export const LOGIT_ROW_STATS = 3;
+
+/**
+ * Per-row statistics of b x C logits shared by every specialist's reduction, written into `out`
+ * (b x {@link LOGIT_ROW_STATS} float64, row-major): `[max_j z_j, argmax (first maximum),
+ * sum_j exp(z_j - max)]`, the sum in float64 in index order. Written once per split by the
+ * specialists stage next to its logits file, so that each job's dustbin cell costs |S| exps per
+ * row instead of C.
+ */
+export function logitRowStats(z: Float32Array, b: number, C: number, out: Float64Array): void {
+  for (let r = 0; r < b; r++) {
+    const o = r * C;
+    let m = z[o];
+    let a = 0;
+    for (let j = 1; j < C; j++) if (z[o + j] > m) { m = z[o + j]; a = j; }
+    let s = 0;
+    for (let j = 0; j < C; j++) s += Math.exp(z[o + j] - m);
+    out[r * LOGIT_ROW_STATS] = m;
+    out[r * LOGIT_ROW_STATS + 1] = a;
+    out[r * LOGIT_ROW_STATS + 2] = s;
+  }
+}
+
+/**
+ * Below this fraction of the row's mass outside the subset, the dustbin's log-sum-exp is not taken
+ * as `log(total - inside)` (float64 cancellation: the relative error of the difference grows as
+ * 1e-12 / fraction at C = 15,000) but summed directly over the outside classes.
+ */
+export const DUSTBIN_CANCELLATION_GUARD = 1e-3;
+
+/** One batch of the generalist's logits for {@link reduceTeacherCells}, with its row statistics when known. */
+export interface TeacherLogitsBatch {
+  /** b x C logits, row-major. */
+  logits: Float32Array;
+  /** b x {@link LOGIT_ROW_STATS} from {@link logitRowStats} on these logits; computed when absent. */
+  stats?: Float64Array;
 }
 
 /**
  * The reduction of {@link streamTeacherCells} over any source of the generalist's logits: rows
- * `[start, start + b)` come from `batchLogits(start, b)` (a b x C tensor, created inside the
- * caller's `tf.tidy`), `batchSize` rows at a time, each batch reduced at once to
- * `[z_S, logsumexp(z_outside)]` and the argmax over all C. The same tensor operations on the same
- * logits give bit-identical cells whether the logits come from the model or from a file
- * ({@link teacherCellsFromLogitsFile}). No tensors survive the call.
- * @throws ConfigError for a bad subset
+ * `[start, start + b)` come from `batchLogits(start, b)`, `batchSize` rows at a time, each batch
+ * reduced at once (in float64, then stored as float32) to `[z_S, logsumexp(z_outside)]` and the
+ * argmax over all C. The dustbin cell is `max + log(total - inside)` from the row statistics
+ * ({@link logitRowStats}: computed here, or read with the logits from a file), so with the
+ * statistics given a row costs |S| exps, not C; rows whose outside mass is under
+ * {@link DUSTBIN_CANCELLATION_GUARD} of the total are summed over the outside classes directly.
+ * Logits from the model or from a file (`teacherCellsFromLogitsFile`) give bit-identical cells.
+ * @throws ConfigError for a bad subset; DataError when a batch has the wrong size
  */
-export function reduceTeacherCells(C: number, classes: readonly number[], m: number, batchSize: number, batchLogits: (start: number, b: number) => tf.Tensor2D): TeacherCells {
+export function reduceTeacherCells(C: number, classes: readonly number[], m: number, batchSize: number, batchLogits: (start: number, b: number) => TeacherLogitsBatch): TeacherCells {
   const sorted = normaliseClasses(classes, C, 'dustbin');
-  const k = sorted.length + 1;
+  const S = sorted.length;
+  const k = S + 1;
   const cells = new Float32Array(m * k);
   const argmax = new Int32Array(m);
-  const mask = outsideMask(sorted, C);
-  const idx = tf.tensor1d(sorted, 'int32');
-  try {
-    for (let start = 0; start < m; start += batchSize) {
-      const b = Math.min(batchSize, m - start);
-      const [c, a] = tf.tidy(() => {
-        const z = batchLogits(start, b);
-        const zs = tf.gather(z, idx, 1);
-        const d = tf.logSumExp(tf.add(z, mask), 1, true);
-        return [tf.concat([zs, d], 1), tf.argMax(z, 1)];
-      });
-      cells.set(c.dataSync() as Float32Array, start * k);
-      argmax.set(a.dataSync() as Int32Array, start);
-      c.dispose();
-      a.dispose();
+  const inside = new Uint8Array(C);
+  for (const c of sorted) inside[c] = 1;
+  const bs = Math.max(1, Math.floor(batchSize));
+  let own: Float64Array | undefined;
+  for (let start = 0; start < m; start += bs) {
+    const b = Math.min(bs, m - start);
+    const batch = batchLogits(start, b);
+    const z = batch.logits;
+    if (z.length < b * C) throw new DataError(`reduceTeacherCells: batch at row ${start} has ${z.length} logits, expected ${b} x ${C}`);
+    let st = batch.stats;
+    if (!st) {
+      own ??= new Float64Array(bs * LOGIT_ROW_STATS);
+      logitRowStats(z, b, C, own);
+      st = own;
+    } else if (st.length < b * LOGIT_ROW_STATS) throw new DataError(`reduceTeacherCells: batch at row ${start} has ${st.length} row statistics, expected ${b} x ${LOGIT_ROW_STATS}`);
+    for (let r = 0; r < b; r++) {
+      const o = r * C;
+      const mx = st[r * LOGIT_ROW_STATS];
+      const total = st[r * LOGIT_ROW_STATS + 2];
+      const out = (start + r) * k;
+      let sin = 0;
+      for (let i = 0; i < S; i++) {
+        const v = z[o + sorted[i]];
+        cells[out + i] = v;
+        sin += Math.exp(v - mx);
+      }
+      const rest = total - sin;
+      let d: number;
+      if (rest > DUSTBIN_CANCELLATION_GUARD * total) d = mx + Math.log(rest);
+      else {
+        let mo = -Infinity;
+        for (let j = 0; j < C; j++) if (!inside[j] && z[o + j] > mo) mo = z[o + j];
+        let s = 0;
+        for (let j = 0; j < C; j++) if (!inside[j]) s += Math.exp(z[o + j] - mo);
+        d = mo + Math.log(s);
+      }
+      cells[out + S] = d;
+      argmax[start + r] = st[r * LOGIT_ROW_STATS + 1];
     }
-  } finally {
-    mask.dispose();
-    idx.dispose();
   }
   return { n: m, k, cells, argmax };
 }

@@ -9,9 +9,10 @@
  * training rows and the validation split in batches and each batch is reduced at once to what the
  * specialist needs (`streamTeacherCells`: n x (|S|+1) cell logits and the argmax over all classes),
  * so a job never holds n x C logits (8 GB for C = 10,000 and 200,000 rows). `teacherTargets: 'full'`
- * (and the full head) keeps the generalist's full logits, as before. With `validLogitsFile` (written
- * once by the stage for all jobs) the validation split's outputs are read from that file instead of
- * recomputed: the same values, without K forward passes over the split.
+ * (and the full head) keeps the generalist's full logits, as before. With `validLogitsFile` and
+ * `trainLogitsFile` (written once by the stage for all jobs, with their row statistics) the
+ * generalist's outputs are read from those files (only the job's training rows) instead of
+ * recomputed: the same values, without K forward passes, and |S| exps per row instead of C.
  *
  * `maxOutside`: train on every special example plus a seeded sample of at most `maxOutside` outside
  * examples (`selectTrainingRows`); the generalist then only runs on those rows. The dustbin
@@ -76,6 +77,8 @@ export const specialistParamsSchema = z.strictObject({
    * reduces them to its cells instead of running the generalist over the split again. Same result.
    */
   validLogitsFile: z.string().optional(),
+  /** The same for the training split (all its rows, in file order; the job reads the rows it trains on). */
+  trainLogitsFile: z.string().optional(),
   /** Checkpoint rule (early stopping on valid): `last` (default), `valid_loss`, `valid_accuracy`. */
   select: z.enum(SELECT_RULES).optional(),
   /** Layers kept at the generalist's values: `none` (default), `conv`, `body`. */
@@ -89,7 +92,7 @@ export const specialistJobType = defineJobType({
   name: 'specialist',
   module: SPECIALIST_JOB_MODULE,
   params: specialistParamsSchema,
-  pathKeys: ['generalistDir', 'trainFile', 'validFile', 'validLogitsFile'],
+  pathKeys: ['generalistDir', 'trainFile', 'validFile', 'validLogitsFile', 'trainLogitsFile'],
 });
 
 /** Parameters of one specialist job (JSON). */
@@ -117,17 +120,22 @@ export async function runJob(job: Job): Promise<void> {
     const teacher: Pick<TrainSpecialistOptions, 'generalistTrainLogits' | 'generalistTrainCells' | 'generalistValidLogits' | 'generalistValidCells'> = {};
     if (form === 'cells') {
       const opts = { batchSize: p.predictBatch };
-      teacher.generalistTrainCells = streamTeacherCells(generalist, train.x, train.n, train.dim, classes, { ...opts, ...(trainRows ? { rows: trainRows } : {}) }).cells;
+      const rowsOpt = trainRows ? { rows: trainRows } : {};
+      teacher.generalistTrainCells = p.trainLogitsFile
+        ? teacherCellsFromLogitsFile(p.trainLogitsFile, train.n, C, classes, { ...opts, ...rowsOpt }).cells
+        : streamTeacherCells(generalist, train.x, train.n, train.dim, classes, { ...opts, ...rowsOpt }).cells;
       teacher.generalistValidCells = p.validLogitsFile
-        ? teacherCellsFromLogitsFile(p.validLogitsFile, valid.n, C, classes, p.predictBatch)
+        ? teacherCellsFromLogitsFile(p.validLogitsFile, valid.n, C, classes, opts)
         : streamTeacherCells(generalist, valid.x, valid.n, valid.dim, classes, opts);
     } else {
-      const used = trainRows ? gatherRows(train, trainRows) : train.x;
-      teacher.generalistTrainLogits = predictLogits(generalist, used, rowCount, train.dim, { batchSize: p.predictBatch });
+      teacher.generalistTrainLogits = p.trainLogitsFile
+        ? readLogitsFile(p.trainLogitsFile, train.n, C, trainRows)
+        : predictLogits(generalist, trainRows ? gatherRows(train, trainRows) : train.x, rowCount, train.dim, { batchSize: p.predictBatch });
       teacher.generalistValidLogits = p.validLogitsFile ? readLogitsFile(p.validLogitsFile, valid.n, C) : predictLogits(generalist, valid.x, valid.n, valid.dim, { batchSize: p.predictBatch });
     }
     const teacherSeconds = (Date.now() - t0) / 1000;
-    log.info(`generalist outputs (${form}) on ${rowCount} of ${train.n} training rows and ${valid.n} validation rows: ${teacherSeconds.toFixed(1)} s`);
+    const teacherSource = { train: p.trainLogitsFile ? 'file' : 'model', valid: p.validLogitsFile ? 'file' : 'model' };
+    log.info(`generalist outputs (${form}; train from ${teacherSource.train}, valid from ${teacherSource.valid}) on ${rowCount} of ${train.n} training rows and ${valid.n} validation rows: ${teacherSeconds.toFixed(2)} s`);
     const checkpointDir = path.join(job.outDir, 'checkpoint');
     const r = await trainSpecialist({
       generalist,
@@ -161,6 +169,8 @@ export async function runJob(job: Job): Promise<void> {
       train_rows: rowCount,
       teacher_targets: form,
       teacher_seconds: teacherSeconds,
+      // where the generalist's outputs came from: the stage's shared logits `file`, or the `model` run by this job
+      teacher_source: teacherSource,
       peak_rss_mb: peakRssMb(),
     });
     await fs.rm(checkpointDir, { recursive: true, force: true });

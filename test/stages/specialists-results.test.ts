@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseConfig } from '../../pipeline/config.ts';
@@ -134,4 +134,28 @@ describe('results kind specialists, end to end', () => {
     expect(md).toContain("control 'student_self'");
     expect(md).toContain("control 'generalist_more'");
   });
+});
+
+describe('specialists stage: the shared training logits', () => {
+  it('per-job and shared training logits give byte-identical specialists; no logits file is left behind', async () => {
+    const out2 = mkdtempSync(path.join(os.tmpdir(), 'spres-perjob-'));
+    try {
+      const perJob = CONFIG.replace('specialists: {epochs: 2,', 'specialists: {train_logits: per-job, epochs: 2,');
+      expect(perJob).not.toBe(CONFIG);
+      const r = await runPipeline(parseConfig(perJob, 'tiny-spres.yaml', STAGES), { out: out2, cacheDir: cache, log: silentLogger, only: ['ingest', 'generalist', 'covariance', 'clusters', 'specialists'] });
+      expect(r.stages.find((s) => s.name === 'specialists')?.status).toBe('ran');
+      const ids = (json('specialists', 'specialists.json').specialists as { id: string }[]).map((s) => s.id);
+      expect(ids.length).toBeGreaterThan(1);
+      for (const id of ids) {
+        expect(json('specialists', id, 'metrics.json').teacher_source, id).toEqual({ train: 'file', valid: 'file' });
+        expect(JSON.parse(readFileSync(path.join(out2, 'specialists', id, 'metrics.json'), 'utf8')).teacher_source, id).toEqual({ train: 'model', valid: 'file' });
+        const a = readFileSync(path.join(out, 'specialists', id, 'model', 'weights.bin'));
+        const b = readFileSync(path.join(out2, 'specialists', id, 'model', 'weights.bin'));
+        expect(b.equals(a), id).toBe(true);
+      }
+      for (const d of [out, out2]) expect(readdirSync(d, { recursive: true }).map(String).filter((f) => f.endsWith('.f32') || f.endsWith('.f32.stats'))).toEqual([]);
+    } finally {
+      rmSync(out2, { recursive: true, force: true });
+    }
+  }, 120_000);
 });
