@@ -6,7 +6,7 @@
     {
       "target_name": "distill_blas",
       "sources": ["src/addon.c"],
-      "cflags": ["-O3", "-march=native", "-std=c11", "-ffp-contract=off", "-fno-math-errno", "-Wall", "-Wno-unused-parameter"],
+      "cflags": ["-O3", "-march=native", "-std=c11", "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math", "-Wall", "-Wno-unused-parameter"],
       "cflags!": ["-O2"],
       "defines": ["NAPI_VERSION=8"],
       "conditions": [

@@ -449,9 +449,17 @@ __attribute__((noinline)) static void relu_grad(float *restrict dx, const float 
   }
 }
 
+/* d = d * step(x) in place (relu_grad with dx = dy). */
+__attribute__((noinline)) static void relu_grad_in_place(float *d, const float *restrict x, int64_t n) {
+  for (int64_t i = 0; i < n; i++) {
+    const float s = x[i] > 0.0f ? 1.0f : (x[i] != x[i] ? x[i] : 0.0f);
+    d[i] = d[i] * s;
+  }
+}
+
 /*
  * reluGrad(H, dyOff, xOff, outOff, n): out = dy * step(x) elementwise (relu's gradient). The output
- * must not overlap the inputs.
+ * must not overlap the inputs, except that it may be dy itself (in place).
  */
 static napi_value js_relu_grad(napi_env env, napi_callback_info info) {
   ARGS(5, "reluGrad");
@@ -463,9 +471,10 @@ static napi_value js_relu_grad(napi_env env, napi_callback_info info) {
   const int64_t len = (int64_t)H.length;
   if (n < 0 || dyOff < 0 || xOff < 0 || outOff < 0 || dyOff + n > len || xOff + n > len || outOff + n > len)
     THROW(env, "distill_blas.reluGrad: range outside the array");
-  if (n > 0 && ((outOff < dyOff + n && dyOff < outOff + n) || (outOff < xOff + n && xOff < outOff + n)))
+  if (n > 0 && ((outOff != dyOff && outOff < dyOff + n && dyOff < outOff + n) || (outOff < xOff + n && xOff < outOff + n)))
     THROW(env, "distill_blas.reluGrad: output overlaps an input");
-  relu_grad(H.data + outOff, H.data + dyOff, H.data + xOff, n);
+  if (outOff == dyOff) relu_grad_in_place(H.data + outOff, H.data + xOff, n);
+  else relu_grad(H.data + outOff, H.data + dyOff, H.data + xOff, n);
   return NULL;
 }
 
@@ -579,31 +588,123 @@ static napi_value js_config(napi_env env, napi_callback_info info) {
 }
 
 
+/* ---------------------------------------------------------------------------------------------
+ * Vectorisable float32 exp and log (Cephes' expf / logf: range reduction and a polynomial, within
+ * 2 ulp of the correctly rounded result on their domains; no calls, no branches, so GCC turns the
+ * loops below into SIMD code, where libm's expf / logf run one element at a time). exp(x) for
+ * x < -87.33 is 0 (libm gives a denormal), for x > 88.37 it is +inf; NaN stays NaN.
+ * ------------------------------------------------------------------------------------------- */
+
+typedef union {
+  float f;
+  uint32_t u;
+} f32_bits;
+
+static inline float bits_to_f32(uint32_t u) {
+  f32_bits b = {.u = u};
+  return b.f;
+}
+
+static inline uint32_t f32_to_bits(float f) {
+  f32_bits b = {.f = f};
+  return b.u;
+}
+
+static inline float fast_expf(float x) {
+  const float lo = -87.33654475f, hi = 88.37626266f;
+  const int under = x < lo, over = x > hi;
+  float xc = x < lo ? lo : (x > hi ? hi : x);
+  const float fx = floorf(xc * 1.44269504088896341f + 0.5f);
+  xc = xc - fx * 0.693359375f;
+  xc = xc - fx * -2.12194440e-4f;
+  const float z = xc * xc;
+  float y = 1.9875691500e-4f;
+  y = y * xc + 1.3981999507e-3f;
+  y = y * xc + 8.3334519073e-3f;
+  y = y * xc + 4.1665795894e-2f;
+  y = y * xc + 1.6666665459e-1f;
+  y = y * xc + 5.0000001201e-1f;
+  y = y * z + xc + 1.0f;
+  /* 2^fx in two halves (fx in [-126, 128]: 2^128 alone is not a float) */
+  const int32_t n = (int32_t)fx;
+  const int32_t n1 = n >> 1, n2 = n - n1;
+  const float r = y * bits_to_f32((uint32_t)(n1 + 127) << 23) * bits_to_f32((uint32_t)(n2 + 127) << 23);
+  return x != x ? x : (under ? 0.0f : (over ? INFINITY : r));
+}
+
+/* log(x) for normal x > 0 (callers clamp to >= 1e-30). */
+static inline float fast_logf(float x) {
+  const uint32_t u = f32_to_bits(x);
+  float e = (float)((int32_t)((u >> 23) & 0xff) - 126);
+  float m = bits_to_f32((u & 0x007fffffu) | 0x3f000000u); /* [0.5, 1) */
+  const int small = m < 0.707106781186547524f;
+  e = small ? e - 1.0f : e;
+  m = small ? m + m - 1.0f : m - 1.0f;
+  const float z = m * m;
+  float y = 7.0376836292e-2f;
+  y = y * m - 1.1514610310e-1f;
+  y = y * m + 1.1676998740e-1f;
+  y = y * m - 1.2420140846e-1f;
+  y = y * m + 1.4249322787e-1f;
+  y = y * m - 1.6668057665e-1f;
+  y = y * m + 2.0000714765e-1f;
+  y = y * m - 2.4999993993e-1f;
+  y = y * m + 3.3333331174e-1f;
+  y = y * m * z;
+  y += e * -2.12194440e-4f;
+  y += -0.5f * z;
+  return m + y + e * 0.693359375f;
+}
+
+/* max over v[0..n) ignoring NaNs (-inf when all are NaN or n = 0), in 8 lanes. */
+static float max_f32(const float *restrict v, int64_t n) {
+  float m[8] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY};
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8)
+    for (int k = 0; k < 8; k++) m[k] = v[j + k] > m[k] ? v[j + k] : m[k];
+  for (; j < n; j++) m[0] = v[j] > m[0] ? v[j] : m[0];
+  float r = m[0];
+  for (int k = 1; k < 8; k++) r = m[k] > r ? m[k] : r;
+  return r;
+}
+
+/* sum of v[0..n) in double, 8 partial sums. */
+static double sum_f32(const float *restrict v, int64_t n) {
+  double s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8)
+    for (int k = 0; k < 8; k++) s[k] += (double)v[j + k];
+  for (; j < n; j++) s[0] += (double)v[j];
+  return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+}
+
+/* out[j] = exp(scale * v[j] - m); returns the sum in double. */
+static double exp_shift(float *restrict out, const float *restrict v, int64_t n, float scale, float m) {
+  for (int64_t j = 0; j < n; j++) out[j] = fast_expf(v[j] * scale - m);
+  return sum_f32(out, n);
+}
+
 /*
  * Row r of the fused softmax cross-entropy (see js_softmax_xent). Returns the row's loss
  * alpha * T^2 * CE(pT, qT) + (1 - alpha) * CE(y, q1) and writes its gradient (already divided by
- * the batch size B) to g. `scratch` holds 2 * C floats. One expf per element and softmax (a logf
- * more for probability teachers at T != 1); sums in double.
+ * the batch size B) to g. `scratch` holds 2 * C floats. Exps and logs by fast_expf / fast_logf
+ * (SIMD), maxima and sums in 8 lanes, sums in double.
  */
 static double xent_row(const float *restrict z, const float *restrict t, int32_t y, int64_t C, double T, double alpha,
                        int kind, double invB, float *restrict g, float *restrict scratch) {
   double loss = 0.0;
   const float invT = (float)(1.0 / T);
   const int tempered = T != 1.0;
+  const float sc = tempered ? invT : 1.0f; /* z * 1.0f == z exactly */
   float *restrict eq = scratch;     /* exp(z/T - m): unnormalised qT */
   float *restrict e1 = scratch + C; /* exp(z - m1): unnormalised q1 */
   if (alpha > 0.0) {
     float m = -INFINITY;
-    for (int64_t j = 0; j < C; j++) {
-      const float v = tempered ? z[j] * invT : z[j];
-      if (v > m) m = v;
-    }
-    double s = 0.0;
-    for (int64_t j = 0; j < C; j++) {
-      const float e = expf((tempered ? z[j] * invT : z[j]) - m);
-      eq[j] = e;
-      s += (double)e;
-    }
+    if (tempered) {
+      for (int64_t j = 0; j < C; j++) e1[j] = z[j] * invT;
+      m = max_f32(e1, C);
+    } else m = max_f32(z, C);
+    const double s = exp_shift(eq, z, C, sc, m);
     const double lse = (double)m + log(s); /* log qT[j] = z[j]/T - lse */
     const double is = 1.0 / s;
     const double coef = alpha * T * invB; /* d(alpha T^2 CE)/dz = alpha T (qT - pT), per row / B */
@@ -617,39 +718,35 @@ static double xent_row(const float *restrict z, const float *restrict t, int32_t
       }
     } else {
       /* pT = softmax(u / T), u = t (logits) or log(max(t, 1e-30)); g holds u/T, then exp(u/T - mp) */
-      float mp = -INFINITY;
-      for (int64_t j = 0; j < C; j++) {
-        const float u = kind == 1 ? logf(t[j] > 1e-30f ? t[j] : 1e-30f) : t[j];
-        const float v = tempered ? u * invT : u;
-        g[j] = v;
-        if (v > mp) mp = v;
-      }
-      double sp = 0.0;
-      for (int64_t j = 0; j < C; j++) {
-        const float e = expf(g[j] - mp);
-        g[j] = e;
-        sp += (double)e;
-      }
-      const double isp = 1.0 / sp;
-      for (int64_t j = 0; j < C; j++) {
+      if (kind == 1)
+        for (int64_t j = 0; j < C; j++) g[j] = fast_logf(t[j] > 1e-30f ? t[j] : 1e-30f) * sc;
+      else
+        for (int64_t j = 0; j < C; j++) g[j] = t[j] * sc;
+      const float mp = max_f32(g, C);
+      for (int64_t j = 0; j < C; j++) g[j] = fast_expf(g[j] - mp);
+      const double isp = 1.0 / sum_f32(g, C);
+      double c8[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+      int64_t j = 0;
+      for (; j + 8 <= C; j += 8)
+        for (int k = 0; k < 8; k++) {
+          const double p = (double)g[j + k] * isp;
+          c8[k] -= p * ((double)(z[j + k] * sc) - lse);
+          g[j + k] = (float)(coef * ((double)eq[j + k] * is - p));
+        }
+      for (; j < C; j++) {
         const double p = (double)g[j] * isp;
-        ce -= p * ((double)(tempered ? z[j] * invT : z[j]) - lse);
+        c8[0] -= p * ((double)(z[j] * sc) - lse);
         g[j] = (float)(coef * ((double)eq[j] * is - p));
       }
+      ce = ((c8[0] + c8[1]) + (c8[2] + c8[3])) + ((c8[4] + c8[5]) + (c8[6] + c8[7]));
     }
     loss += alpha * T * T * ce;
   } else {
     for (int64_t j = 0; j < C; j++) g[j] = 0.0f;
   }
   if (alpha < 1.0 && y >= 0) {
-    float m = -INFINITY;
-    for (int64_t j = 0; j < C; j++) if (z[j] > m) m = z[j];
-    double s = 0.0;
-    for (int64_t j = 0; j < C; j++) {
-      const float e = expf(z[j] - m);
-      e1[j] = e;
-      s += (double)e;
-    }
+    const float m = max_f32(z, C);
+    const double s = exp_shift(e1, z, C, 1.0f, m);
     const double w = (1.0 - alpha) * invB;
     const double ws = w / s;
     for (int64_t j = 0; j < C; j++) g[j] += (float)(ws * (double)e1[j]);
@@ -702,6 +799,38 @@ static napi_value js_softmax_xent(napi_env env, napi_callback_info info) {
   free(scratch);
   napi_value out;
   CHECK(env, napi_create_double(env, total * invB, &out));
+  return out;
+}
+
+/*
+ * argmaxHits(H, zOff, yOff, B, C): how many of the B rows of logits z (B x C at zOff) have their
+ * first maximal entry at the row's label (int32 in H's buffer at element offset yOff): tf.argMax's
+ * rule, NaNs never maximal except a NaN first entry, which wins (as a running `v > best` scan
+ * starting from entry 0 gives).
+ */
+static napi_value js_argmax_hits(napi_env env, napi_callback_info info) {
+  ARGS(5, "argmaxHits");
+  fview H;
+  int64_t zOff, yOff, B, C;
+  if (!get_f32(env, argv[0], &H, 0, "H") || !get_i64(env, argv[1], &zOff) || !get_i64(env, argv[2], &yOff) ||
+      !get_i64(env, argv[3], &B) || !get_i64(env, argv[4], &C))
+    return NULL;
+  const int64_t len = (int64_t)H.length;
+  if (B < 0 || C <= 0 || zOff < 0 || yOff < 0 || zOff + B * C > len || yOff + B > len) THROW(env, "distill_blas.argmaxHits: range outside the array");
+  int64_t hits = 0;
+  for (int64_t r = 0; r < B; r++) {
+    const float *row = H.data + zOff + r * C;
+    int32_t y;
+    memcpy(&y, H.data + yOff + r, sizeof y);
+    int64_t best = 0;
+    if (row[0] == row[0]) {
+      const float m = max_f32(row, C);
+      while (best < C && !(row[best] == m)) best++;
+    }
+    if (best == (int64_t)y) hits++;
+  }
+  napi_value out;
+  CHECK(env, napi_create_int64(env, hits, &out));
   return out;
 }
 
@@ -1432,6 +1561,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"relu", NULL, js_relu, NULL, NULL, NULL, napi_default, NULL},
       {"addRows", NULL, js_add_rows, NULL, NULL, NULL, napi_default, NULL},
       {"softmaxXent", NULL, js_softmax_xent, NULL, NULL, NULL, napi_default, NULL},
+      {"argmaxHits", NULL, js_argmax_hits, NULL, NULL, NULL, napi_default, NULL},
       {"conv2d", NULL, js_conv2d, NULL, NULL, NULL, napi_default, NULL},
       {"conv2dBackpropInput", NULL, js_conv2d_backprop_input, NULL, NULL, NULL, napi_default, NULL},
       {"conv2dBackpropFilter", NULL, js_conv2d_backprop_filter, NULL, NULL, NULL, napi_default, NULL},

@@ -7,7 +7,7 @@ import { asWasmBackend, f32Offset, heapF32, type WasmBackendInternals } from './
  * A small MLP's whole gradient step without the tfjs engine, for the wasm-blas backend: the batch
  * is written straight into scratch memory on the wasm heap, then forward (sgemm + bias/ReLU per
  * layer), the fused softmax cross-entropy (value and gradient), and backward (sgemm for the kernel
- * and input gradients, column sums for the biases, the ReLU gradient) run as native calls on that
+ * and input gradients, column sums for the biases, the ReLU gradient, the accuracy count) run as native calls on that
  * memory: about 4 calls per layer instead of ~45 tfjs kernels with their tensor bookkeeping. The
  * gradients land in kept tensors, which the optimizer's (native, in-place) step then reads.
  * The arithmetic is the same as the tfjs kernels' on this backend (the same sgemm, bias-add, ReLU,
@@ -118,20 +118,7 @@ export function nativeMlpGradStep(layers: FusedDenseLayer[], loss: FusedLossSpec
       }
       // Accuracy: rows whose first maximal logit is the label (tf.argMax's tie rule).
       const zOff = aOff[L - 1]!;
-      let correct = 0;
-      for (let r = 0; r < rows; r++) {
-        const base = zOff + r * C;
-        let best = 0;
-        let bv = H[base]!;
-        for (let c = 1; c < C; c++) {
-          const v = H[base + c]!;
-          if (v > bv) {
-            bv = v;
-            best = c;
-          }
-        }
-        if (best === yb[r]) correct++;
-      }
+      const correct = addon.argmaxHits(H, zOff, yOff, rows, C);
       let value = addon.softmaxXent(H, zOff, needT ? tOff : -1, needY ? yOff : -1, rows, C, loss.T, loss.alpha, loss.kind === 'logits' ? 0 : 1, dOff[L - 1]!);
       if (scale !== 1) {
         value *= scale;
@@ -147,7 +134,7 @@ export function nativeMlpGradStep(layers: FusedDenseLayer[], loss: FusedLossSpec
         if (bias) addon.colSum(H, dOff[l]!, rows, o, f32Offset(be, bGrad[l]!));
         if (l === 0) continue;
         addon.sgemm(false, true, rows, i, o, 1, H, dOff[l]!, o, H, f32Offset(be, kernel), o, 0, H, dOff[l - 1]!, i);
-        if (layers[l - 1]!.relu) maskByPositive(H, dOff[l - 1]!, aOff[l - 1]!, rows * i);
+        if (layers[l - 1]!.relu) addon.reluGrad(H, dOff[l - 1]!, aOff[l - 1]!, dOff[l - 1]!, rows * i);
       }
       return { loss: value, correct };
     },
@@ -157,13 +144,4 @@ export function nativeMlpGradStep(layers: FusedDenseLayer[], loss: FusedLossSpec
       tf.dispose(scratch);
     },
   };
-}
-
-/** `d[i] = a[i] > 0 ? d[i] : (a is NaN ? NaN : 0)`: tfjs's ReLU gradient (`dy * step(x)`), in place. */
-function maskByPositive(H: Float32Array, dOff: number, aOff: number, n: number): void {
-  for (let k = 0; k < n; k++) {
-    const a = H[aOff + k]!;
-    if (a > 0) continue;
-    H[dOff + k] = a !== a ? NaN : H[dOff + k]! * 0;
-  }
 }

@@ -63,7 +63,8 @@ export interface NativeBlas {
   colSum(H: Float32Array, xOff: number, rows: number, cols: number, outOff: number): void;
   /**
    * Relu's gradient in one pass: `H[outOff + i] = dy[i] * step(x[i])` with tfjs's `Step`
-   * (1 for x > 0, NaN for NaN, else 0); the output must not overlap the inputs.
+   * (1 for x > 0, NaN for NaN, else 0); the output must not overlap the inputs, except that it
+   * may be dy itself (`outOff === dyOff`: in place).
    */
   reluGrad(H: Float32Array, dyOff: number, xOff: number, outOff: number, n: number): void;
   /** `H[outOff + i] = x[i] < 0 ? 0 : x[i]` (tfjs's Relu); the output must not overlap the input. */
@@ -82,6 +83,12 @@ export interface NativeBlas {
    * the gradient w.r.t. z at `gradOff` (no overlap with the inputs) and returns the loss.
    */
   softmaxXent(H: Float32Array, zOff: number, tOff: number, yOff: number, B: number, C: number, T: number, alpha: number, kind: number, gradOff: number): number;
+  /**
+   * How many of the `B x C` rows of logits at `H[zOff]` have their first maximal entry at the row's
+   * label (int32 labels in `H`'s buffer at element offset `yOff`): `tf.argMax`'s rule, NaNs never
+   * maximal except a NaN in the first column.
+   */
+  argmaxHits(H: Float32Array, zOff: number, yOff: number, B: number, C: number): number;
   /**
    * NHWC convolution by im2col + sgemm: `y = conv(x, f)` with `geom` =
    * `[N, inH, inW, inC, fH, fW, outC, sH, sW, dH, dW, padTop, padLeft, outH, outW]` (Int32Array),
@@ -160,7 +167,7 @@ export function nativeAddonPath(): string {
 function isNativeBlas(m: unknown): m is NativeBlas {
   if (m === null || typeof m !== 'object') return false;
   const r = m as Record<string, unknown>;
-  return ['sgemm', 'biasAct', 'momentum', 'adam', 'sgdStep', 'maxNormCols', 'colSum', 'reluGrad', 'relu', 'addRows', 'softmaxXent', 'conv2d', 'conv2dBackpropInput', 'conv2dBackpropFilter', 'maxPool', 'maxPoolGrad', 'bnForward', 'bnGrad', 'colMean', 'spreadRows', 'binaryRows', 'square', 'adviseHugePages', 'setThreads', 'getThreads', 'config'].every((k) => typeof r[k] === 'function');
+  return ['sgemm', 'biasAct', 'momentum', 'adam', 'sgdStep', 'maxNormCols', 'colSum', 'reluGrad', 'relu', 'addRows', 'softmaxXent', 'argmaxHits', 'conv2d', 'conv2dBackpropInput', 'conv2dBackpropFilter', 'maxPool', 'maxPoolGrad', 'bnForward', 'bnGrad', 'colMean', 'spreadRows', 'binaryRows', 'square', 'adviseHugePages', 'setThreads', 'getThreads', 'config'].every((k) => typeof r[k] === 'function');
 }
 
 /**

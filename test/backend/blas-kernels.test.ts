@@ -306,7 +306,7 @@ describe.skipIf(skip)('native OpenBLAS kernels for the wasm backend', () => {
     const fns = native.addon as unknown as Record<string, (...args: unknown[]) => unknown>;
     const arity: Record<string, number> = {
       sgemm: 16, biasAct: 12, momentum: 8, adam: 13, sgdStep: 8, maxNormCols: 5, colSum: 5, reluGrad: 5, relu: 4, addRows: 7,
-      adviseHugePages: 2, softmaxXent: 10, conv2d: 5, conv2dBackpropInput: 5, conv2dBackpropFilter: 5, maxPool: 5, maxPoolGrad: 5,
+      adviseHugePages: 2, softmaxXent: 10, argmaxHits: 5, conv2d: 5, conv2dBackpropInput: 5, conv2dBackpropFilter: 5, maxPool: 5, maxPoolGrad: 5,
       bnForward: 14, bnGrad: 14, colMean: 5, spreadRows: 6, binaryRows: 9, square: 5,
     };
     for (const [name, n] of Object.entries(arity)) {

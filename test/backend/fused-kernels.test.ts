@@ -240,5 +240,52 @@ describe.skipIf(skip)('fused native kernels of wasm-blas (relu gradient, bias ad
     expect(() => native.addon.addRows(H, 0, 2, 3, 6, 3, 0)).toThrow(/overlaps|outside/);
     expect(() => native.addon.addRows(new Float32Array(16), 0, 2, 2, 4, 3, 8)).toThrow(/length 1, cols/);
     expect(() => native.addon.adviseHugePages(H, 2 as unknown as boolean)).not.toThrow();
+    expect(() => native.addon.argmaxHits(H, 0, 7, 2, 4)).toThrow(/outside/);
+    expect(() => native.addon.argmaxHits(H, 1, 0, 2, 4)).toThrow(/outside/);
+    expect(() => native.addon.argmaxHits(H, 0, 0, 2, 0)).toThrow(/outside/);
+  });
+
+  it('reluGrad in place (output = dy) equals the out-of-place result, NaN and -0 included', () => {
+    if (!native.ok) return;
+    const n = 37;
+    const H = new Float32Array(3 * n);
+    for (let i = 0; i < n; i++) {
+      H[i] = Math.sin(i * 1.7) * 3; // dy
+      H[n + i] = i % 7 === 0 ? NaN : i % 5 === 0 ? -0 : Math.cos(i * 0.9); // x
+    }
+    native.addon.reluGrad(H, 0, n, 2 * n, n);
+    const want = Array.from(H.subarray(2 * n, 3 * n));
+    native.addon.reluGrad(H, 0, n, 0, n);
+    expect(Array.from(H.subarray(0, n))).toEqual(want);
+    expect(want.some((v) => Number.isNaN(v))).toBe(true);
+    expect(want.filter((v) => v === 0).length).toBeGreaterThan(0);
+  });
+
+  it("argmaxHits counts rows whose first maximum is the label, by tf.argMax's rule (ties, NaNs)", () => {
+    if (!native.ok) return;
+    const C = 21; // not a multiple of the 8 lanes
+    const rows: number[][] = [];
+    const labels: number[] = [];
+    const r = (k: number): number => Math.sin(k * 12.9898) * 43758.5453 % 1;
+    for (let b = 0; b < 40; b++) {
+      const row = Array.from({ length: C }, (_, j) => r(b * C + j));
+      if (b % 5 === 1) row[3] = row[17] = 5; // a tie: the first wins
+      if (b % 7 === 2) row[9] = NaN; // a NaN inside: never the maximum
+      if (b === 3) row[0] = NaN; // a NaN first entry: tf.argMax gives 0
+      rows.push(row);
+      labels.push(b % 3 === 0 ? (b === 3 ? 0 : row.indexOf(Math.max(...row.filter((v) => !Number.isNaN(v))))) : b % 3 === 1 ? 17 : (b * 7) % C);
+    }
+    const z = Float32Array.from(rows.flat());
+    const am = tf.tidy(() => Array.from(tf.argMax(tf.tensor2d(z, [rows.length, C]), 1).dataSync()));
+    const tfHits = labels.filter((y, b) => am[b] === y).length;
+    const H = new Float32Array(z.length + labels.length);
+    H.set(z);
+    new Int32Array(H.buffer, z.length * 4, labels.length).set(labels);
+    const hits = native.addon.argmaxHits(H, 0, z.length, rows.length, C);
+    expect(hits).toBe(tfHits);
+    // row by row (a wrong rule could still give the same total)
+    expect(labels.map((_, b) => native.addon.argmaxHits(H, b * C, z.length + b, 1, C))).toEqual(labels.map((y, b) => (am[b] === y ? 1 : 0)));
+    expect(hits).toBeGreaterThan(10);
+    expect(hits).toBeLessThan(rows.length);
   });
 });

@@ -73,6 +73,96 @@ describe.skipIf(skip)('fused softmax cross-entropy (wasm-blas)', () => {
     });
   }
 
+  it('the native kernel matches a float64 reference on extreme rows (underflowing exps, tiny teacher probabilities, inf and NaN)', () => {
+    if (!native.ok) return;
+    const C = 37;
+    const rows = 6;
+    const z = new Float32Array(rows * C);
+    const t = new Float32Array(rows * C);
+    for (let r = 0; r < rows; r++) {
+      let s = 0;
+      for (let j = 0; j < C; j++) {
+        z[r * C + j] = (r === 1 ? 90 : r === 2 ? 0.01 : 6) * rng.normal(); // row 1: exps from e^0 down to below 1e-38
+        s += t[r * C + j] = r === 3 ? (j < 3 ? 1 : 1e-36) : Math.exp(4 * rng.normal()); // row 3: probabilities under the 1e-30 clamp
+      }
+      for (let j = 0; j < C; j++) t[r * C + j]! /= s;
+    }
+    const yl = Int32Array.from({ length: rows }, (_, r) => (r * 5) % C);
+    /** float64 reference of one row: alpha T^2 CE(pT, qT) + (1 - alpha) CE(y, q1), gradient / B. */
+    const reference = (r: number, T: number, alpha: number): { loss: number; g: number[] } => {
+      const zr = Array.from(z.subarray(r * C, (r + 1) * C));
+      const u = Array.from(t.subarray(r * C, (r + 1) * C), (p) => Math.log(Math.max(p, 1e-30)) / T);
+      const sm = (v: number[]): number[] => {
+        const m = Math.max(...v);
+        const e = v.map((x) => Math.exp(x - m));
+        const s = e.reduce((a, b) => a + b, 0);
+        return e.map((x) => x / s);
+      };
+      const qT = sm(zr.map((v) => v / T));
+      const q1 = sm(zr);
+      const pT = T === 1 ? Array.from(t.subarray(r * C, (r + 1) * C)) : sm(u);
+      let loss = 0;
+      for (let j = 0; j < C; j++) if (pT[j]! > 0) loss -= alpha * T * T * pT[j]! * Math.log(qT[j]!);
+      loss -= (1 - alpha) * Math.log(q1[yl[r]!]!);
+      const g = zr.map((_, j) => (alpha * T * (qT[j]! - pT[j]!) + (1 - alpha) * (q1[j]! - (j === yl[r] ? 1 : 0))) / rows);
+      return { loss, g };
+    };
+    for (const [T, alpha] of [[2, 0.7], [3, 1], [1, 0.5], [1, 0]] as const) {
+      const H = new Float32Array(3 * rows * C + rows);
+      H.set(z, 0);
+      H.set(t, rows * C);
+      new Int32Array(H.buffer, 3 * rows * C * 4, rows).set(yl);
+      const got = native.addon.softmaxXent(H, 0, rows * C, 3 * rows * C, rows, C, T, alpha, 1, 2 * rows * C);
+      let want = 0;
+      for (let r = 0; r < rows; r++) {
+        const ref = reference(r, T, alpha);
+        want += ref.loss / rows;
+        const scale = Math.max(...ref.g.map(Math.abs));
+        for (let j = 0; j < C; j++) expect(Math.abs(H[2 * rows * C + r * C + j]! - ref.g[j]!), `T ${T} alpha ${alpha} row ${r} col ${j}`).toBeLessThan(2e-6 * scale + 1e-12);
+      }
+      expect(Math.abs(got - want) / Math.abs(want), `T ${T} alpha ${alpha}`).toBeLessThan(2e-6);
+    }
+    // An infinite or NaN logit gives a NaN loss, as the tfjs ops do.
+    const H = new Float32Array(2 * C + 1);
+    H.set(z.subarray(0, C));
+    H[4] = NaN;
+    expect(native.addon.softmaxXent(H, 0, -1, 2 * C, 1, C, 1, 0, 0, C)).toBeNaN();
+  });
+
+  it("the native kernel's exp and log are float32-accurate element by element (two-class rows over the whole range)", () => {
+    if (!native.ok) return;
+    // Hard term, rows [0, a]: gradient of class 1 = sigmoid(a) / B, a from -80 to 87 (below, the
+    // gradient itself is a float32 denormal).
+    const as = Array.from({ length: 400 }, (_, i) => -80 + (167 * i) / 399 + 0.013 * Math.sin(i));
+    const B = as.length;
+    const H = new Float32Array(4 * B * 2 + B);
+    as.forEach((a, r) => (H[r * 2 + 1] = a));
+    const yOff = 4 * B * 2;
+    native.addon.softmaxXent(H, 0, -1, yOff, B, 2, 1, 0, 0, 2 * B * 2);
+    as.forEach((a, r) => {
+      const a32 = Math.fround(a);
+      const want = 1 / (1 + Math.exp(-a32)) / B;
+      expect(Math.abs(H[2 * B * 2 + r * 2 + 1]! - want) / want, `a ${a32}`).toBeLessThan(1e-6);
+    });
+    // Soft term with probability teachers [p, 1 - p] at T = 2 and logits [-1000, 0] (qT_0 = 0):
+    // gradient of class 0 = -alpha T pT_0 / B, pT_0 = sqrt(p) / (sqrt(p) + sqrt(1 - p)); p from 1e-29 to 1/2.
+    const ps = Array.from({ length: B }, (_, i) => Math.exp(-66.7 * (1 - i / (B - 1))) / 2);
+    const G = new Float32Array(3 * B * 2 + B);
+    ps.forEach((p, r) => {
+      G[r * 2] = -1000;
+      G[B * 2 + r * 2] = p;
+      G[B * 2 + r * 2 + 1] = 1 - p;
+    });
+    native.addon.softmaxXent(G, 0, B * 2, 3 * B * 2, B, 2, 2, 1, 1, 2 * B * 2);
+    ps.forEach((p, r) => {
+      const p0 = Math.fround(p);
+      const p1 = Math.fround(1 - p);
+      const pT0 = Math.sqrt(p0) / (Math.sqrt(p0) + Math.sqrt(p1));
+      const got = -(G[2 * B * 2 + r * 2]! * B) / 2;
+      expect(Math.abs(got - pT0) / pT0, `p ${p0}`).toBeLessThan(2e-6);
+    });
+  });
+
   it('hardLoss takes the fused path and matches the tfjs ops', async () => {
     const B = 12;
     const C = 40;
