@@ -158,3 +158,15 @@ export async function interleaveWithPeer(rounds: number, window: () => number | 
   rates.sort((a, b) => a - b);
   return { best: rates[rates.length - 1]!, median: rates[Math.floor((rates.length - 1) / 2)]!, peer: best };
 }
+
+/**
+ * Our side of one interleaved window, shaped like the peer's (`best_epoch_rate` in
+ * `torch_mlp.py`): one warm-up epoch, then `timed` epochs, the best examples per second of those.
+ * (A window of one cold epoch against the peer's warm best-of-2 measured our first epoch after the
+ * peer's process: 105k against 190k ex/s for the hard loop of `distill-loop`.) `history` is
+ * `trainModel`'s per-epoch history of `1 + timed` epochs.
+ */
+export function bestTimedEpoch(history: readonly { examples_per_s: number }[]): number {
+  const timed = history.length > 1 ? history.slice(1) : history;
+  return Math.max(...timed.map((h) => h.examples_per_s));
+}
