@@ -78,7 +78,7 @@ describe('glyphs through every stage', () => {
   }, 180_000);
 
   it('the shipped glyphs configs load', () => {
-    for (const name of ['glyphs-1k', 'glyphs-1k-24', 'glyphs-1k-narrow', 'glyphs-1k-16', 'glyphs-1k-tiny16', 'glyphs-1k-tiny16-300', 'glyphs-1k-tiny16-font', 'glyphs-3755', 'glyphs-6763']) {
+    for (const name of ['glyphs-1k', 'glyphs-1k-24', 'glyphs-1k-narrow', 'glyphs-1k-16', 'glyphs-1k-tiny16', 'glyphs-1k-tiny16-300', 'glyphs-1k-tiny16-font', 'glyphs-1k-tiny16-degraded', 'glyphs-3755', 'glyphs-6763']) {
       const c = loadConfig(path.join(REPO_ROOT, 'pipeline', 'configs', `${name}.yaml`), STAGES);
       expect(c.name).toBe(name);
       expect(c.stages.map((s) => s.name)).toEqual(expect.arrayContaining(['ingest', 'generalist', 'covariance', 'clusters', 'specialists', 'ensemble', 'student', 'student_self', 'generalist_more']));
