@@ -140,18 +140,19 @@ export const specialistsStage = defineStage({
     const jobDir = (k: number): string => path.join(ctx.scratchDir, idOf(k));
     let trainLogitsFile: string | undefined;
     if (clusters.clusters.some((_, k) => !isJobDone(jobDir(k)))) {
-      const need = [!existsSync(validLogitsFile), p.train_logits !== 'per-job' && !existsSync(trainLogitsPath)];
-      if (need[0] || need[1]) {
+      const needValid = !existsSync(validLogitsFile);
+      const needTrain = p.train_logits !== 'per-job' && !existsSync(trainLogitsPath);
+      if (needValid || needTrain) {
         warnIfTrainedOnValid(ctx.input(p.model), p.model, "the specialists' comparison with it on valid (its accuracy within each subset)", ctx.log);
         const generalist = await loadModel(path.join(ctx.input(p.model), 'model'));
         try {
-          if (need[0]) {
+          if (needValid) {
             const started = Date.now();
             const valid = await readSplit(path.join(dataDir, 'valid.arrow'));
             writeTeacherLogitsFile(generalist, valid.x, valid.n, valid.dim, validLogitsFile);
             ctx.log.info(`generalist logits on ${valid.n} validation rows, shared by the ${clusters.clusters.length} jobs: ${((Date.now() - started) / 1000).toFixed(1)} s`);
           }
-          if (need[1]) {
+          if (needTrain) {
             const started = Date.now();
             const train = await readSplit(path.join(dataDir, 'train.arrow'));
             const bytes = train.n * C * 4;
