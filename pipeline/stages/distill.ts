@@ -126,10 +126,10 @@ export async function prepareDistillation(ctx: StageContext<unknown>, p: Distill
     const stageDir = ctx.input(p.teacher_targets);
     let probabilities: Float32Array;
     let tc: number;
-    if (rows.length > 0) ({ probabilities, C: tc } = readSoftTargets(stageDir, p.teacher_targets, data.train.y, rows));
+    if (rows.length > 0) ({ probabilities, C: tc } = await readSoftTargets(stageDir, p.teacher_targets, data.train.y, rows));
     else ({ probabilities, C: tc } = { probabilities: new Float32Array(0), C });
     if (extra) {
-      const u = readSoftTargets(stageDir, p.teacher_targets, extra.y, null, 'unlabeled');
+      const u = await readSoftTargets(stageDir, p.teacher_targets, extra.y, null, 'unlabeled');
       if (rows.length > 0 && u.C !== tc) throw new ArtifactError(`stage '${p.teacher_targets}': its soft targets on train have ${tc} classes but on the unlabeled rows ${u.C}; rerun it`);
       tc = u.C;
       const joined = new Float32Array(probabilities.length + u.probabilities.length);

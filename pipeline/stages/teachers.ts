@@ -7,7 +7,7 @@ import { existsSync, readFileSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import type * as tf from '@tensorflow/tfjs';
 import { sha256, sha256File, stableStringify } from '../../src/artifacts/hash.ts';
-import { readPredictions } from '../../src/artifacts/predictions.ts';
+import { openPredictionsStream, PREDICTION_BATCH_ROWS } from '../../src/data/predictions-stream.ts';
 import { readLogits, writeLogits } from '../../src/distill/logit-cache.ts';
 import { computeTeacherLogits, type EnsembleMode } from '../../src/distill/teacher.ts';
 import { loadModel, MODEL_JSON, WEIGHTS_BIN } from '../../src/models/io.ts';
@@ -119,42 +119,60 @@ export async function cachedTeacherLogits(o: TeacherLogitsOptions): Promise<{ lo
 /**
  * Precomputed teacher probabilities for the rows `rows` of a split, from the
  * `soft-targets-<split>.arrow` of stage `stage` (columns `label` + `probabilities`, one row per
- * row of the ingested split, in its order; `unlabeled` rows have label -1).
+ * row of the ingested split, in its order; `unlabeled` rows have label -1). The file is streamed a
+ * block of rows at a time and only the wanted rows are kept, so it may be larger than memory (and
+ * than the 2 GiB a single file read can return: 600,000 rows x 1,000 classes is 2.4 GB).
  * @param labels the split's labels, to check the file lines up with it
- * @param rows the split's rows wanted, in this order; null: every row
- * @throws ArtifactError when the file is missing or does not line up with the split.
+ * @param rows the split's rows wanted, in this order (a row may repeat); null: every row
+ * @throws ArtifactError when the file is missing or does not line up with the split; DataError
+ *   when a wanted row is not a probability distribution.
  */
-export function readSoftTargets(stageDir: string, stage: string, labels: Int32Array, rows: Int32Array | null, split: 'train' | 'unlabeled' = 'train'): { probabilities: Float32Array; C: number } {
+export async function readSoftTargets(stageDir: string, stage: string, labels: Int32Array, rows: Int32Array | null, split: 'train' | 'unlabeled' = 'train'): Promise<{ probabilities: Float32Array; C: number }> {
   const name = split === 'train' ? SOFT_TARGETS_FILE : SOFT_TARGETS_UNLABELED_FILE;
   const file = path.join(stageDir, name);
   if (!existsSync(file)) {
     const how = split === 'train' ? 'teacher_targets must name a stage that writes it (an ensemble stage with train_targets: true)' : "set unlabeled_targets: true on that ensemble stage (needed by transfer.source 'unlabeled' / 'both')";
     throw new ArtifactError(`stage '${stage}' wrote no ${name} (${file}); ${how}`);
   }
-  const p = readPredictions(file, 'probabilities');
-  if (p.n !== labels.length) {
-    throw new ArtifactError(`${file} has ${p.n} rows but the ${split} split has ${labels.length}; were both made from the same ingest stage? Rerun '${stage}'`);
-  }
-  for (let i = 0; i < p.n; i++) {
-    if (p.labels[i] !== labels[i]) {
-      throw new ArtifactError(`${file}: row ${i} has label ${p.labels[i]} but the ${split} split's row ${i} has ${labels[i]}; the soft targets are not aligned with the ${split} split, rerun '${stage}'`);
-    }
-  }
-  const C = p.C;
-  const m = rows ? rows.length : p.n;
-  const out = new Float32Array(m * C);
-  for (let j = 0; j < m; j++) {
+  const N = labels.length;
+  const m = rows ? rows.length : N;
+  // first[r]: the first output position wanting split row r (-1: none); next[j]: the next position wanting the same row.
+  const first = new Int32Array(N).fill(-1);
+  const next = new Int32Array(m).fill(-1);
+  for (let j = m - 1; j >= 0; j--) {
     const r = rows ? rows[j]! : j;
-    const src = p.values.subarray(r * C, (r + 1) * C);
-    let s = 0;
-    for (let c = 0; c < C; c++) {
-      const v = src[c]!;
-      if (!(v >= 0)) throw new DataError(`${file}: row ${r} has probability ${v} for class ${c}; probabilities must be >= 0`);
-      s += v;
-    }
-    if (Math.abs(s - 1) > 1e-3) throw new DataError(`${file}: row ${r}'s probabilities sum to ${s}, not 1`);
-    out.set(src, j * C);
+    if (!(r >= 0 && r < N)) throw new RangeError(`readSoftTargets: row ${r} is outside the ${split} split (${N} rows)`);
+    next[j] = first[r]!;
+    first[r] = j;
   }
+  const stream = await openPredictionsStream(file, 'probabilities');
+  const C = stream.C;
+  const out = new Float32Array(m * C);
+  const misaligned = (what: string): ArtifactError => new ArtifactError(`${file} ${what}; the soft targets are not aligned with the ${split} split, were both made from the same ingest stage? Rerun '${stage}'`);
+  let seen = 0;
+  try {
+    for await (const chunk of stream.chunks(PREDICTION_BATCH_ROWS)) {
+      if (chunk.start + chunk.n > N) throw misaligned(`has more than the ${split} split's ${N} rows`);
+      for (let i = 0; i < chunk.n; i++) {
+        const r = chunk.start + i;
+        if (chunk.labels[i] !== labels[r]) throw misaligned(`: row ${r} has label ${chunk.labels[i]} but the ${split} split's row ${r} has ${labels[r]}`);
+        if (first[r] === -1) continue;
+        const src = chunk.values.subarray(i * C, (i + 1) * C);
+        let s = 0;
+        for (let c = 0; c < C; c++) {
+          const v = src[c]!;
+          if (!(v >= 0)) throw new DataError(`${file}: row ${r} has probability ${v} for class ${c}; probabilities must be >= 0`);
+          s += v;
+        }
+        if (Math.abs(s - 1) > 1e-3) throw new DataError(`${file}: row ${r}'s probabilities sum to ${s}, not 1`);
+        for (let j = first[r]!; j !== -1; j = next[j]!) out.set(src, j * C);
+      }
+      seen = chunk.start + chunk.n;
+    }
+  } finally {
+    await stream.close();
+  }
+  if (seen !== N) throw misaligned(`has ${seen} rows but the ${split} split has ${N}`);
   return { probabilities: out, C };
 }
 
