@@ -70,8 +70,11 @@ export class ArrowFileSink {
     this.batches++;
   }
 
-  /** Writes the footer, fsyncs, closes and renames the temp file to `target`. */
-  finish(): void {
+  /**
+   * Writes the footer, fsyncs, closes and renames the temp file to `target`; `beforeRename` runs
+   * when the temp file is complete, just before the rename (crash tests put a failpoint there).
+   */
+  finish(beforeRename?: () => void): void {
     if (!this.open) throw new Error(`ArrowFileSink(${this.target}): finish called twice`);
     try {
       if (this.batches === 0) {
@@ -83,6 +86,7 @@ export class ArrowFileSink {
       fsyncSync(this.fd);
       closeSync(this.fd);
       this.open = false;
+      beforeRename?.();
       renameSync(this.tmp, this.target);
     } catch (e) {
       this.abort();

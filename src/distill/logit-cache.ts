@@ -2,26 +2,13 @@
  * Cache of teacher logits for one transfer set, as an Arrow IPC file: columns `row: Int32`
  * (the transfer-set row) and `logits: FixedSizeList<Float32>[C]`, with schema metadata saying
  * where the logits came from (e.g. teacher id, transfer-set hash, ensemble mode). Written
- * atomically; read back through the Float32 child buffer (no per-row `get()`).
+ * atomically in record batches and read back a batch at a time through the Float32 child buffer
+ * (no per-row `get()`), so a cache may be larger than a single file read allows.
  */
 import { promises as fs } from 'node:fs';
-import {
-  DataType,
-  Field,
-  FixedSizeList,
-  Float32,
-  Int32,
-  RecordBatch,
-  Schema,
-  Struct,
-  Table,
-  makeData,
-  tableFromIPC,
-  tableToIPC,
-  Precision,
-  type Data,
-} from 'apache-arrow';
-import { writeFileAtomic } from '../artifacts/atomic.ts';
+import { DataType, Field, FixedSizeList, Float32, Int32, RecordBatch, RecordBatchReader, Schema, Struct, makeData, Precision, type Data } from 'apache-arrow';
+import { ArrowFileSink } from '../data/arrow-write.ts';
+import { readRecordBatches } from '../data/arrow-read.ts';
 import { ArtifactError, DataError } from '../util/errors.ts';
 import { failpoint } from '../util/failpoint.ts';
 
@@ -37,9 +24,14 @@ export interface CachedLogits {
   meta: Record<string, string>;
 }
 
+/** Rows per record batch of a logit cache file (a batch of 4,096 x 6,763 logits is 111 MB). */
+const LOGIT_BATCH_ROWS = 4096;
+
 /**
- * Writes `n x C` logits (row-major) to `file` as an Arrow IPC file, atomically (temp file +
- * rename via `writeFileAtomic`). `meta` goes into the schema metadata; record there whatever
+ * Writes `n x C` logits (row-major) to `file` as an Arrow IPC file, atomically (a temp file
+ * renamed into place), in record batches of {@link LOGIT_BATCH_ROWS} rows written one at a time:
+ * a cache of any size (a 375,000-row transfer set over 3,755 classes is 5.6 GB) is written
+ * without a second copy in memory. `meta` goes into the schema metadata; record there whatever
  * identifies the cache (teacher id, transfer-set hash, mode), so a reader can check it is
  * current.
  * @throws DataError when `logits.length !== n * C`, or for n < 0 / C < 1.
@@ -55,39 +47,71 @@ export async function writeLogits(file: string, logits: Float32Array, n: number,
   const rowField = new Field('row', new Int32(), false);
   const logitsField = new Field('logits', listType, false);
   const schema = new Schema([rowField, logitsField], new Map(Object.entries(meta)));
-  const rows = new Int32Array(n);
-  for (let i = 0; i < n; i++) rows[i] = i;
-  const rowData = makeData({ type: new Int32(), length: n, nullCount: 0, data: rows });
-  const child = makeData({ type: new Float32(), length: n * C, nullCount: 0, data: logits });
-  const listData = makeData({ type: listType, length: n, nullCount: 0, child });
-  const struct = makeData({ type: new Struct(schema.fields), length: n, nullCount: 0, children: [rowData, listData] as Data<DataType>[] });
-  const table = new Table([new RecordBatch(schema, struct)]);
-  await writeFileAtomic(file, tableToIPC(table, 'file'), { beforeRename: () => failpoint('teacher-logits-temp-written') });
+  const sink = new ArrowFileSink(file, schema);
+  try {
+    for (let start = 0; start < n; start += LOGIT_BATCH_ROWS) {
+      const len = Math.min(LOGIT_BATCH_ROWS, n - start);
+      const rows = new Int32Array(len);
+      for (let i = 0; i < len; i++) rows[i] = start + i;
+      const rowData = makeData({ type: new Int32(), length: len, nullCount: 0, data: rows });
+      const child = makeData({ type: new Float32(), length: len * C, nullCount: 0, data: logits.subarray(start * C, (start + len) * C) });
+      const listData = makeData({ type: listType, length: len, nullCount: 0, child });
+      const struct = makeData({ type: new Struct(schema.fields), length: len, nullCount: 0, children: [rowData, listData] as Data<DataType>[] });
+      sink.write(new RecordBatch(schema, struct));
+    }
+    sink.finish(() => failpoint('teacher-logits-temp-written'));
+  } catch (e) {
+    sink.abort();
+    throw e;
+  }
+}
+
+/** The record batches of a logit cache, read from disk one at a time (errors name the file). */
+async function* cacheBatches(file: string, bad: (what: string) => ArtifactError): AsyncGenerator<{ batch: RecordBatch; schema: Schema }> {
+  let fh: fs.FileHandle;
+  try {
+    fh = await fs.open(file, 'r');
+  } catch (e) {
+    throw new ArtifactError(`teacher logit cache ${file} cannot be read: ${(e as Error).message}; recompute the teacher logits`, { cause: e });
+  }
+  try {
+    let reader: Awaited<ReturnType<typeof RecordBatchReader.from>>;
+    try {
+      reader = await RecordBatchReader.from(fh);
+      await reader.open();
+      if (!reader.schema) throw new Error('no schema');
+    } catch (e) {
+      throw new ArtifactError(`teacher logit cache ${file} is not a valid Arrow IPC file (${(e as Error).message}); delete it to recompute`, { cause: e });
+    }
+    const schema = reader.schema;
+    for await (const batch of readRecordBatches(reader, (_k, row, e) => bad(`the record batch at row ${row} cannot be read (${(e as Error).message}): the file is truncated or corrupt`))) {
+      yield { batch, schema };
+    }
+  } finally {
+    await fh.close();
+  }
 }
 
 /**
- * Reads a file written by {@link writeLogits}. The logits are copied out of each record
- * batch's Float32 child buffer in bulk; rows are placed by the `row` column (any order, each
- * row exactly once).
+ * Reads a file written by {@link writeLogits}, streamed: a first pass counts the rows, a second
+ * copies each record batch's Float32 child buffer in bulk into the result, so the peak memory is
+ * the logits plus one batch (a cache may be larger than a single 2 GiB file read). Rows are placed
+ * by the `row` column (any order, each row exactly once). Files of one record batch (written
+ * before the batches) read the same.
  * @throws ArtifactError when the file is missing, is not Arrow, lacks the columns, has nulls,
  *   or its `row` column is not a permutation of `0..n-1`.
  */
 export async function readLogits(file: string): Promise<CachedLogits> {
-  let bytes: Buffer;
-  try {
-    bytes = await fs.readFile(file);
-  } catch (e) {
-    throw new ArtifactError(`teacher logit cache ${file} cannot be read: ${(e as Error).message}; recompute the teacher logits`, { cause: e });
-  }
-  let table: Table;
-  try {
-    table = tableFromIPC(bytes);
-  } catch (e) {
-    throw new ArtifactError(`teacher logit cache ${file} is not a valid Arrow IPC file (${(e as Error).message}); delete it to recompute`, { cause: e });
-  }
   const bad = (what: string): ArtifactError => new ArtifactError(`teacher logit cache ${file}: ${what}; delete it to recompute the teacher logits`);
-  const logitsField = table.schema.fields.find((f) => f.name === 'logits');
-  const rowField = table.schema.fields.find((f) => f.name === 'row');
+  let n = 0;
+  let schema: Schema | undefined;
+  for await (const b of cacheBatches(file, bad)) {
+    schema = b.schema;
+    n += b.batch.numRows;
+  }
+  if (!schema) throw bad('no schema');
+  const logitsField = schema.fields.find((f) => f.name === 'logits');
+  const rowField = schema.fields.find((f) => f.name === 'row');
   // Types read from IPC are generic (e.g. Float with precision SINGLE), not the Float32 class.
   const listType = logitsField?.type as DataType | undefined;
   const itemType = listType && DataType.isFixedSizeList(listType) ? (listType.children[0]?.type as DataType | undefined) : undefined;
@@ -99,17 +123,17 @@ export async function readLogits(file: string): Promise<CachedLogits> {
     throw bad(`column 'row' must be Int32, found ${rowType ? String(rowType) : 'no such column'}`);
   }
   const C = (listType as FixedSizeList).listSize;
-  const n = table.numRows;
   const logits = new Float32Array(n * C);
   const seen = new Uint8Array(n);
   let offset = 0; // position of the current batch's first row in file order
-  for (const batch of table.batches) {
+  for await (const { batch } of cacheBatches(file, bad)) {
     const listData = batch.getChild('logits')!.data[0]! as Data<FixedSizeList<Float32>>;
     const rowData = batch.getChild('row')!.data[0]! as Data<Int32>;
     if (listData.nullCount > 0 || rowData.nullCount > 0) throw bad(`nulls in record batch at row ${offset}`);
     const childData = listData.children[0]! as Data<Float32>;
     if (childData.nullCount > 0) throw bad(`null logits in record batch at row ${offset}`);
     const len = listData.length;
+    if (offset + len > n) throw bad('the file changed while it was read');
     // Arrow JS slices `values` (and a fixed-size list's child) together with `offset`, so
     // list element i starts at i * C of the child's values, whatever the offsets say.
     const values = (childData.values as Float32Array).subarray(0, len * C);
@@ -126,7 +150,8 @@ export async function readLogits(file: string): Promise<CachedLogits> {
     else for (let i = 0; i < len; i++) logits.set(values.subarray(i * C, (i + 1) * C), rowValues[i]! * C);
     offset += len;
   }
+  if (offset !== n) throw bad('the file changed while it was read');
   const meta: Record<string, string> = {};
-  for (const [k, v] of table.schema.metadata) meta[k] = v;
+  for (const [k, v] of schema.metadata) meta[k] = v;
   return { logits, n, C, meta };
 }

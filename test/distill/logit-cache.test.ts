@@ -1,7 +1,7 @@
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Field, FixedSizeList, Float32, Int32, RecordBatch, Schema, Struct, Table, makeData, tableToIPC, type Data, type DataType } from 'apache-arrow';
+import { Field, FixedSizeList, Float32, Int32, RecordBatch, RecordBatchReader, Schema, Struct, Table, makeData, tableToIPC, type Data, type DataType } from 'apache-arrow';
 import { afterAll, describe, expect, it } from 'vitest';
 import { readLogits, writeLogits } from '../../src/distill/logit-cache.ts';
 import { ArtifactError, DataError } from '../../src/util/errors.ts';
@@ -26,6 +26,19 @@ describe('logit cache', () => {
     expect(got.meta).toEqual(meta);
     expect(Buffer.from(got.logits.buffer, got.logits.byteOffset, got.logits.byteLength).equals(Buffer.from(logits.buffer))).toBe(true);
     expect(readdirSync(dir).filter((f) => f.startsWith('.'))).toEqual([]);
+  });
+
+  it('a cache of several 4,096-row record batches, written and read a batch at a time, round-trips', async () => {
+    const n = 9000; // 3 batches, the last partial
+    const C = 7;
+    const logits = Float32Array.from({ length: n * C }, (_, i) => Math.sin(i) * 10);
+    const file = path.join(dir, 'batches.arrow');
+    await writeLogits(file, logits, n, C, { k: 'v' });
+    const batches = [...RecordBatchReader.from(readFileSync(file))].map((b) => b.numRows);
+    expect(batches).toEqual([4096, 4096, 808]);
+    const got = await readLogits(file);
+    expect(got.n).toBe(n);
+    expect(got.logits).toEqual(logits);
   });
 
   it('empty transfer set', async () => {
