@@ -25,6 +25,9 @@ import { parseRecipeOptions } from '../../datasets/recipes.ts';
 import { syntheticCentres, type SyntheticOptions } from '../../datasets/synthetic.ts';
 import { SOFT_TARGETS_FILE, SOFT_TARGETS_UNLABELED_FILE } from './teachers.ts';
 import { unlabeledFile, warnIfTrainedOnValid } from './common.ts';
+import { describeTransfer, selectTransfer, transferSchema, type TransferSpec } from './transfer.ts';
+import { openSplitStream } from '../../src/data/split-stream.ts';
+import { stableStringify } from '../../src/artifacts/hash.ts';
 
 /** Moved to `src/ensemble/describe.ts`; re-exported for existing importers. */
 export { describeEnsemble } from '../../src/ensemble/describe.ts';
@@ -58,6 +61,15 @@ const schema = z.strictObject({
   /** Also combine on the train split and write soft-targets-train.arrow (teacher for a distill stage). */
   train_targets: z.boolean().default(false),
   /**
+   * With `train_targets`: combine only these train rows, the students' transfer set (the same
+   * `fraction` / `omit_classes` / `only_classes` / `seed` as their `transfer:` select the same
+   * rows), and write soft targets for them alone. At 3,755 classes the targets of every train row
+   * are n x 3,755 x 4 bytes (5.6 GB for 100 per class) that no student may read, and the solve
+   * on train is most of the stage's time. A distill stage whose transfer set asks for a row not
+   * written stops with an error naming this option. Default: every train row.
+   */
+  train_transfer: transferSchema,
+  /**
    * Also combine on the dataset's unlabeled rows and write soft-targets-unlabeled.arrow: the
    * ensemble labels an unlabelled transfer set for a distill stage (`transfer.source: unlabeled`).
    */
@@ -76,6 +88,10 @@ const schema = z.strictObject({
   block_rows: z.number().int().positive().default(2048),
   /** Specialist weights (MiB) kept loaded across blocks; beyond it a specialist is reloaded for each block that needs it. */
   specialist_cache_mb: z.number().min(0).default(1024),
+}).superRefine((p, ctx) => {
+  const t = p.train_transfer;
+  if (t.source !== undefined && t.source !== 'train') ctx.addIssue({ code: 'custom', path: ['train_transfer', 'source'], message: `train_transfer selects train rows for train_targets; source '${t.source}' does not apply (the unlabeled rows are combined by unlabeled_targets: true)` });
+  if (!p.train_targets && selectsRows(t)) ctx.addIssue({ code: 'custom', path: ['train_transfer'], message: 'train_transfer selects the rows of train_targets, which is off: set train_targets: true, or drop train_transfer' });
 });
 
 /**
@@ -207,10 +223,13 @@ export const ensembleStage = defineStage({
       /** The ensemble's q on a split without cached generalist logits, written as soft targets. */
       const writeTargets = async (split: 'train' | 'unlabeled'): Promise<void> => {
         const file = split === 'train' ? path.join(dataDir, 'train.arrow') : unlabeledFile(dataDir, p.data, 'ensemble.unlabeled_targets is set', 'drop the option');
+        const rows = split === 'train' && selectsRows(p.train_transfer) ? selectTransfer(await splitLabels(file), C, p.train_transfer, ctx.seed) : undefined;
+        const meta: Record<string, string> = rows ? { transfer: stableStringify(p.train_transfer), transfer_seed: String(ctx.seed), transfer_rows: String(rows.length) } : {};
         const gen = await loadModel(path.join(ctx.input(p.model), 'model'));
-        const out = new PredictionsWriter(path.join(ctx.outDir, split === 'train' ? SOFT_TARGETS_FILE : SOFT_TARGETS_UNLABELED_FILE), C, 'probabilities', { split, weight: String(weight) });
+        const out = new PredictionsWriter(path.join(ctx.outDir, split === 'train' ? SOFT_TARGETS_FILE : SOFT_TARGETS_UNLABELED_FILE), C, 'probabilities', { split, weight: String(weight), ...meta });
         try {
-          for await (const b of ensembleBlocks({ ...blockInputs, splitFile: file, generalist: gen })) out.add(b.set.y, solve(b.built.problem, weight).q, b.set.n);
+          if (rows) ctx.log.info(`soft targets on train: the transfer set ${describeTransfer(p.train_transfer, rows.length)} only (train_transfer)`);
+          for await (const b of ensembleBlocks({ ...blockInputs, splitFile: file, generalist: gen, ...(rows ? { rows } : {}) })) out.add(b.set.y, solve(b.built.problem, weight).q, b.set.n);
           out.finish();
         } catch (e) {
           out.abort();
@@ -268,6 +287,29 @@ export const ensembleStage = defineStage({
     }
   },
 });
+
+/** Whether a transfer spec selects a part of the train split (not every row). */
+function selectsRows(t: TransferSpec): boolean {
+  return (t.fraction !== undefined && t.fraction < 1) || t.omit_classes !== undefined || t.only_classes !== undefined;
+}
+
+/** The labels of a split file, streamed. */
+async function splitLabels(file: string): Promise<Int32Array> {
+  const s = await openSplitStream(file);
+  const parts: Int32Array[] = [];
+  try {
+    for await (const c of s.chunks(8192)) parts.push(c.y.slice(0, c.n));
+  } finally {
+    await s.close();
+  }
+  const out = new Int32Array(parts.reduce((a, p) => a + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
 
 /** The class count of a predictions file, from its schema (no rows read). */
 async function openPredictionsHeader(file: string): Promise<{ C: number }> {

@@ -8,6 +8,7 @@ import path from 'node:path';
 import type * as tf from '@tensorflow/tfjs';
 import { sha256, sha256File, stableStringify } from '../../src/artifacts/hash.ts';
 import { openPredictionsStream, PREDICTION_BATCH_ROWS } from '../../src/data/predictions-stream.ts';
+import { selectTransfer, transferSchema } from './transfer.ts';
 import { readLogits, writeLogits } from '../../src/distill/logit-cache.ts';
 import { computeTeacherLogits, type EnsembleMode } from '../../src/distill/teacher.ts';
 import { loadModel, MODEL_JSON, WEIGHTS_BIN } from '../../src/models/io.ts';
@@ -147,14 +148,34 @@ export async function readSoftTargets(stageDir: string, stage: string, labels: I
   }
   const stream = await openPredictionsStream(file, 'probabilities');
   const C = stream.C;
-  const out = new Float32Array(m * C);
   const misaligned = (what: string): ArtifactError => new ArtifactError(`${file} ${what}; the soft targets are not aligned with the ${split} split, were both made from the same ingest stage? Rerun '${stage}'`);
+  // An ensemble with `train_transfer` wrote the rows of that transfer set only: row i of the file is split row fileRows[i].
+  let fileRows: Int32Array | null = null;
+  try {
+    fileRows = split === 'train' ? writtenRows(stream.metadata, labels, C, file, stage) : null;
+  } catch (e) {
+    await stream.close();
+    throw e;
+  }
+  const total = fileRows ? fileRows.length : N;
+  if (fileRows) {
+    const inFile = new Uint8Array(N);
+    for (const r of fileRows) inFile[r] = 1;
+    for (let j = 0; j < m; j++) {
+      const r = rows ? rows[j]! : j;
+      if (!inFile[r]) {
+        await stream.close();
+        throw new ArtifactError(`stage '${stage}' wrote soft targets for ${fileRows.length} of the ${N} train rows only (train_transfer: ${stream.metadata.get('transfer')}), and this transfer set needs train row ${r}, which is not among them: give this stage the same transfer (fraction / omit_classes / only_classes / seed) as '${stage}'.train_transfer, or widen that and rerun '${stage}'`);
+      }
+    }
+  }
+  const out = new Float32Array(m * C);
   let seen = 0;
   try {
     for await (const chunk of stream.chunks(PREDICTION_BATCH_ROWS)) {
-      if (chunk.start + chunk.n > N) throw misaligned(`has more than the ${split} split's ${N} rows`);
+      if (chunk.start + chunk.n > total) throw misaligned(fileRows ? `has more than the ${total} rows of its train_transfer` : `has more than the ${split} split's ${N} rows`);
       for (let i = 0; i < chunk.n; i++) {
-        const r = chunk.start + i;
+        const r = fileRows ? fileRows[chunk.start + i]! : chunk.start + i;
         if (chunk.labels[i] !== labels[r]) throw misaligned(`: row ${r} has label ${chunk.labels[i]} but the ${split} split's row ${r} has ${labels[r]}`);
         if (first[r] === -1) continue;
         const src = chunk.values.subarray(i * C, (i + 1) * C);
@@ -172,8 +193,33 @@ export async function readSoftTargets(stageDir: string, stage: string, labels: I
   } finally {
     await stream.close();
   }
-  if (seen !== N) throw misaligned(`has ${seen} rows but the ${split} split has ${N}`);
+  if (seen !== total) throw misaligned(fileRows ? `has ${seen} rows but its train_transfer selects ${total}` : `has ${seen} rows but the ${split} split has ${N}`);
   return { probabilities: out, C };
+}
+
+/**
+ * The train rows a soft-targets file holds when its ensemble stage combined only a transfer set
+ * (`train_transfer`: schema metadata `transfer`, `transfer_seed`, `transfer_rows`), recomputed from
+ * the split's labels exactly as the ensemble selected them; null for a file of every row.
+ */
+function writtenRows(meta: Map<string, string>, labels: Int32Array, C: number, file: string, stage: string): Int32Array | null {
+  const raw = meta.get('transfer');
+  if (raw === undefined) return null;
+  const damaged = (what: string): ArtifactError => new ArtifactError(`${file}: ${what} in its metadata; rerun '${stage}' with --force`);
+  let json: unknown;
+  try {
+    json = JSON.parse(raw);
+  } catch {
+    throw damaged(`'transfer' is not JSON (${raw})`);
+  }
+  const spec = transferSchema.safeParse(json);
+  if (!spec.success) throw damaged(`'transfer' is not a transfer spec (${raw})`);
+  const seed = Number(meta.get('transfer_seed'));
+  const count = Number(meta.get('transfer_rows'));
+  if (!Number.isInteger(seed) || !Number.isInteger(count)) throw damaged("'transfer_seed' / 'transfer_rows' missing or not integers");
+  const rows = selectTransfer(labels, C, spec.data, seed);
+  if (rows.length !== count) throw new ArtifactError(`${file} holds the ${count} rows of its train_transfer, but on this train split that selects ${rows.length}; were both made from the same ingest stage? Rerun '${stage}'`);
+  return rows;
 }
 
 /** Natural log of probabilities (floored at 1e-30): logits up to a per-row constant. */

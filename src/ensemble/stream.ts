@@ -18,7 +18,7 @@ export interface EnsembleBlock {
   /** The block's rows (views of length `n`). */
   set: LabeledSet;
   built: ModelsProblem;
-  /** Index of the block's first row in the split. */
+  /** Index in the split of the block's first row (with `rows`: of the first of the consecutive split rows it was selected from). */
   start: number;
 }
 
@@ -32,6 +32,12 @@ export interface EnsembleBlocksInput extends Omit<ModelsProblemInput, 'set' | 'g
   generalist?: tf.LayersModel;
   /** Rows per block. */
   blockRows: number;
+  /**
+   * Only these rows of the split (ascending indices), e.g. a student's transfer set: each block
+   * then holds the selected rows of `blockRows` consecutive split rows (a block with none is
+   * skipped) and the generalist runs on those alone. Default: every row.
+   */
+  rows?: Int32Array;
 }
 
 /**
@@ -48,24 +54,50 @@ export async function* ensembleBlocks(input: EnsembleBlocksInput): AsyncGenerato
   try {
     if (preds && preds.C !== C) throw misaligned(`it has ${preds.C} classes, expected ${C}`);
     const predIt = preds?.chunks(blockRows)[Symbol.asyncIterator]();
+    const want = input.rows;
+    if (want) for (let i = 1; i < want.length; i++) if (!(want[i]! > want[i - 1]!)) throw new RangeError('ensembleBlocks: rows must be strictly ascending');
+    let next = 0; // the next wanted row (index into want)
     let rows = 0;
     for await (const chunk of split.chunks(blockRows)) {
-      const n = chunk.n;
-      const y = chunk.y.subarray(0, n);
-      const x = chunk.x.subarray(0, n * split.dim);
-      let logits: Float32Array;
+      const n0 = chunk.n;
+      let y = chunk.y.subarray(0, n0);
+      let x = chunk.x.subarray(0, n0 * split.dim);
+      let pick: number[] | null = null; // with `rows`: the chunk's wanted rows, relative to its start
+      if (want) {
+        pick = [];
+        while (next < want.length && want[next]! < chunk.start + n0) pick.push(want[next++]! - chunk.start);
+      }
+      let logits: Float32Array | null = null;
       if (predIt) {
-        const next = await predIt.next();
-        const p: PredictionsChunk | undefined = next.done ? undefined : next.value;
-        if (!p || p.n !== n) throw misaligned(`it has ${p ? chunk.start + p.n : chunk.start} rows where the split has more`);
-        for (let r = 0; r < n; r++) if (p.labels[r] !== y[r]) throw misaligned(`they differ at row ${chunk.start + r}`);
-        logits = p.values.subarray(0, n * C);
-      } else logits = predictLogits(generalist!, x, n, split.dim);
+        const nx = await predIt.next();
+        const p: PredictionsChunk | undefined = nx.done ? undefined : nx.value;
+        if (!p || p.n !== n0) throw misaligned(`it has ${p ? chunk.start + p.n : chunk.start} rows where the split has more`);
+        for (let r = 0; r < n0; r++) if (p.labels[r] !== y[r]) throw misaligned(`they differ at row ${chunk.start + r}`);
+        logits = p.values.subarray(0, n0 * C);
+      }
+      rows += n0;
+      if (pick) {
+        if (pick.length === 0) continue;
+        const d = split.dim;
+        const xs = new Float32Array(pick.length * d);
+        const ys = new Int32Array(pick.length);
+        const ls = logits ? new Float32Array(pick.length * C) : null;
+        pick.forEach((r, j) => {
+          xs.set(x.subarray(r * d, (r + 1) * d), j * d);
+          ys[j] = y[r]!;
+          if (ls) ls.set(logits!.subarray(r * C, (r + 1) * C), j * C);
+        });
+        x = xs;
+        y = ys;
+        logits = ls;
+      }
+      const n = y.length;
+      logits ??= predictLogits(generalist!, x, n, split.dim);
       const set: LabeledSet = { x, y, n, dim: split.dim, ...(split.shape ? { shape: split.shape } : {}) };
       const built = await buildProblemFromModels({ ...input, set, generalistLogits: logits });
       yield { set, built, start: chunk.start };
-      rows += n;
     }
+    if (want && next < want.length) throw new RangeError(`ensembleBlocks: row ${want[next]} is outside the split (${rows} rows)`);
     if (predIt) {
       const extra = await predIt.next();
       if (!extra.done) throw misaligned(`it has more than the split's ${rows} rows`);
