@@ -144,10 +144,10 @@ export function hiddenActivations(model: tf.LayersModel, x: Float32Array, n: num
   const out = new Float64Array(n * hDim);
   for (let s = 0; s < n; s += batchSize) {
     const e = Math.min(n, s + batchSize);
-    const vals = tf.tidy(() => {
-      const xb = tf.tensor2d(x.subarray(s * inDim, e * inDim), [e - s, inDim]);
-      return (feat.predict(xb) as tf.Tensor).dataSync();
-    });
+    // Read after the tidy (a read inside it is many times slower on the wasm backend).
+    const t = tf.tidy(() => feat.predict(tf.tensor2d(x.subarray(s * inDim, e * inDim), [e - s, inDim])) as tf.Tensor);
+    const vals = t.dataSync();
+    t.dispose();
     for (let i = 0; i < vals.length; i++) out[s * hDim + i] = vals[i];
   }
   return { h: out, dim: hDim };
