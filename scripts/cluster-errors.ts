@@ -10,11 +10,11 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
-import { readPredictions } from '../src/artifacts/predictions.ts';
+import { readPredictionsFile } from '../src/data/predictions-stream.ts';
 
 const clustersSchema = z.looseObject({ clusters: z.array(z.looseObject({ classes: z.array(z.number().int().nonnegative()) })) });
 
-function main(): void {
+async function main(): Promise<void> {
   const run = process.argv[2];
   if (!run) {
     console.error('usage: npx tsx scripts/cluster-errors.ts <run folder with covariance/ and clusters/ stages>');
@@ -26,7 +26,7 @@ function main(): void {
     console.error(`${clustersFile}: not a clusters.json (${parsed.error.issues[0]?.message ?? 'bad shape'}); rerun the clusters stage with --force`);
     process.exit(2);
   }
-  const p = readPredictions(path.join(run, 'covariance', 'predictions-test.arrow'));
+  const p = await readPredictionsFile(path.join(run, 'covariance', 'predictions-test.arrow'));
   const { n, C } = p;
   const z32 = p.values;
   const member: Set<number>[] = Array.from({ length: C }, () => new Set());
@@ -51,4 +51,4 @@ function main(): void {
   console.log(JSON.stringify({ n, top1: top1 / n, top3: top3 / n, top10: top10 / n, errors, errors_into_a_shared_cluster: inCluster, fraction: inCluster / errors }));
 }
 
-main();
+await main();

@@ -5,7 +5,7 @@ import { defineStage } from '../stage.ts';
 import { readCovariance } from '../../src/specialists/covariance.ts';
 import { clusterClasses } from '../../src/specialists/clustering.ts';
 import { clusterStats, formatClusterTable } from '../../src/specialists/cluster-stats.ts';
-import { readPredictions } from '../../src/artifacts/predictions.ts';
+import { readPredictionsFile } from '../../src/data/predictions-stream.ts';
 import { writeJsonAtomic } from '../../src/artifacts/atomic.ts';
 import type { ClassesFile } from '../../src/data/ingest.ts';
 import { failpoint } from '../../src/util/failpoint.ts';
@@ -88,7 +88,7 @@ export const clustersStage = defineStage({
     );
     const seconds = (Date.now() - started) / 1000;
     failpoint('clusters-computed');
-    const valid = readPredictions(path.join(covDir, 'predictions-valid.arrow'));
+    const valid = await readPredictionsFile(path.join(covDir, 'predictions-valid.arrow'));
     const names = classes.classes.map((c) => c.name);
     const stats = clusterStats(cov.cov, C, result.clusters, { classNames: names, validLabels: valid.labels, validLogits: valid.values, mass: cov.source === "probabilities" ? "absolute" : "positive" });
     // Generalist accuracy on valid overall, for comparison with the within-cluster accuracies.

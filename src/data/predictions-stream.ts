@@ -173,3 +173,37 @@ export async function openPredictionsStream(file: string, column = 'logits'): Pr
     },
   };
 }
+
+/**
+ * A whole predictions file in memory, read a record batch at a time (a first pass counts the rows,
+ * a second fills the arrays): the result of `readPredictions` (`src/artifacts/predictions.ts`)
+ * without its single file read, which stops at 2 GiB (135,000 valid rows x 6,763 classes is
+ * 3.7 GB), and without a second copy of the file in memory.
+ * @throws ArtifactError when the file is missing, not Arrow, truncated, or lacks the columns
+ */
+export async function readPredictionsFile(file: string, column = 'logits'): Promise<{ labels: Int32Array; values: Float32Array; n: number; C: number; metadata: Map<string, string> }> {
+  let n = 0;
+  const first = await openPredictionsStream(file, column);
+  try {
+    for await (const chunk of first.chunks(PREDICTION_BATCH_ROWS)) n += chunk.n;
+  } finally {
+    await first.close();
+  }
+  const s = await openPredictionsStream(file, column);
+  const C = s.C;
+  const labels = new Int32Array(n);
+  const values = new Float32Array(n * C);
+  let at = 0;
+  try {
+    for await (const chunk of s.chunks(PREDICTION_BATCH_ROWS)) {
+      if (at + chunk.n > n) throw new ArtifactError(`${file} changed while it was read; rerun the stage that wrote it`);
+      labels.set(chunk.labels.subarray(0, chunk.n), at);
+      values.set(chunk.values.subarray(0, chunk.n * C), at * C);
+      at += chunk.n;
+    }
+  } finally {
+    await s.close();
+  }
+  if (at !== n) throw new ArtifactError(`${file} changed while it was read; rerun the stage that wrote it`);
+  return { labels, values, n, C, metadata: s.metadata };
+}

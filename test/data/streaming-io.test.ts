@@ -4,9 +4,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../src/backend/select.ts';
 import { openSplitStream } from '../../src/data/split-stream.ts';
-import { PredictionsWriter, PREDICTION_BATCH_ROWS } from '../../src/data/predictions-stream.ts';
+import { PredictionsWriter, PREDICTION_BATCH_ROWS, readPredictionsFile } from '../../src/data/predictions-stream.ts';
 import { readSplit, writeSplit, type LabeledSet } from '../../src/data/split-file.ts';
-import { writePredictions } from '../../src/artifacts/predictions.ts';
+import { readPredictions, writePredictions } from '../../src/artifacts/predictions.ts';
 import { buildMlp } from '../../src/models/mlp.ts';
 import { saveModel } from '../../src/models/io.ts';
 import { predictLogits } from '../../src/models/predict.ts';
@@ -49,6 +49,23 @@ describe('PredictionsWriter', () => {
     expect(w.rows).toBe(n);
     w.finish();
     expect(readFileSync(b).equals(readFileSync(a))).toBe(true);
+  });
+
+  it.each([0, 1, PREDICTION_BATCH_ROWS + 1, 9000])('readPredictionsFile (batch by batch) reads what readPredictions reads (%i rows)', async (n) => {
+    const C = 4;
+    const rng = new Rng(n + 7);
+    const labels = Int32Array.from({ length: n }, () => rng.int(C));
+    const values = Float32Array.from({ length: n * C }, () => rng.normal());
+    const file = path.join(dir, `pred-read-${n}.arrow`);
+    await writePredictions(file, { labels, values, n, C }, 'probabilities', { split: 'valid' });
+    const a = readPredictions(file, 'probabilities');
+    const b = await readPredictionsFile(file, 'probabilities');
+    expect(b.n).toBe(n);
+    expect(b.C).toBe(C);
+    expect(b.labels).toEqual(a.labels);
+    expect(b.values).toEqual(values);
+    expect(b.metadata.get('split')).toBe('valid');
+    await expect(readPredictionsFile(file, 'logits')).rejects.toThrow(/expected columns 'label' and 'logits'/);
   });
 
   it('abort leaves nothing under the target name or as a temp file', () => {
