@@ -141,16 +141,7 @@ export function hiddenActivations(model: tf.LayersModel, x: Float32Array, n: num
   const inDim = x.length / n;
   if (!Number.isInteger(inDim)) throw new DataError(`specialist: sample length ${x.length} is not a multiple of n = ${n}`);
   const hDim = (head.input as tf.SymbolicTensor).shape[1] as number;
-  const out = new Float64Array(n * hDim);
-  for (let s = 0; s < n; s += batchSize) {
-    const e = Math.min(n, s + batchSize);
-    // Read after the tidy (a read inside it is many times slower on the wasm backend).
-    const t = tf.tidy(() => feat.predict(tf.tensor2d(x.subarray(s * inDim, e * inDim), [e - s, inDim])) as tf.Tensor);
-    const vals = t.dataSync();
-    t.dispose();
-    for (let i = 0; i < vals.length; i++) out[s * hDim + i] = vals[i];
-  }
-  return { h: out, dim: hDim };
+  return { h: Float64Array.from(predictLogits(feat, x, n, inDim, { batchSize })), dim: hDim };
 }
 
 /** A model's logits for `x` (row-major n x dim), inference mode, in batches (see `predictLogits`). */
