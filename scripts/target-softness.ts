@@ -4,7 +4,9 @@
  * student read. Reads a run's `ensemble/soft-targets-train.arrow` and the generalist's logits
  * cached by its `student_self` stage (`student_self/teacher-logits.arrow`, one row per transfer
  * row); the transfer rows are recomputed from the fraction and the run's seed as the distill
- * stage selects them.
+ * stage selects them. Also prints `tau_matching_generalist`: the teacher temperature (the distill
+ * stage's `teacher_temperature`) at which the ensemble's q, tempered, has the generalist's mean
+ * entropy (over every 10th transfer row).
  *
  *   npx tsx scripts/target-softness.ts <run folder> <transfer fraction> <run seed>
  *   e.g. npx tsx scripts/target-softness.ts artifacts/glyphs-1k-tiny16-budget 0.5 1
@@ -13,6 +15,7 @@ import path from 'node:path';
 import { readPredictionsFile } from '../src/data/predictions-stream.ts';
 import { readLogits } from '../src/distill/logit-cache.ts';
 import { selectTransfer } from '../pipeline/stages/transfer.ts';
+import { meanTemperedEntropy, temperatureForEntropy } from '../src/distill/temper.ts';
 
 async function main(): Promise<void> {
   const [run, fractionArg, seedArg] = process.argv.slice(2);
@@ -59,7 +62,10 @@ async function main(): Promise<void> {
   }
   const n = rows.length;
   const per = (v: { q: number; g: number }) => ({ ensemble: v.q / n, generalist: v.g / n });
-  console.log(JSON.stringify({ rows: n, classes: C, accuracy: per(acc), entropy_nats: per(entropy), p_true: per(pTrue) }));
+  const every10 = rows.filter((_, j) => j % 10 === 0);
+  const tau = temperatureForEntropy(q.values, C, entropy.g / n, every10, 24);
+  const tempered = meanTemperedEntropy(q.values, C, tau, every10);
+  console.log(JSON.stringify({ rows: n, classes: C, accuracy: per(acc), entropy_nats: per(entropy), p_true: per(pTrue), tau_matching_generalist: tau, ensemble_entropy_at_tau: tempered }));
 }
 
 await main();

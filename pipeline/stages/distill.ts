@@ -14,6 +14,7 @@ import { defineStage, type StageContext } from '../stage.ts';
 import { modelKeys, resolveModelOrInit, trainingSchema } from '../schemas.ts';
 import { readIngested, writeModelOutputs, type IngestedData } from './common.ts';
 import { lossType } from '../../src/distill/loss-registry.ts';
+import { temperLogits, temperProbabilities } from '../../src/distill/temper.ts';
 import { lossSchema, trainStudent, type LossConfig, type TeacherRows } from './student.ts';
 import { cachedTeacherLogits, logOfProbabilities, modelDirsOf, readSoftTargets, TEACHER_LOGITS_FILE } from './teachers.ts';
 import { describeTransfer, readUnlabeled, selectTransfer, transferSchema, transferSet, type TransferSpec } from './transfer.ts';
@@ -35,6 +36,12 @@ export const distillSourceSchema = {
   teacher_targets: stageName.optional(),
   /** Which rows of the train split the student learns from (valid and test stay whole). */
   transfer: transferSchema,
+  /**
+   * Tempers the teacher's targets before the loss sees them: probabilities `p^(1/tau)`
+   * renormalised, logits `v / tau`. Below 1 sharpens (an ensemble's softer q, say); 1 leaves them.
+   * Unlike the loss's T it does not divide the student's logits: it changes what is matched.
+   */
+  teacher_temperature: z.number().positive().finite().default(1),
 };
 
 /** The teacher-related params, as parsed. */
@@ -44,6 +51,7 @@ export interface DistillSourceParams {
   combine: 'arithmetic' | 'geometric';
   teacher_targets?: string | undefined;
   transfer: TransferSpec;
+  teacher_temperature?: number | undefined;
   jitter: number;
   /** The loss's alpha (weight of the teacher term), when it has one. */
   alpha?: number | undefined;
@@ -64,6 +72,11 @@ export function checkTeacherParams(p: DistillSourceParams, needsTeacher: boolean
   }
   if (source === 'unlabeled' && p.alpha !== undefined && p.alpha < 1) {
     ctx.addIssue({ code: 'custom', path: ['loss', 'alpha'], message: `transfer.source 'unlabeled' has no labels for the hard-label term: set alpha to 1 (now ${p.alpha}), or use source 'both'` });
+  }
+  const tau = p.teacher_temperature ?? 1;
+  if (tau !== 1 && !needsTeacher) ctx.addIssue({ code: 'custom', path: ['teacher_temperature'], message: `teacher_temperature ${tau} tempers a teacher, but this loss uses none: remove it` });
+  if (tau !== 1 && needsTeacher && p.jitter > 0) {
+    ctx.addIssue({ code: 'custom', path: ['teacher_temperature'], message: `teacher_temperature ${tau} applies to cached teacher rows; a jittered teacher is queried per batch: set jitter to 0 or teacher_temperature to 1` });
   }
   if (needsTeacher && p.jitter > 0 && p.teacher_targets) {
     ctx.addIssue({ code: 'custom', path: ['jitter'], message: "precomputed 'teacher_targets' exist only for the unjittered transfer set: set jitter to 0, or give the teacher as model stage(s) in 'teacher' (queried on every jittered batch)" });
@@ -138,6 +151,11 @@ export async function prepareDistillation(ctx: StageContext<unknown>, p: Distill
       probabilities = joined;
     }
     if (tc !== C) throw new ConfigError(`teacher_targets '${p.teacher_targets}' has ${tc} classes but the data has ${C}`);
+    const tau = p.teacher_temperature ?? 1;
+    if (tau !== 1) {
+      temperProbabilities(probabilities, C, tau);
+      ctx.log.info(`teacher targets tempered at ${tau} (p^(1/${tau}) renormalised)`);
+    }
     return {
       data,
       classes: C,
@@ -185,6 +203,12 @@ export async function prepareDistillation(ctx: StageContext<unknown>, p: Distill
     log: ctx.log,
   });
   if (tc !== C) throw new ConfigError(`the teacher (${names.join(', ')}) has ${tc} outputs but the data has ${C} classes`);
+  const tau = p.teacher_temperature ?? 1;
+  if (tau !== 1) {
+    // After the cache is written: the cache holds the teacher's own logits, whatever the tempering.
+    temperLogits(logits, tau);
+    ctx.log.info(`teacher logits tempered at ${tau} (divided by ${tau})`);
+  }
   return { data, classes: C, rows, unlabeled, transfer, teacher: { logits: { targets: logits, kind: 'logits' }, probabilities: null }, teacherLabel: names, teacherModels: modelDirs.length, online: null };
 }
 
@@ -254,6 +278,7 @@ export const distillStage = defineStage({
         loss: p.loss.type,
         T: p.loss.type === 'soft' ? p.loss.T : null,
         alpha: p.loss.type === 'hard' ? null : p.loss.alpha,
+        ...(p.teacher_temperature !== 1 ? { teacher_temperature: p.teacher_temperature } : {}),
         transfer_examples: prep.transfer.n,
         ...(prep.unlabeled > 0 ? { transfer_unlabeled: prep.unlabeled } : {}),
         transfer_spec: p.transfer,

@@ -162,6 +162,33 @@ describe('distill and its companion stages on a small MNIST subset', () => {
     after.dispose();
   });
 
+  it('teacher_temperature tempers what the student matches (soft targets and model logits), and is recorded', async () => {
+    const extra =
+      '  d6: {type: distill, teacher_targets: soft, teacher_temperature: 0.5, loss: {type: soft, T: 2, alpha: 1}, hidden: [16], epochs: 1, batch_size: 50, transfer: {fraction: 0.5}}\n' +
+      '  d7: {type: distill, teacher: teacher, teacher_temperature: 0.5, loss: {type: soft, T: 4}, hidden: [16], epochs: 1, batch_size: 50, transfer: {omit_classes: [3]}}\n';
+    const r = await runPipeline(parseConfig(yaml(extra), 'distill-test.yaml', registry), { out, log: silentLogger, cacheDir: sharedCacheDir() });
+    expect(r.stages.filter((s) => s.status === 'ran').map((s) => s.name)).toEqual(['d6', 'd7']);
+    type M = { teacher_temperature?: number; test: { accuracy: number } };
+    expect(json<M>('d6', 'metrics.json').teacher_temperature).toBe(0.5);
+    expect(json<M>('d3', 'metrics.json').teacher_temperature).toBeUndefined();
+    const loss = (s: string) => (JSON.parse(readFileSync(path.join(out, s, 'metrics.jsonl'), 'utf8').split('\n')[0]!) as { train_loss: number }).train_loss;
+    // Same data, seed, schedule and teacher; only the tempering differs: so does the loss.
+    expect(loss('d6')).not.toEqual(loss('d3'));
+    expect(loss('d7')).not.toEqual(loss('d1'));
+    // The cache keeps the teacher's own logits: d7's are d1's, untempered.
+    const a = await readLogits(path.join(out, 'd1', 'teacher-logits.arrow'));
+    const b = await readLogits(path.join(out, 'd7', 'teacher-logits.arrow'));
+    expect(b.logits).toEqual(a.logits);
+    expect(tf.memory().numTensors).toBe(tensorsBefore);
+  });
+
+  it('teacher_temperature with a jittered teacher or without a teacher is refused by the schema', () => {
+    const jittered = '  d8: {type: distill, teacher: ens, teacher_temperature: 0.5, loss: {type: soft, T: 3}, hidden: [16], epochs: 1, jitter: 1}\n';
+    expect(() => parseConfig(yaml(jittered), 'distill-test.yaml', registry)).toThrow(/teacher_temperature 0.5 applies to cached teacher rows/);
+    const none = '  d9: {type: distill, teacher_temperature: 0.5, loss: {type: hard}, hidden: [16], epochs: 1}\n';
+    expect(() => parseConfig(yaml(none), 'distill-test.yaml', registry)).toThrow(/this loss uses none/);
+  });
+
   it('soft targets that do not line up with the train split are refused', async () => {
     const extra = '  bad: {type: soft-source, model: teacher, misalign: true}\n  d5: {type: distill, teacher_targets: bad, loss: {type: soft, T: 2}, hidden: [8], epochs: 1}\n';
     await expect(runPipeline(parseConfig(yaml(extra), 'distill-test.yaml', registry), { out, log: silentLogger, cacheDir: sharedCacheDir() })).rejects.toThrow(
