@@ -27,8 +27,10 @@ async function main(): Promise<void> {
   }
   const q = await readPredictionsFile(path.join(run, 'ensemble', 'soft-targets-train.arrow'), 'probabilities');
   const C = q.C;
-  const rows = selectTransfer(q.labels, C, fraction < 1 ? { fraction } : {}, seed);
   const g = await readLogits(path.join(run, 'student_self', 'teacher-logits.arrow'));
+  // An ensemble run with `train_transfer` wrote q for the transfer rows only (in their order):
+  // then q's rows are the transfer rows themselves.
+  const rows = q.metadata.has('transfer_rows') ? Int32Array.from({ length: q.n }, (_, i) => i) : selectTransfer(q.labels, C, fraction < 1 ? { fraction } : {}, seed);
   if (g.n !== rows.length || g.C !== C) {
     console.error(`student_self/teacher-logits.arrow has ${g.n} rows of ${g.C} classes; the transfer set of fraction ${fraction}, seed ${seed} has ${rows.length} rows of ${C}: wrong fraction or seed?`);
     process.exit(2);
