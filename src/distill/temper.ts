@@ -5,8 +5,24 @@
  * this changes what the student is asked to match.
  */
 
+import { assertTemperature } from './softmax.ts';
+
 /** Smallest probability whose log is taken (a zero stays zero after tempering). */
 const TINY = 1e-30;
+
+/**
+ * Writes `log p / tau` of the row at offset `o` into `l` (`-Infinity` where p is 0) and returns
+ * its maximum: the shared first step of tempering a row and of its tempered entropy.
+ */
+function temperedLogRow(p: Float32Array, o: number, C: number, inv: number, l: Float64Array): number {
+  let m = -Infinity;
+  for (let c = 0; c < C; c++) {
+    const v = p[o + c]!;
+    l[c] = v > 0 ? Math.log(Math.max(v, TINY)) * inv : -Infinity;
+    if (l[c]! > m) m = l[c]!;
+  }
+  return m;
+}
 
 /**
  * Tempers rows of probabilities in place (`n x C`, each row summing to 1): each row becomes
@@ -19,12 +35,7 @@ export function temperProbabilities(p: Float32Array, C: number, tau: number): vo
   const inv = 1 / tau;
   const l = new Float64Array(C);
   for (let o = 0; o < p.length; o += C) {
-    let m = -Infinity;
-    for (let c = 0; c < C; c++) {
-      const v = p[o + c]!;
-      l[c] = v > 0 ? Math.log(Math.max(v, TINY)) * inv : -Infinity;
-      if (l[c]! > m) m = l[c]!;
-    }
+    const m = temperedLogRow(p, o, C, inv, l);
     if (m === -Infinity) continue;
     let s = 0;
     for (let c = 0; c < C; c++) s += (l[c] = Math.exp(l[c]! - m));
@@ -51,13 +62,7 @@ export function meanTemperedEntropy(p: Float32Array, C: number, tau: number, row
   const n = rows ? rows.length : p.length / C;
   let total = 0;
   for (let j = 0; j < n; j++) {
-    const o = (rows ? rows[j]! : j) * C;
-    let m = -Infinity;
-    for (let c = 0; c < C; c++) {
-      const v = p[o + c]!;
-      l[c] = v > 0 ? Math.log(Math.max(v, TINY)) * inv : -Infinity;
-      if (l[c]! > m) m = l[c]!;
-    }
+    const m = temperedLogRow(p, (rows ? rows[j]! : j) * C, C, inv, l);
     let s = 0;
     for (let c = 0; c < C; c++) s += Math.exp(l[c]! - m);
     const logZ = m + Math.log(s);
@@ -88,5 +93,5 @@ export function temperatureForEntropy(p: Float32Array, C: number, target: number
 }
 
 function checkTau(tau: number): void {
-  if (!(tau > 0) || !Number.isFinite(tau)) throw new RangeError(`teacher temperature must be a positive finite number, got ${tau}`);
+  assertTemperature(tau, 'teacher_temperature');
 }
