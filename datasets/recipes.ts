@@ -70,7 +70,8 @@ export const glyphsOptionsSchema = z
     size: z.number().int().min(8).max(128).default(GLYPHS_DEFAULTS.size),
     split: z.enum(['iid', 'font']).default('iid'),
     testFont: z.enum(KNOWN_FONTS.map((f) => f.name) as [string, ...string[]]).optional(),
-    fonts: z.array(z.enum(KNOWN_FONTS.map((f) => f.name) as [string, ...string[]])).min(1).optional(),
+    // One name on the command line (`--fonts wqy-zenhei`) arrives as a string: a list of one.
+    fonts: z.preprocess((v) => (typeof v === 'string' ? [v] : v), z.array(z.enum(KNOWN_FONTS.map((f) => f.name) as [string, ...string[]])).min(1)).optional(),
     seed: z.number().int().default(1),
     scale: z.tuple([z.number().positive().max(2), z.number().positive().max(2)]).default(GLYPHS_DEFAULTS.scale),
     shift: fraction.default(GLYPHS_DEFAULTS.shift),

@@ -141,6 +141,9 @@ describe('glyphs recipe', () => {
   it('the CLI takes kebab-case and comma lists: --per-class 5 --scale 0.6,0.9', () => {
     const a = parseDatasetArgs(['glyphs', '--classes', '20', '--per-class', '5', '--scale', '0.6,0.9', '--fonts', 'wqy-microhei,droid-fallback']);
     expect(a.options).toEqual({ classes: 20, perClass: 5, scale: [0.6, 0.9], fonts: ['wqy-microhei', 'droid-fallback'] });
+    // One font has no comma: the CLI gives a string, the recipe takes it as a list of one.
+    const one = parseDatasetArgs(['glyphs', '--fonts', 'wqy-microhei']);
+    expect(parseRecipeOptions('glyphs', one.options).fonts).toEqual(['wqy-microhei']);
   });
 });
 
