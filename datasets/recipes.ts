@@ -57,6 +57,8 @@ export const syntheticOptionsSchema = z
   .refine((o) => !o.bridges || o.bridges.fraction === 0 || o.groups >= 2, { message: 'bridges need at least 2 groups', path: ['bridges'] });
 
 const fraction = z.number().min(0).max(1);
+/** One of the recipe's known CJK font names. */
+const fontName = z.enum(KNOWN_FONTS.map((f) => f.name) as [string, ...string[]]);
 
 /** Options of the `glyphs` recipe (see datasets/glyphs.ts): printed GB2312 characters. */
 export const glyphsOptionsSchema = z
@@ -69,9 +71,9 @@ export const glyphsOptionsSchema = z
     testPerClass: z.number().int().nonnegative().max(100_000).default(GLYPHS_DEFAULTS.testPerClass),
     size: z.number().int().min(8).max(128).default(GLYPHS_DEFAULTS.size),
     split: z.enum(['iid', 'font']).default('iid'),
-    testFont: z.enum(KNOWN_FONTS.map((f) => f.name) as [string, ...string[]]).optional(),
+    testFont: fontName.optional(),
     // One name on the command line (`--fonts wqy-zenhei`) arrives as a string: a list of one.
-    fonts: z.preprocess((v) => (typeof v === 'string' ? [v] : v), z.array(z.enum(KNOWN_FONTS.map((f) => f.name) as [string, ...string[]])).min(1)).optional(),
+    fonts: z.preprocess((v) => (typeof v === 'string' ? [v] : v), z.array(fontName).min(1)).optional(),
     seed: z.number().int().default(1),
     scale: z.tuple([z.number().positive().max(2), z.number().positive().max(2)]).default(GLYPHS_DEFAULTS.scale),
     shift: fraction.default(GLYPHS_DEFAULTS.shift),
