@@ -23,7 +23,7 @@ const USAGE = `usage: npm run dataset -- <${Object.keys(recipeSchemas).join('|')
   glyphs     options: --classes N (<= 6763; level 1 = 3755) --offset K --per-class N
                       --valid-per-class N --test-per-class N --size PX --split iid|font
                       --test-font NAME --fonts A,B --seed S --scale MIN,MAX --shift F
-                      --rotation DEG --stroke PX --blur PX --noise SD
+                      --rotation DEG --stroke PX --blur PX --noise SD --unlabeled-per-class N
   an existing --out file is replaced only with --force
   see datasets/README.md`;
 

@@ -63,6 +63,12 @@ export interface GlyphsOptions {
   validPerClass: number;
   /** Test rows per class. */
   testPerClass: number;
+  /**
+   * Extra rows per class with split = 'unlabeled', rendered after the test rows in the training
+   * fonts (an unlabelled transfer set: ingest ignores their labels). 0 or absent: none, and the
+   * file is what it was without the option.
+   */
+  unlabeledPerClass?: number;
   /** Image height and width in pixels. */
   size: number;
   /** `iid`: fonts drawn at random in every split; `font`: one font kept for test only. */
@@ -155,7 +161,7 @@ interface Draw {
   blur: number;
 }
 
-const SPLITS = ['train', 'valid', 'test'] as const;
+const SPLITS = ['train', 'valid', 'test', 'unlabeled'] as const;
 const BATCH_ROWS = 4096;
 
 /** The Arrow schema of a glyphs file. */
@@ -232,8 +238,8 @@ export async function makeGlyphs(outFile: string, o: GlyphsOptions, log: Logger 
 
   const meta = { ...o, fonts: fonts.map((f) => f.name), testFont, first: characters[0], last: characters[characters.length - 1] };
   const schema = glyphsSchema(S, meta);
-  const perSplit = [o.perClass, o.validPerClass, o.testPerClass];
-  const total = characters.length * (o.perClass + o.validPerClass + o.testPerClass);
+  const perSplit = [o.perClass, o.validPerClass, o.testPerClass, o.unlabeledPerClass ?? 0];
+  const total = characters.length * perSplit.reduce((a, b) => a + b, 0);
   const progress = log.progress('rendering glyphs', total);
   const sink = new ArrowFileSink(outFile, schema);
   const feat = new Uint8Array(BATCH_ROWS * S * S);
@@ -261,7 +267,7 @@ export async function makeGlyphs(outFile: string, o: GlyphsOptions, log: Logger 
   };
   const t0 = Date.now();
   try {
-    for (let s = 0; s < 3; s++) {
+    for (let s = 0; s < perSplit.length; s++) {
       for (let e = 0; e < perSplit[s]; e++) {
         for (let c = 0; c < characters.length; c++) {
           const d = drawParams(rng, o, s === 2 && testFontIndex >= 0 ? [testFontIndex] : trainFonts);

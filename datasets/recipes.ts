@@ -69,6 +69,8 @@ export const glyphsOptionsSchema = z
     perClass: posInt.max(100_000).default(GLYPHS_DEFAULTS.perClass),
     validPerClass: z.number().int().nonnegative().max(100_000).default(GLYPHS_DEFAULTS.validPerClass),
     testPerClass: z.number().int().nonnegative().max(100_000).default(GLYPHS_DEFAULTS.testPerClass),
+    /** Extra rows per class with split = 'unlabeled' (an unlabelled transfer set; off when absent). */
+    unlabeledPerClass: z.number().int().nonnegative().max(100_000).optional(),
     size: z.number().int().min(8).max(128).default(GLYPHS_DEFAULTS.size),
     split: z.enum(['iid', 'font']).default('iid'),
     testFont: fontName.optional(),

@@ -128,6 +128,33 @@ describe('glyphs recipe', () => {
     expect([...seen.other]).toEqual([use[1]]);
   });
 
+  it('unlabeledPerClass adds unlabelled rows in the training fonts after the labelled ones, which stay the same; ingest writes them apart', async () => {
+    const fonts = findFonts();
+    if (fonts.length < 2) throw new Error(`this test needs 2 CJK fonts (.ci/run installs fonts-wqy-microhei and fonts-droid-fallback); found ${fonts.map((x) => x.name).join(', ')}`);
+    const use = [fonts[0].name, fonts[1].name];
+    const base = path.join(dir, 'u0.arrow');
+    const more = path.join(dir, 'u1.arrow');
+    await makeGlyphs(base, tiny({ classes: 5, split: 'font', fonts: use, testFont: use[0] }));
+    await makeGlyphs(more, tiny({ classes: 5, split: 'font', fonts: use, testFont: use[0], unlabeledPerClass: 4 }));
+    const a = read(base);
+    const b = read(more);
+    expect(b.numRows).toBe(a.numRows + 5 * 4);
+    const fa = a.getChild('features')!;
+    const fb = b.getChild('features')!;
+    for (let i = 0; i < a.numRows; i++) {
+      expect(Buffer.from(fb.get(i)!.toArray() as Uint8Array).equals(Buffer.from(fa.get(i)!.toArray() as Uint8Array))).toBe(true);
+      expect(b.getChild('split')!.get(i)).toBe(a.getChild('split')!.get(i));
+    }
+    for (let i = a.numRows; i < b.numRows; i++) {
+      expect(b.getChild('split')!.get(i)).toBe('unlabeled');
+      expect(b.getChild('font')!.get(i)).toBe(use[1]); // never the held-out test font
+    }
+    const out = path.join(dir, 'u-out');
+    const cls = await ingest({ input: more, outDir: out, seed: 1, validFraction: 0.1, testFraction: 0.1 });
+    expect(cls.rows).toMatchObject({ train: 15, valid: 5, test: 10, unlabeled: 20 });
+    expect(filesIn(out).sort()).toEqual(['classes.json', 'test.arrow', 'train.arrow', 'unlabeled.arrow', 'valid.arrow']);
+  });
+
   it('bad options: one clear error each', async () => {
     expect(() => parseRecipeOptions('glyphs', { classes: 7000 })).toThrow(/classes.*6763/);
     expect(() => parseRecipeOptions('glyphs', { classes: 10, offset: 6760 })).toThrow(/offset \+ classes must be <= 6763/);
