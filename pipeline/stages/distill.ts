@@ -101,9 +101,11 @@ export interface PreparedDistillation {
   transfer: LabeledSet;
   /**
    * Teacher rows per kind the loss may need (`logits` for logit matching; `probabilities`
-   * only when the teacher is given as probabilities). Null without a teacher.
+   * only when the teacher is given as probabilities). `logits` is a function: from
+   * probabilities it makes an n x C copy (their logarithms), so only a loss that wants logits
+   * pays for it. Null without a teacher.
    */
-  teacher: { logits: TeacherRows; probabilities: TeacherRows | null } | null;
+  teacher: { logits: () => TeacherRows; probabilities: TeacherRows | null } | null;
   /** What the teacher is, for metrics.json: stage names, or `targets:<stage>`. */
   teacherLabel: string[] | null;
   /** Number of teacher models combined (0 for precomputed targets or no teacher). */
@@ -145,10 +147,13 @@ export async function prepareDistillation(ctx: StageContext<unknown>, p: Distill
       const u = await readSoftTargets(stageDir, p.teacher_targets, extra.y, null, 'unlabeled');
       if (rows.length > 0 && u.C !== tc) throw new ArtifactError(`stage '${p.teacher_targets}': its soft targets on train have ${tc} classes but on the unlabeled rows ${u.C}; rerun it`);
       tc = u.C;
-      const joined = new Float32Array(probabilities.length + u.probabilities.length);
-      joined.set(probabilities);
-      joined.set(u.probabilities, probabilities.length);
-      probabilities = joined;
+      if (probabilities.length === 0) probabilities = u.probabilities;
+      else {
+        const joined = new Float32Array(probabilities.length + u.probabilities.length);
+        joined.set(probabilities);
+        joined.set(u.probabilities, probabilities.length);
+        probabilities = joined;
+      }
     }
     if (tc !== C) throw new ConfigError(`teacher_targets '${p.teacher_targets}' has ${tc} classes but the data has ${C}`);
     const tau = p.teacher_temperature ?? 1;
@@ -162,7 +167,7 @@ export async function prepareDistillation(ctx: StageContext<unknown>, p: Distill
       rows,
       unlabeled,
       transfer,
-      teacher: { logits: { targets: logOfProbabilities(probabilities), kind: 'logits' }, probabilities: { targets: probabilities, kind: 'probabilities' } },
+      teacher: { logits: () => ({ targets: logOfProbabilities(probabilities), kind: 'logits' }), probabilities: { targets: probabilities, kind: 'probabilities' } },
       teacherLabel: [`targets:${p.teacher_targets}`],
       teacherModels: 0,
       online: null,
@@ -209,7 +214,7 @@ export async function prepareDistillation(ctx: StageContext<unknown>, p: Distill
     temperLogits(logits, tau);
     ctx.log.info(`teacher logits tempered at ${tau} (divided by ${tau})`);
   }
-  return { data, classes: C, rows, unlabeled, transfer, teacher: { logits: { targets: logits, kind: 'logits' }, probabilities: null }, teacherLabel: names, teacherModels: modelDirs.length, online: null };
+  return { data, classes: C, rows, unlabeled, transfer, teacher: { logits: () => ({ targets: logits, kind: 'logits' }), probabilities: null }, teacherLabel: names, teacherModels: modelDirs.length, online: null };
 }
 
 /** The teacher rows a loss should get: probabilities when the loss takes them and that is what we have. */
@@ -217,7 +222,7 @@ export function teacherRowsFor(prep: PreparedDistillation, loss: LossConfig): Te
   const t = lossType(loss.type);
   if (!prep.teacher || !t.needsTeacher(loss)) return null;
   if (t.teacherKinds.includes('probabilities') && prep.teacher.probabilities) return prep.teacher.probabilities;
-  return prep.teacher.logits;
+  return prep.teacher.logits();
 }
 
 const schema = z
