@@ -17,25 +17,8 @@ import { readSplit } from '../src/data/split-file.ts';
 import { loadModel } from '../src/models/io.ts';
 import { predictLogits } from '../src/models/predict.ts';
 import { initBackend } from '../src/backend/select.ts';
-
-/** Row-wise softmax of logits, in place. */
-function softmaxRows(v: Float32Array, n: number, C: number): Float32Array {
-  for (let i = 0; i < n; i++) {
-    const o = i * C;
-    let m = -Infinity;
-    for (let c = 0; c < C; c++) m = Math.max(m, v[o + c]!);
-    let s = 0;
-    for (let c = 0; c < C; c++) s += (v[o + c] = Math.exp(v[o + c]! - m));
-    for (let c = 0; c < C; c++) v[o + c]! /= s;
-  }
-  return v;
-}
-
-function argmaxRow(v: Float32Array, o: number, C: number): number {
-  let a = 0;
-  for (let c = 1; c < C; c++) if (v[o + c]! > v[o + a]!) a = c;
-  return a;
-}
+import { argmaxRows } from '../src/ensemble/metrics.ts';
+import { softmaxRows } from '../src/specialists/specialist-train.ts';
 
 async function main(): Promise<void> {
   const [run, ...pairs] = process.argv.slice(2);
@@ -52,7 +35,7 @@ async function main(): Promise<void> {
     generalist: await readPredictionsFile(path.join(run, 'covariance', 'predictions-test.arrow')),
   };
   const C = teachers.ensemble.C;
-  const probs = { ensemble: teachers.ensemble.values, generalist: softmaxRows(Float32Array.from(teachers.generalist.values), n, C) };
+  const probs = { ensemble: teachers.ensemble.values, generalist: softmaxRows(teachers.generalist.values, n, C) };
   for (const t of Object.values(teachers)) {
     if (t.n !== n || t.C !== C) throw new Error(`a teacher file has ${t.n} x ${t.C}, the test split ${n} x ${C}`);
     for (let i = 0; i < n; i++) if (t.labels[i] !== test.y[i]) throw new Error(`test row ${i}: a teacher file's label differs from ingest/test.arrow`);
@@ -62,6 +45,8 @@ async function main(): Promise<void> {
     const s = softmaxRows(predictLogits(model, test.x, n, test.dim), n, C);
     model.dispose();
     const q = probs[teacher];
+    const at = argmaxRows(q, n, C);
+    const as = argmaxRows(s, n, C);
     let kl = 0;
     let agree = 0;
     let accT = 0;
@@ -79,11 +64,9 @@ async function main(): Promise<void> {
         }
         hS -= b * Math.log(b);
       }
-      const at = argmaxRow(q, o, C);
-      const as = argmaxRow(s, o, C);
-      if (at === as) agree++;
-      if (at === test.y[i]) accT++;
-      if (as === test.y[i]) accS++;
+      if (at[i] === as[i]) agree++;
+      if (at[i] === test.y[i]) accT++;
+      if (as[i] === test.y[i]) accS++;
     }
     console.log(JSON.stringify({ student: stage, teacher, cases: n, kl_teacher_student: kl / n, argmax_agreement: agree / n, teacher_accuracy: accT / n, student_accuracy: accS / n, teacher_entropy: hT / n, student_entropy: hS / n }));
   }
