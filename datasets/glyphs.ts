@@ -65,8 +65,8 @@ export interface GlyphsOptions {
   testPerClass: number;
   /**
    * Extra rows per class with split = 'unlabeled', rendered after the test rows in the training
-   * fonts (an unlabelled transfer set: ingest ignores their labels). 0 or absent: none, and the
-   * file is what it was without the option.
+   * fonts (an unlabelled transfer set: ingest ignores their labels). 0 or absent: none; the
+   * labelled rows are the same either way.
    */
   unlabeledPerClass?: number;
   /** Image height and width in pixels. */
