@@ -44,6 +44,12 @@ export interface RunOptions {
   log?: Logger;
   /** Called before each stage runs (tests use this to simulate crashes). */
   onStageStart?: (name: string) => void;
+  /**
+   * The caller has opened the run folder and finished interrupted swaps already
+   * ({@link recoverInterruptedSwaps}), as the concurrent scheduler does before it starts processes
+   * that run stages side by side: this run skips that step, which would briefly lock their stages.
+   */
+  recovered?: boolean;
 }
 
 /** What happened to one stage. */
@@ -116,8 +122,54 @@ async function recoverSwap(runDir: string, name: string): Promise<void> {
   if (tmpOurs && existsSync(tmp)) await fs.rm(tmp, { recursive: true, force: true });
 }
 
+/**
+ * Checks the config's run and stage names, resolves the run folder (`--out`, default
+ * `artifacts/<name>/`) and the dataset cache beside it, and makes the run folder ready: created,
+ * adopted when empty, or recognised as an earlier run folder; anything else is refused untouched.
+ */
+export async function openRunFolder(config: PipelineConfig, opts: Pick<RunOptions, 'out' | 'cacheDir'>, log: Logger): Promise<{ runDir: string; cacheDir: string }> {
+  if (!RUN_NAME_RE.test(config.name)) {
+    throw new ConfigError(`${config.file}: the run name '${config.name}' is not a plain folder name (a letter or digit first, then letters, digits, '.', '-' or '_'); set 'name:' in the config`);
+  }
+  for (const s of config.stages) {
+    if (!/^[a-z0-9][a-z0-9_-]*$/.test(s.name)) throw new ConfigError(`${config.file}: stage name '${s.name}' must be lower-case letters, digits, '-' or '_'`);
+  }
+  const runDir = path.resolve(opts.out ?? path.join('artifacts', config.name));
+  const cacheDir = path.resolve(opts.cacheDir ?? path.join(path.dirname(runDir), 'datasets'));
+  checkOutFolderPlace(runDir, { repoRoot: REPO_ROOT, cacheDir });
+  try {
+    await prepareRunFolder(runDir, { name: config.name, packageVersion, note: (m) => log.info(m) });
+    await fs.access(runDir, fsConstants.W_OK);
+  } catch (e) {
+    if (e instanceof UserError) throw e;
+    throw new UserError('io', `cannot write to the output folder ${runDir}: ${(e as Error).message}; choose another with --out or fix its permissions`);
+  }
+  return { runDir, cacheDir };
+}
+
+/**
+ * Finishes or undoes the folder swaps a crash interrupted (see `recoverSwap`), for each stage of
+ * the config that no other live pipeline process is running.
+ */
+export async function recoverInterruptedSwaps(config: PipelineConfig, runDir: string, note: (m: string) => void): Promise<void> {
+  for (const stage of config.stages) {
+    let r: (() => void) | undefined;
+    try {
+      r = lockStage(runDir, stage.name, 'write', note);
+    } catch (e) {
+      if (e instanceof UserError && e.kind === 'lock') continue;
+      throw e;
+    }
+    try {
+      await recoverSwap(runDir, stage.name);
+    } finally {
+      r();
+    }
+  }
+}
+
 /** Picks which stages must be considered, and which are forced to rerun. */
-function selectStages(config: PipelineConfig, opts: RunOptions): { run: StageConfig[]; forced: Set<string> } {
+export function selectStages(config: PipelineConfig, opts: RunOptions): { run: StageConfig[]; forced: Set<string> } {
   const names = config.stages.map((s) => s.name);
   const only = opts.only === undefined ? undefined : typeof opts.only === 'string' ? [opts.only] : [...opts.only];
   if (only !== undefined && only.length === 0) throw new ConfigError('--only needs at least one stage name (comma-separated: --only a,b)');
@@ -151,24 +203,9 @@ function selectStages(config: PipelineConfig, opts: RunOptions): { run: StageCon
  */
 export async function runPipeline(config: PipelineConfig, opts: RunOptions = {}): Promise<RunResult> {
   const log = opts.log ?? createLogger();
-  if (!RUN_NAME_RE.test(config.name)) {
-    throw new ConfigError(`${config.file}: the run name '${config.name}' is not a plain folder name (a letter or digit first, then letters, digits, '.', '-' or '_'); set 'name:' in the config`);
-  }
-  for (const s of config.stages) {
-    if (!/^[a-z0-9][a-z0-9_-]*$/.test(s.name)) throw new ConfigError(`${config.file}: stage name '${s.name}' must be lower-case letters, digits, '-' or '_'`);
-  }
-  const runDir = path.resolve(opts.out ?? path.join('artifacts', config.name));
-  const cacheDir = path.resolve(opts.cacheDir ?? path.join(path.dirname(runDir), 'datasets'));
-  const seed = opts.seed ?? config.seed;
   const { run, forced } = selectStages(config, opts);
-  checkOutFolderPlace(runDir, { repoRoot: REPO_ROOT, cacheDir });
-  try {
-    await prepareRunFolder(runDir, { name: config.name, packageVersion, note: (m) => log.info(m) });
-    await fs.access(runDir, fsConstants.W_OK);
-  } catch (e) {
-    if (e instanceof UserError) throw e;
-    throw new UserError('io', `cannot write to the output folder ${runDir}: ${(e as Error).message}; choose another with --out or fix its permissions`);
-  }
+  const { runDir, cacheDir } = await openRunFolder(config, opts, log);
+  const seed = opts.seed ?? config.seed;
   const note = (m: string): void => log.info(m);
   /** Locks this process holds now; released when each stage is done, on Ctrl-C and at the end. */
   const held = new Set<() => void>();
@@ -258,21 +295,7 @@ export async function runPipeline(config: PipelineConfig, opts: RunOptions = {})
       verified.add(dep);
     };
 
-    // Finish folder swaps a crash interrupted, for each stage no other live process is running.
-    for (const stage of config.stages) {
-      let r: (() => void) | undefined;
-      try {
-        r = lockStage(runDir, stage.name, 'write', note);
-      } catch (e) {
-        if (e instanceof UserError && e.kind === 'lock') continue;
-        throw e;
-      }
-      try {
-        await recoverSwap(runDir, stage.name);
-      } finally {
-        r();
-      }
-    }
+    if (!opts.recovered) await recoverInterruptedSwaps(config, runDir, note);
     // Code hashes are taken now, when the code was loaded: a source file edited while a long run
     // is under way must not be recorded as the code that produced a later stage.
     const codeHashes = new Map<string, { sha256: string; files: number }>();

@@ -77,6 +77,12 @@ export interface StageDef<P> {
    * stage's own file): they and every file they import, transitively, are hashed (`pipeline/code-files.ts`).
    */
   code: string[];
+  /**
+   * The stage runs independent jobs in `ctx.workers` processes (specialists, ensemble members,
+   * sweep students). With `--concurrent-stages` such a stage is given every process slot when all
+   * are free, and one slot otherwise, as any other stage.
+   */
+  fansOut?: boolean;
   /** Does the work, writing into `ctx.outDir`. May return a small summary kept in the manifest. */
   run(ctx: StageContext<P>): Promise<Record<string, unknown> | void>;
 }
