@@ -61,6 +61,7 @@ await runCli(USAGE, async (argv) => {
   };
   if (values.queue !== undefined) parseQueueUrl(values.queue, '--queue');
   const config = loadConfig(values.config ?? defaultConfig(), STAGES);
+  const workers = int('workers', values.workers, 1) ?? 1;
   const options: RunOptions = {
     ...(values.out !== undefined ? { out: values.out } : {}),
     ...(values.only !== undefined ? { only: values.only.split(',').map((n) => n.trim()).filter((n) => n !== '') } : {}),
@@ -68,10 +69,10 @@ await runCli(USAGE, async (argv) => {
     force: values.force,
     ...(values.backend !== undefined ? { backend: values.backend } : {}),
     ...(values.seed !== undefined ? { seed: int('seed', values.seed, 0)! } : {}),
-    workers: int('workers', values.workers, 1) ?? 1,
+    workers,
     ...(values.queue !== undefined ? { queue: values.queue } : {}),
   };
-  const result = values['concurrent-stages'] ? await runPipelineConcurrently(config, { ...options, workers: options.workers ?? 1 }) : await runPipeline(config, options);
+  const result = values['concurrent-stages'] ? await runPipelineConcurrently(config, { ...options, workers }) : await runPipeline(config, options);
   const rel = path.relative(process.cwd(), result.runDir) || '.';
   console.log(`\n${config.name}: ${result.stages.map((s) => `${s.name} ${s.status}${s.status === 'ran' ? ` ${s.seconds.toFixed(1)}s` : ''}`).join(', ')}`);
   console.log(`artifacts in ${rel}/ (npm run inspect -- ${rel}/<stage>)`);
