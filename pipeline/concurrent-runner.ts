@@ -58,7 +58,11 @@ function plan(config: PipelineConfig, run: StageConfig[]): Planned[] {
   const downstreamOf = (name: string): Set<string> => {
     const out = new Set<string>();
     const visit = (n: string): void => {
-      for (const [s, r] of reads) if (r.includes(n) && !out.has(s)) out.add(s), visit(s);
+      for (const [s, r] of reads) {
+        if (!r.includes(n) || out.has(s)) continue;
+        out.add(s);
+        visit(s);
+      }
     };
     visit(name);
     return out;
@@ -117,6 +121,7 @@ export async function runPipelineConcurrently(config: PipelineConfig, opts: Conc
           const threads = String(take === slots ? cores : threadsPerSlot);
           const env: NodeJS.ProcessEnv = { ...process.env, OPENBLAS_NUM_THREADS: threads, OMP_NUM_THREADS: threads };
           const name = p.stage.name;
+          log.info(`${name}: starting (${take} slot${take === 1 ? '' : 's'}, ${threads} BLAS thread${threads === '1' ? '' : 's'})`);
           const proc = startStageProcess(
             {
               configFile,

@@ -1,5 +1,5 @@
 import { describe, it, expect, beforeAll } from 'vitest';
-import { mkdtempSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, existsSync, readdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { loadConfig, parseConfig } from '../../pipeline/config.ts';
@@ -9,9 +9,13 @@ import { configFingerprint, startStageProcess } from '../../pipeline/stage-proce
 import { STAGES } from '../../pipeline/stages/index.ts';
 import { readManifest, type Manifest } from '../../src/artifacts/manifest.ts';
 import { UserError } from '../../src/util/errors.ts';
-import { silentLogger } from '../../src/util/log.ts';
+import { createLogger, silentLogger } from '../../src/util/log.ts';
 
-/** A chain (ingest -> generalist -> covariance -> clusters) and a longer stage beside it ('other'). */
+/**
+ * A chain (ingest -> generalist -> covariance -> clusters) and a longer stage beside it ('other');
+ * the generalist takes a few seconds, so its run and other's overlap whatever their processes'
+ * start-up times.
+ */
 const CONFIG = `
 name: concurrent
 seed: 7
@@ -21,8 +25,8 @@ stages:
     dataset: {recipe: synthetic, options: {classes: 12, groups: 3, dim: 8, perClass: 30, seed: 3, classSpread: 0.5}}
   generalist:
     hidden: [8]
-    epochs: 3
-    batch_size: 32
+    epochs: 40
+    batch_size: 4
     optimizer: {name: adam, lr: 0.01}
   covariance: {}
   clusters: {k: 3}
@@ -72,18 +76,30 @@ describe('concurrent stages (--workers N --concurrent-stages)', () => {
     const bad = path.join(dir, 'bad.yaml');
     writeFileSync(bad, `${CONFIG}  imported:\n    type: import\n    from: ${path.join(dir, 'no-such-model', 'model.json')}\n`);
     const out = path.join(dir, 'failing');
-    const err = await runPipelineConcurrently(loadConfig(bad, STAGES), { out, cacheDir: path.join(dir, 'cache'), workers: 2, log: silentLogger }).catch((e: unknown) => e);
+    const lines: string[] = [];
+    const log = createLogger({ tty: false, write: (l) => lines.push(l) });
+    const err = await runPipelineConcurrently(loadConfig(bad, STAGES), { out, cacheDir: path.join(dir, 'cache'), workers: 2, log }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(UserError);
     expect((err as UserError).kind).toBe('data');
     expect((err as Error).message).toMatch(/stage 'imported': input file .*no-such-model.* does not exist/);
-    // ingest (most downstream stages) and 'imported' started together; ingest finished, nothing after it started.
+    // ingest (most downstream stages) and 'imported' started together, the only two ready stages:
+    // ingest, running when 'imported' failed, finished; no stage started after the failure.
     expect(existsSync(path.join(out, 'ingest', 'manifest.json'))).toBe(true);
-    for (const s of ['generalist', 'other', 'imported']) expect(existsSync(path.join(out, s)), s).toBe(false);
+    expect(existsSync(path.join(out, 'imported'))).toBe(false);
+    const failedAt = lines.findIndex((l) => l.startsWith('imported: failed'));
+    expect(failedAt).toBeGreaterThanOrEqual(0);
+    expect(lines.slice(failedAt).filter((l) => /^\w+: starting/.test(l))).toEqual([]);
+    // Every stage started before the failure finished.
+    for (const l of lines.slice(0, failedAt).filter((x) => /^\w+: starting/.test(x))) {
+      const s = l.split(':')[0]!;
+      if (s !== 'imported') expect(existsSync(path.join(out, s, 'manifest.json')), s).toBe(true);
+    }
+    expect(readdirSync(out).filter((f) => f.startsWith('.tmp-'))).toEqual([]);
   }, 60_000);
 
   it('a stage process refuses a config file that changed after the run was planned', async () => {
     const config = loadConfig(file, STAGES);
-    const changed = parseConfig(CONFIG.replace('epochs: 3', 'epochs: 4'), file, STAGES);
+    const changed = parseConfig(CONFIG.replace('epochs: 40', 'epochs: 41'), file, STAGES);
     expect(configFingerprint(changed)).not.toBe(configFingerprint(config));
     const proc = startStageProcess(
       { configFile: file, fingerprint: configFingerprint(changed), stage: 'generalist', out: path.join(dir, 'par'), cacheDir: path.join(dir, 'cache'), force: true, workers: 1 },
